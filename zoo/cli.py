@@ -192,6 +192,18 @@ def _print_info(console, item: dict) -> None:
         console.print("source files: none published; use --weights PATH with your own checkpoint")
 
 
+# -- download, pin, mirror, cache (zoo/fetch.py and friends) ---------------------------------
+
+
+# -- convert, verify (zoo/pipeline.py, zoo/verify.py) -----------------------------------------
+
+
+# -- quantize, evaluate, bench (zoo/quantize.py, zoo/evaluate.py, zoo/bench.py) ---------------
+
+
+# -- bundle, publish, pull (zoo/bundle.py, zoo/publish.py) -------------------------------------
+
+
 def main() -> None:
     """Entry point: run the app; turn ZooError into one paragraph and an exit code."""
     try:

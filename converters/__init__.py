@@ -1,0 +1,58 @@
+"""Source-framework adapters, found by the manifest's `framework` value.
+
+Every adapter module has the same small interface:
+
+- ``load(files, manifest) -> SourceModel``: the model running in its ORIGINAL framework.
+  ``files`` maps manifest file names (or "weights" for a user's --weights file) to local paths.
+- ``export_onnx(source_model, path, manifest) -> None``: one self-contained ``.onnx`` file whose
+  input and output names and shapes are the manifest's.
+- ``write_reference_weights(manifest, directory, seed) -> dict[str, Path]``: seeded weights in the
+  upstream file format and layout (same file type, tensor names and shapes), keyed like ``files``.
+- optionally ``to_openvino(source_model, files, manifest) -> openvino.Model``: when OpenVINO should
+  read the source format directly instead of the ONNX export.
+
+Frameworks are imported inside these functions, never at module level.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Protocol
+
+import numpy as np
+
+#: manifest `framework` value -> adapter module under converters/
+ADAPTERS = {
+    "onnx": "converters.onnx",
+    "pytorch": "converters.pytorch",
+    "torchscript": "converters.pytorch",
+    "lasagne": "converters.lasagne",
+    "keras": "converters.keras",
+    "tflite": "converters.tflite",
+}
+
+
+class SourceModel(Protocol):
+    """A model in its original framework, run on named numpy inputs."""
+
+    input_names: list[str]
+    output_names: list[str]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def get_converter(framework: str) -> ModuleType:
+    """The adapter module for a manifest's framework."""
+    from zoo.errors import UsageError
+
+    try:
+        module_name = ADAPTERS[framework]
+    except KeyError:
+        raise UsageError(f"framework {framework!r} has no converter (known: {', '.join(ADAPTERS)}).") from None
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            raise UsageError(f"the {framework} converter ({module_name}) is not available in this build.") from exc
+        raise
