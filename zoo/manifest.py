@@ -403,7 +403,10 @@ def parse_labels(data: bytes, spec: Labels, origin: str) -> list[str]:
 # -- loading ------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when available: 10x faster
+
+
+class _UniqueKeyLoader(_SafeLoader):
     """A safe loader that refuses duplicate keys instead of silently keeping the last one."""
 
 
