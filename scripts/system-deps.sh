@@ -2,6 +2,7 @@
 # Install the Debian packages zoo's tests use, when missing and when we may (root with apt-get).
 set -euo pipefail
 packages=(espeak-ng)
+packages+=(docker-registry)  # a local OCI registry for the publish/pull tests (scripts/registry.sh)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
