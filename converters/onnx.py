@@ -1,0 +1,117 @@
+"""Framework `onnx`: the published file is already the model (AclNet, AclNet-INT8).
+
+The reference is ONNX Runtime on the source file with graph optimizations off,
+so it computes what the graph says (for a QDQ model: float math between
+explicit quantize/dequantize steps). The ONNX artifact is the source file
+itself, copied after checking that its tensor names and shapes are the
+manifest's. Reference weights come from our AclNet rebuild, exported to ONNX
+with the upstream names (and quantized to QDQ with NNCF for the INT8 entry).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from zoo.atomic import copy_file
+from zoo.errors import UsageError, ZooError
+
+
+def weights_path(files: dict[str, Path], manifest) -> Path:
+    """The ONNX file among the sources: a user's --weights file, else the manifest's weights file."""
+    if "weights" in files:
+        return Path(files["weights"])
+    for entry in manifest.files:
+        if entry.role == "weights" and entry.name in files:
+            return Path(files[entry.name])
+    raise UsageError(
+        f"{manifest.name}: no ONNX weights file among the sources ({', '.join(files) or 'none'}); "
+        "run `zoo download` or pass --weights PATH."
+    )
+
+
+class OnnxSourceModel:
+    """ONNX Runtime on the published file: the reference for framework `onnx`."""
+
+    def __init__(self, path: Path, manifest):
+        from zoo.runtimes import OnnxRuntimeRunner
+
+        self.path = Path(path)
+        self.manifest = manifest
+        self.runner = OnnxRuntimeRunner(self.path, optimize=False)
+        self.input_names = self.runner.input_names
+        self.output_names = self.runner.output_names
+        check_interface(self.path, manifest)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.runner.run(feeds)
+
+
+def check_interface(path: Path, manifest) -> None:
+    """The file's graph inputs and outputs must be the manifest's names, with compatible shapes."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf decode errors have many types
+        raise ZooError(f"{path}: not a readable ONNX model: {exc}") from exc
+    initializers = {i.name for i in model.graph.initializer}
+    graph_inputs = [i for i in model.graph.input if i.name not in initializers]
+    for direction, specs, values in (
+        ("input", manifest.inputs, graph_inputs),
+        ("output", manifest.outputs, list(model.graph.output)),
+    ):
+        found = {v.name: v for v in values}
+        for spec in specs:
+            if spec.name not in found:
+                raise ZooError(
+                    f"{path}: the manifest's {direction} {spec.name!r} ({manifest.name}, {direction}s[].name) is not in "
+                    f"the model, whose {direction}s are {sorted(found)}."
+                )
+            dims = found[spec.name].type.tensor_type.shape.dim
+            shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+            if dims and len(shape) != len(spec.shape):
+                raise ZooError(
+                    f"{path}: {direction} {spec.name!r} has rank {len(shape)} {shape}, "
+                    f"the manifest says {spec.shape}."
+                )
+            for have, want in zip(shape, spec.shape, strict=False):
+                if have is not None and isinstance(want, int) and have != want:
+                    raise ZooError(
+                        f"{path}: {direction} {spec.name!r} has shape {shape}, the manifest says {spec.shape}."
+                    )
+
+
+def load(files: dict[str, Path], manifest) -> OnnxSourceModel:
+    return OnnxSourceModel(weights_path(files, manifest), manifest)
+
+
+def export_onnx(source_model: OnnxSourceModel, path: str | Path, manifest) -> None:
+    """The source is the model: copy it (its names were checked on load)."""
+    copy_file(source_model.path, path)
+
+
+def write_reference_weights(manifest, directory: str | Path, seed: int) -> dict[str, Path]:
+    """Seeded AclNet weights as the ONNX file upstream publishes (QDQ INT8 for the quantized entry)."""
+    from converters.networks import aclnet
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    entry = next((f for f in manifest.files if f.role == "weights"), None)
+    if entry is None or manifest.network is None or manifest.network.name != "aclnet":
+        raise UsageError(
+            f"{manifest.name}: reference weights for framework onnx exist for AclNet entries only "
+            "(network.name: aclnet with a weights file)."
+        )
+    target = directory / entry.name
+    int8 = "int8" in manifest.tags
+    aclnet.write_reference_onnx(
+        target,
+        seed=seed,
+        input_name=manifest.inputs[0].name,
+        output_name=manifest.outputs[0].name,
+        num_classes=manifest.num_classes,
+        int8=int8,
+    )
+    return {entry.name: target}
