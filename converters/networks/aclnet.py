@@ -1,0 +1,188 @@
+"""AclNet (Huang & Leanos, arXiv 1811.06669), rebuilt from the layer table of the published ONNX.
+
+Upstream distributes only an ONNX export (batch norm already folded into the convolutions), so
+this module is what makes AclNet-format reference files: `write_aclnet_reference` (FP32 ONNX named
+like upstream) and `write_aclnet_int8_reference` (QDQ ONNX made with NNCF from the same network).
+
+Choices where the published facts are silent: every convolution except the last 1x1 is followed by
+batch norm and ReLU (depthwise ones included: the folded IR shows a bias on each); dropout is not
+rebuilt (its placement is unknown and it does nothing at inference).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from converters.networks.seeding import calibrate_batchnorm, calibration_audio, scale_final_layer, seeded_init
+
+
+def conv_bn_relu(in_ch: int, out_ch: int, kernel, stride=1, padding=0, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        OrderedDict(
+            conv=nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, groups=groups, bias=False),
+            bn=nn.BatchNorm2d(out_ch),
+            relu=nn.ReLU(),
+        )
+    )
+
+
+class Separable(nn.Module):
+    """Depthwise 3x3 (pad 1) then pointwise 1x1 with pad 1: the map grows by 2 in H and W."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.depthwise = conv_bn_relu(in_ch, in_ch, 3, padding=1, groups=in_ch)
+        self.pointwise = conv_bn_relu(in_ch, out_ch, 1, padding=1)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
+
+
+class AclNet(nn.Module):
+    """Raw 16 kHz waveform [N, 1, 1, L] -> class probabilities [N, num_classes]."""
+
+    def __init__(self, num_classes: int = 53):
+        super().__init__()
+        self.low_level = nn.Sequential(
+            OrderedDict(
+                conv1=conv_bn_relu(1, 64, (1, 33), stride=(1, 16), padding=(0, 16)),
+                conv2=conv_bn_relu(64, 128, (1, 5), stride=(1, 2), padding=(0, 2)),
+                pool=nn.MaxPool2d((1, 5), (1, 5)),
+            )
+        )
+        blocks: list[tuple[str, nn.Module]] = [
+            ("conv3", conv_bn_relu(1, 1, 3, padding=1)),
+            ("conv4", conv_bn_relu(1, 64, 1, padding=1)),
+            ("pool4", nn.MaxPool2d(2, 2)),
+        ]
+        channels = 64
+        for stage, width in zip((5, 6, 7, 8), (128, 256, 512, 1024), strict=True):
+            blocks += [
+                (f"sep{stage}a", Separable(channels, width)),
+                (f"sep{stage}b", Separable(width, width)),
+                (f"pool{stage}", nn.MaxPool2d(2, 2)),
+            ]
+            channels = width
+        self.high_level = nn.Sequential(OrderedDict(blocks))
+        self.conv_out = nn.Conv2d(1024, 512, 1, bias=True)
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        x = self.low_level(x)  # N, 128, 1, L/160
+        x = x.permute(0, 2, 1, 3)  # N, 1, 128, L/160: channels become the image height
+        x = self.high_level(x)
+        x = self.conv_out(x)
+        x = F.relu(x.mean(dim=(2, 3)))
+        return F.softmax(self.fc(x), dim=1)
+
+
+def fold_batchnorm(model: AclNet) -> nn.Module:
+    """A copy with every conv + batch norm fused into one conv with a bias (as the published ONNX is)."""
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(model).eval()
+    for parent in folded.modules():
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Sequential) and isinstance(getattr(child, "conv", None), nn.Conv2d) and hasattr(child, "bn"):
+                fused = nn.Sequential(OrderedDict(conv=fuse_conv_bn_eval(child.conv, child.bn), relu=child.relu))
+                setattr(parent, name, fused)
+    return folded
+
+
+def folded_parameter_count(model: AclNet) -> int:
+    """Parameters as the published model counts them: BN folded, so each conv has weight + bias."""
+    return sum(p.numel() for p in fold_batchnorm(model).parameters())
+
+
+def layer_shapes(model: AclNet, samples: int = 16000) -> list[tuple[str, tuple[int, ...]]]:
+    """(layer name, output C x H x W) in order, for checking against the published layer table."""
+    shapes = []
+    x = torch.zeros(1, 1, 1, samples)
+    with torch.no_grad():
+        for name, layer in model.low_level.named_children():
+            x = layer(x)
+            shapes.append((f"low_level.{name}", tuple(x.shape[1:])))
+        x = x.permute(0, 2, 1, 3)
+        shapes.append(("transpose", tuple(x.shape[1:])))
+        for name, layer in model.high_level.named_children():
+            x = layer(x)
+            shapes.append((f"high_level.{name}", tuple(x.shape[1:])))
+        x = model.conv_out(x)
+        shapes.append(("conv_out", tuple(x.shape[1:])))
+    return shapes
+
+
+def seeded_aclnet(num_classes: int, seed: int) -> AclNet:
+    """AclNet with seeded weights and batch-norm statistics measured on z-scored seeded audio."""
+    from zoo.features import zscore
+
+    model = AclNet(num_classes).eval()
+    seeded_init(model, seed)
+    clips = calibration_audio(16000, 1.0, 24, seed)
+    batch = torch.from_numpy(np.stack([zscore(c) for c in clips]).reshape(len(clips), 1, 1, 16000))
+    calibrate_batchnorm(model, (batch,))
+    scale_final_layer(model, model.fc, (batch,))
+    return model
+
+
+def _weights_file(manifest) -> str:
+    names = [f.name for f in manifest.files if f.role == "weights"]
+    return names[0] if names else f"{manifest.name}.onnx"
+
+
+def _export(model: nn.Module, manifest) -> bytes:
+    """ONNX bytes with the manifest's input/output names (the upstream file's names)."""
+    import io
+
+    spec = manifest.inputs[0]
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        model,
+        (torch.zeros(*spec.shape),),
+        buffer,
+        dynamo=False,
+        opset_version=manifest.convert.onnx.opset,
+        input_names=[spec.name],
+        output_names=[manifest.outputs[0].name],
+        do_constant_folding=True,
+    )
+    return buffer.getvalue()
+
+
+def write_aclnet_reference(manifest, directory: Path, seed: int) -> dict[str, Path]:
+    """An ONNX file named like upstream (aclnet_des_53.onnx) exported from a seeded AclNet."""
+    from zoo.atomic import write_bytes
+
+    num_classes = int(manifest.network.args.get("num_classes", 53)) if manifest.network else 53
+    model = fold_batchnorm(seeded_aclnet(num_classes, seed))
+    path = Path(directory) / _weights_file(manifest)
+    write_bytes(path, _export(model, manifest))
+    return {path.name: path}
+
+
+def write_aclnet_int8_reference(manifest, directory: Path, seed: int, subset_size: int = 32) -> dict[str, Path]:
+    """A QDQ ONNX named like upstream (aclnet_des_53_int8.onnx): the seeded AclNet quantized by NNCF."""
+    import nncf
+    import onnx
+
+    from zoo.atomic import write_bytes
+    from zoo.features import zscore
+
+    num_classes = int(manifest.network.args.get("num_classes", 53)) if manifest.network else 53
+    model = fold_batchnorm(seeded_aclnet(num_classes, seed))
+    proto = onnx.load_from_string(_export(model, manifest))
+    input_name = manifest.inputs[0].name
+    shape = [int(d) for d in manifest.inputs[0].shape]
+    items = [{input_name: zscore(c).reshape(shape)} for c in calibration_audio(16000, 1.0, subset_size, seed + 1)]
+    quantized = nncf.quantize(proto, nncf.Dataset(items), subset_size=len(items))
+    path = Path(directory) / _weights_file(manifest)
+    write_bytes(path, quantized.SerializeToString())
+    return {path.name: path}
