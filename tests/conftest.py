@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# fixtures http_server / shared_http_server for every test file
+pytest_plugins = ["tests.support.httpserver"]
+
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"
 
