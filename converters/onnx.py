@@ -93,25 +93,16 @@ def export_onnx(source_model: OnnxSourceModel, path: str | Path, manifest) -> No
 
 
 def write_reference_weights(manifest, directory: str | Path, seed: int) -> dict[str, Path]:
-    """Seeded AclNet weights as the ONNX file upstream publishes (QDQ INT8 for the quantized entry)."""
+    """Seeded AclNet weights as the ONNX file upstream publishes (QDQ INT8 for entries tagged int8)."""
+    if manifest.network is None or manifest.network.name != "aclnet":
+        raise UsageError(
+            f"{manifest.name}: reference weights for framework onnx exist for AclNet entries only "
+            "(network.name: aclnet)."
+        )
     from converters.networks import aclnet
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    entry = next((f for f in manifest.files if f.role == "weights"), None)
-    if entry is None or manifest.network is None or manifest.network.name != "aclnet":
-        raise UsageError(
-            f"{manifest.name}: reference weights for framework onnx exist for AclNet entries only "
-            "(network.name: aclnet with a weights file)."
-        )
-    target = directory / entry.name
-    int8 = "int8" in manifest.tags
-    aclnet.write_reference_onnx(
-        target,
-        seed=seed,
-        input_name=manifest.inputs[0].name,
-        output_name=manifest.outputs[0].name,
-        num_classes=manifest.num_classes,
-        int8=int8,
-    )
-    return {entry.name: target}
+    if "int8" in manifest.tags:
+        return aclnet.write_aclnet_int8_reference(manifest, directory, seed)
+    return aclnet.write_aclnet_reference(manifest, directory, seed)

@@ -196,12 +196,393 @@ def _print_info(console, item: dict) -> None:
 
 
 # -- convert, verify (zoo/pipeline.py, zoo/verify.py) -----------------------------------------
+@app.command()
+def convert(
+    name: NameOpt = None,
+    all_: AllOpt = False,
+    list_file: ListOpt = None,
+    manifests: ManifestsOpt = None,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: ./zoo-out or ZOO_OUT).")
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Convert this many models at once.")] = 1,
+    precisions: Annotated[
+        str | None, typer.Option("--precisions", help="IR precisions to make, e.g. FP32,FP16 (default: the manifest's).")
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option("--weights", help="Your own weights file, for entries without published weights.")
+    ] = None,
+    reference_weights: Annotated[
+        bool, typer.Option("--reference-weights", help="Use seeded weights in the upstream format (no download).")
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the reference weights.")] = 0,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", envvar="ZOO_CACHE", help="Download cache folder.")
+    ] = None,
+    mirror: Annotated[
+        list[str] | None, typer.Option("--mirror", help="Mirror to try first (repeatable; also ZOO_MIRROR).")
+    ] = None,
+    allow_unpinned: Annotated[
+        bool, typer.Option("--allow-unpinned", help="Use source files that have no checksum yet.")
+    ] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Use the cache only; never download.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert models to ONNX and OpenVINO IR (FP32, FP16); stages that are up to date are skipped."""
+    from zoo.layout import default_output_dir
+    from zoo.pipeline import ConvertOptions, convert_many, parse_precisions
+
+    chosen = select(name, all_, list_file, manifests)
+    options = ConvertOptions(
+        out=output_dir or default_output_dir(),
+        precisions=parse_precisions(precisions),
+        weights=weights,
+        reference_weights=reference_weights,
+        seed=seed,
+        cache_dir=cache_dir,
+        mirrors=list(mirror or []),
+        allow_unpinned=allow_unpinned,
+        offline=offline,
+        debug=_state["debug"],
+    )
+    results = convert_many(chosen, options, jobs=jobs)
+    if as_json:
+        from dataclasses import asdict
+
+        _print_json([{**asdict(r), "seconds": round(r.seconds, 3)} for r in results])
+    else:
+        _print_convert_table(results)
+    failed = [r for r in results if r.error is not None]
+    if failed:
+        code = max(r.exit_code for r in failed)
+        raise ZooError(
+            " ".join(f"{r.model}: {r.error}" for r in failed) + f" ({len(failed)} of {len(results)} models failed.)",
+            exit_code=2 if code == 2 else 1,
+        )
+
+
+def _print_convert_table(results) -> None:
+    from rich.table import Table
+
+    table = Table(title="zoo convert")
+    for column in ("model", "stage", "status", "seconds"):
+        table.add_column(column, justify="right" if column == "seconds" else "left")
+    for result in results:
+        for stage in result.stages:
+            table.add_row(result.model, stage.stage, stage.status, f"{stage.seconds:.1f}")
+        summary = "up to date, nothing to do" if result.up_to_date else ("failed" if result.error else "converted")
+        table.add_row(result.model, "total", summary, f"{result.seconds:.1f}", end_section=True)
+    _console().print(table)
+
+
+@app.command()
+def verify(
+    name: NameOpt = None,
+    all_: AllOpt = False,
+    list_file: ListOpt = None,
+    manifests: ManifestsOpt = None,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: ./zoo-out or ZOO_OUT).")
+    ] = None,
+    reference_weights: Annotated[
+        bool, typer.Option("--reference-weights", help="The outputs were converted with --reference-weights.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every converted artifact against the original framework on the probe set; exit 1 on any miss."""
+    from zoo.layout import default_output_dir
+    from zoo.verify import verify_many
+
+    chosen = select(name, all_, list_file, manifests)
+    out = output_dir or default_output_dir()
+
+    def log(message: str) -> None:
+        sys.stderr.write(f"zoo: {message}\n")
+
+    reports, errors = verify_many(chosen, out, reference_weights=reference_weights, log=log)
+    if as_json:
+        _print_json(reports if len(reports) != 1 else reports[0])
+    elif reports:
+        _print_verify_table(reports)
+    misses = [f for r in reports for f in r["failures"]] + errors
+    if misses:
+        raise ZooError("verification failed: " + "; ".join(misses) + ".", exit_code=1)
+
+
+def _print_verify_table(reports) -> None:
+    from rich.table import Table
+
+    from zoo.verify import summary_rows
+
+    def number(value, digits=3) -> str:
+        return "-" if value is None else f"{value:.{digits}g}"
+
+    table = Table(title="zoo verify")
+    for column in ("model", "artifact", "runtime", "max abs", "max rel", "cosine", "top-1", "top-5", "decision",
+                   "tolerance", "result"):
+        table.add_column(column, no_wrap=column in ("model", "artifact"))
+    for report in reports:
+        rows = summary_rows(report)
+        for index, row in enumerate(rows):
+            tolerance = ", ".join(f"{k} {v:g}" for k, v in row["tolerance"].items()) or "-"
+            table.add_row(row["model"], row["artifact"], row["runtime"], number(row["max_abs"]),
+                          number(row["max_rel"]), number(row["cosine_min"], 6), number(row["top1"]),
+                          number(row["top5"]), number(row["decision"]), tolerance, row["result"],
+                          end_section=index == len(rows) - 1)
+        for item in report["expectations"]:
+            state = "skipped" if item["passed"] is None else ("pass" if item["passed"] else "FAIL")
+            detail = item.get("note") or f"rank {item['rank']}"
+            table.add_row(report["model"], "expect", f"{item['probe']} -> {item['label']}", detail, "", "", "",
+                          "", "", f"top {item['top_k']}", state)
+    _console().print(table)
+
 
 
 # -- quantize, evaluate, bench (zoo/quantize.py, zoo/evaluate.py, zoo/bench.py) ---------------
 
 
 # -- bundle, publish, pull (zoo/bundle.py, zoo/publish.py) -------------------------------------
+bundle_app = typer.Typer(
+    help="Make a versioned, checksummed, optionally signed bundle of verified models; verify, list, keygen.",
+    invoke_without_command=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+app.add_typer(bundle_app, name="bundle")
+
+PlainHttpOpt = Annotated[
+    bool, typer.Option("--plain-http", help="Talk HTTP, not HTTPS, to the registry (automatic for 127.0.0.1/localhost).")
+]
+PublicKeyOpt = Annotated[
+    Path | None, typer.Option("--public-key", help="PEM public key: also check the bundle's signature with it.")
+]
+
+
+def _print_lines(pairs: list[tuple[str, object]]) -> None:
+    width = max(len(k) for k, _ in pairs)
+    for key, value in pairs:
+        typer.echo(f"{key.ljust(width)}  {value}")
+
+
+@bundle_app.callback(invoke_without_command=True)
+def bundle(
+    ctx: typer.Context,
+    name: NameOpt = None,
+    all_: AllOpt = False,
+    list_file: ListOpt = None,
+    manifests: ManifestsOpt = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Bundle version X.Y.Z (also the OCI tag when published).")
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Where `zoo convert`/`zoo verify` wrote (default zoo-out).")
+    ] = None,
+    dist: Annotated[Path, typer.Option("--dist", help="Folder the bundle and its .tar.gz go to.")] = Path("dist"),
+    bundle_name: Annotated[
+        str | None, typer.Option("--bundle-name", help="Bundle name (default: the model's name, or 'zoo' for several).")
+    ] = None,
+    name_prefix: Annotated[str, typer.Option("--name-prefix", help="Prefix for the bundle name, e.g. 'acme-'.")] = "",
+    precisions: Annotated[
+        list[str] | None,
+        typer.Option("--precisions", help="Artifacts to include: comma-separated onnx,FP32,FP16,INT8 (default: all verified)."),
+    ] = None,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option("--sign-key", help="PEM EC private key: sign with OpenSSF model-signing (password in ZOO_SIGN_PASSWORD)."),
+    ] = None,
+    allow_reference_weights: Annotated[
+        bool, typer.Option("--allow-reference-weights", help="Also bundle models made from reference weights (marked).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bundle verified models: `zoo bundle --name NAME --version 1.0.0 [--sign-key KEY]`; sub-commands below."""
+    if ctx.invoked_subcommand is not None:
+        if name or all_ or list_file or version:
+            raise ZooError(
+                f"zoo bundle {ctx.invoked_subcommand}: model selection and --version belong to `zoo bundle` itself, "
+                f"not before a sub-command.",
+                EXIT_USAGE,
+            )
+        return
+    from zoo.bundle import build_bundle
+    from zoo.layout import default_output_dir
+
+    if version is None:
+        raise ZooError("zoo bundle: --version X.Y.Z is required (the bundle's version).", EXIT_USAGE)
+    chosen = select(name, all_, list_file, manifests)
+    result = build_bundle(
+        chosen,
+        output_dir or default_output_dir(),
+        dist,
+        version,
+        bundle_name=bundle_name,
+        name_prefix=name_prefix,
+        precisions=precisions,
+        sign_key=sign_key,
+        allow_reference_weights=allow_reference_weights,
+    )
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    signed = "no"
+    if result.signed:
+        signed = "yes (previous signature kept: same content, same key)" if result.signature_reused else "yes"
+    _print_lines([
+        ("bundle", f"{result.name} {result.version}"),
+        ("models", ", ".join(result.models)),
+        ("folder", result.directory),
+        ("tarball", f"{result.tarball} ({result.tarball_size:,} bytes)"),
+        ("sha256", result.tarball_sha256),
+        ("created", f"{result.created} (from {result.created_from})"),
+        ("signed", signed),
+    ])
+    if result.reference_weights:
+        typer.echo("note: made from REFERENCE WEIGHTS (marked in bundle.json and the model cards)")
+
+
+@bundle_app.command("verify")
+def bundle_verify(
+    path: Annotated[Path, typer.Argument(help="Bundle folder or .tar.gz.", show_default=False)],
+    public_key: PublicKeyOpt = None,
+    require_signature: Annotated[
+        bool, typer.Option("--require-signature", help="Fail when the bundle is not signed.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-check every file's size and sha256, bundle.json, and (with --public-key) the signature."""
+    from zoo.bundle import verify_bundle
+
+    result = verify_bundle(path, public_key=public_key, require_signature=require_signature)
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    if result.signature_checked:
+        signature = f"valid ({public_key})"
+    elif result.signed:
+        signature = "present, NOT checked (give --public-key)"
+    else:
+        signature = "unsigned"
+    _print_lines([
+        ("bundle", f"{result.name} {result.version} ({result.created})"),
+        ("models", ", ".join(result.models)),
+        ("files", f"{result.files} checked (size and sha256)"),
+        ("signature", signature),
+    ])
+    if result.reference_weights:
+        typer.echo("note: made from REFERENCE WEIGHTS")
+    if result.non_commercial:
+        typer.echo(f"note: non-commercial licence: {', '.join(result.non_commercial)}")
+    typer.echo("OK")
+
+
+@bundle_app.command("ls")
+def bundle_ls(
+    target: Annotated[str, typer.Argument(help="Folder, file:///path or oci://host:port/repository.", show_default=False)],
+    plain_http: PlainHttpOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the bundle versions a folder or OCI repository holds."""
+    from zoo.publish import list_versions
+
+    rows = list_versions(target, plain_http=plain_http)
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        typer.echo(f"no zoo bundles in {target}")
+        return
+    from rich.table import Table
+
+    table = Table()
+    for column in ("bundle", "version", "tag", "created", "models", "signed", "size"):
+        table.add_column(column, no_wrap=column in ("bundle", "version"))
+    for row in rows:
+        table.add_row(
+            row["name"] or "?", row["version"] or "?", row.get("tag") or "-", row.get("created") or "-",
+            ", ".join(row["models"]), "yes" if row["signed"] else "no",
+            f"{row['size']:,}" if row.get("size") else "-",
+        )
+    _console().print(table)
+
+
+@bundle_app.command("keygen")
+def bundle_keygen(
+    path: Annotated[Path, typer.Argument(help="Private key file to write; the public key goes to PATH.pub.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing key pair.")] = False,
+) -> None:
+    """Make an elliptic-curve (P-256) key pair for signing bundles offline."""
+    from zoo.bundle import keygen
+
+    private, public = keygen(path, force=force)
+    typer.echo(f"private key  {private} (keep it secret)\npublic key   {public} (give it to whoever verifies)")
+
+
+@app.command()
+def publish(
+    path: Annotated[Path, typer.Argument(help="Bundle folder or .tar.gz made by `zoo bundle`.", show_default=False)],
+    to: Annotated[str, typer.Option("--to", help="Folder, file:///path or oci://host:port/repository[:tag].")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a version that is already published.")] = False,
+    public_key: PublicKeyOpt = None,
+    plain_http: PlainHttpOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a bundle, then publish it to a folder or an OCI registry (one artifact per version)."""
+    from zoo.publish import publish as publish_bundle
+
+    result = publish_bundle(path, to, force=force, plain_http=plain_http, public_key=public_key)
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    pairs = [
+        ("published", f"{result.name} {result.version}" + (" (replaced)" if result.replaced else "")),
+        ("to", result.target),
+        ("sha256", f"{result.sha256} ({result.size:,} bytes)"),
+        ("models", ", ".join(result.models)),
+        ("signed", "yes" if result.signed else "no"),
+    ]
+    if result.digest:
+        pairs.append(("manifest", result.digest))
+    _print_lines(pairs)
+
+
+@app.command()
+def pull(
+    ref: Annotated[
+        str, typer.Argument(help="oci://host:port/repository:tag, a folder target, or a bundle .tar.gz.", show_default=False)
+    ],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where the bundle goes.")] = Path("."),
+    version: Annotated[str | None, typer.Option("--version", help="Version to pull (when REF names none).")] = None,
+    bundle_name: Annotated[
+        str | None, typer.Option("--bundle", help="Bundle name, when a folder target holds several.")
+    ] = None,
+    public_key: PublicKeyOpt = None,
+    require_signature: Annotated[
+        bool, typer.Option("--require-signature", help="Fail when the bundle is not signed.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing copy in the output folder.")] = False,
+    plain_http: PlainHttpOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch a published bundle, verify it (sizes, sums, signature), keep the folder and its tarball."""
+    from zoo.publish import pull as pull_bundle
+
+    result = pull_bundle(
+        ref, output_dir, version=version, bundle_name=bundle_name, public_key=public_key,
+        require_signature=require_signature, force=force, plain_http=plain_http,
+    )
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    checked = result.verified
+    signature = "valid" if checked.signature_checked else ("present, not checked" if checked.signed else "unsigned")
+    _print_lines([
+        ("pulled", f"{checked.name} {checked.version}"),
+        ("from", result.source),
+        ("folder", result.directory),
+        ("tarball", result.tarball),
+        ("verified", f"{checked.files} files, signature {signature}"),
+    ])
+
 
 
 def main() -> None:
