@@ -133,56 +133,74 @@ def seeded_aclnet(num_classes: int, seed: int) -> AclNet:
     return model
 
 
+def export_onnx_bytes(model: nn.Module, input_name: str, output_name: str, samples: int = 16000, opset: int = 17) -> bytes:
+    """AclNet as ONNX bytes through the project's one exporter (BN folded, static [1, 1, 1, samples])."""
+    from converters.pytorch import export_module_onnx
+
+    return export_module_onnx(model, (torch.zeros(1, 1, 1, samples),), [input_name], [output_name], opset)
+
+
+def write_reference_onnx(
+    path: Path,
+    *,
+    seed: int,
+    input_name: str = "input",
+    output_name: str = "output",
+    num_classes: int | None = 53,
+    int8: bool = False,
+    opset: int = 17,
+    samples: int = 16000,
+    subset_size: int = 32,
+) -> Path:
+    """Seeded AclNet written like the published file: FP32 ONNX, or QDQ INT8 ONNX made by nncf.quantize.
+
+    The INT8 file is quantized from the same seeded network (same seed, same FP32 weights) with
+    seeded z-scored calibration clips, as upstream's INT8 file was made from its FP32 one.
+    """
+    from zoo.atomic import write_bytes
+
+    model = fold_batchnorm(seeded_aclnet(int(num_classes or 53), seed))
+    data = export_onnx_bytes(model, input_name, output_name, samples, opset)
+    if int8:
+        import nncf
+        import onnx
+
+        from zoo.features import zscore
+
+        proto = onnx.load_from_string(data)
+        clips = calibration_audio(16000, samples / 16000, subset_size, seed + 1)
+        items = [{input_name: zscore(c).reshape(1, 1, 1, samples)} for c in clips]
+        data = nncf.quantize(proto, nncf.Dataset(items), subset_size=len(items)).SerializeToString()
+    path = Path(path)
+    write_bytes(path, data)
+    return path
+
+
 def _weights_file(manifest) -> str:
     names = [f.name for f in manifest.files if f.role == "weights"]
     return names[0] if names else f"{manifest.name}.onnx"
 
 
-def _export(model: nn.Module, manifest) -> bytes:
-    """ONNX bytes with the manifest's input/output names (the upstream file's names)."""
-    import io
-
+def _write_for(manifest, directory: Path, seed: int, int8: bool) -> dict[str, Path]:
     spec = manifest.inputs[0]
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        model,
-        (torch.zeros(*spec.shape),),
-        buffer,
-        dynamo=False,
-        opset_version=manifest.convert.onnx.opset,
-        input_names=[spec.name],
-        output_names=[manifest.outputs[0].name],
-        do_constant_folding=True,
+    path = write_reference_onnx(
+        Path(directory) / _weights_file(manifest),
+        seed=seed,
+        input_name=spec.name,
+        output_name=manifest.outputs[0].name,
+        num_classes=manifest.num_classes,
+        int8=int8,
+        opset=manifest.convert.onnx.opset,
+        samples=int(spec.shape[-1]),
     )
-    return buffer.getvalue()
+    return {path.name: path}
 
 
 def write_aclnet_reference(manifest, directory: Path, seed: int) -> dict[str, Path]:
-    """An ONNX file named like upstream (aclnet_des_53.onnx) exported from a seeded AclNet."""
-    from zoo.atomic import write_bytes
-
-    num_classes = int(manifest.network.args.get("num_classes", 53)) if manifest.network else 53
-    model = fold_batchnorm(seeded_aclnet(num_classes, seed))
-    path = Path(directory) / _weights_file(manifest)
-    write_bytes(path, _export(model, manifest))
-    return {path.name: path}
+    """An ONNX file named like upstream (aclnet_des_53.onnx), names from the manifest, seeded AclNet."""
+    return _write_for(manifest, directory, seed, int8=False)
 
 
-def write_aclnet_int8_reference(manifest, directory: Path, seed: int, subset_size: int = 32) -> dict[str, Path]:
+def write_aclnet_int8_reference(manifest, directory: Path, seed: int) -> dict[str, Path]:
     """A QDQ ONNX named like upstream (aclnet_des_53_int8.onnx): the seeded AclNet quantized by NNCF."""
-    import nncf
-    import onnx
-
-    from zoo.atomic import write_bytes
-    from zoo.features import zscore
-
-    num_classes = int(manifest.network.args.get("num_classes", 53)) if manifest.network else 53
-    model = fold_batchnorm(seeded_aclnet(num_classes, seed))
-    proto = onnx.load_from_string(_export(model, manifest))
-    input_name = manifest.inputs[0].name
-    shape = [int(d) for d in manifest.inputs[0].shape]
-    items = [{input_name: zscore(c).reshape(shape)} for c in calibration_audio(16000, 1.0, subset_size, seed + 1)]
-    quantized = nncf.quantize(proto, nncf.Dataset(items), subset_size=len(items))
-    path = Path(directory) / _weights_file(manifest)
-    write_bytes(path, quantized.SerializeToString())
-    return {path.name: path}
+    return _write_for(manifest, directory, seed, int8=True)
