@@ -130,8 +130,9 @@ def mel_filters(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: fl
 def log_mel(audio: np.ndarray, sample_rate: int, params: dict) -> np.ndarray:
     """Log mel spectrogram (frames, mel_bins) as Kong's DCASE 2018 code makes it.
 
-    scipy.signal.spectrogram with a Hamming window, no detrending, one-sided magnitude and no
-    centre padding, then mel filters and log(x + offset).
+    scipy.signal.spectrogram with numpy's (symmetric) Hamming window, no detrending, one-sided
+    magnitude, no centre padding and scipy's default fs=1 density scaling (upstream passes no rate),
+    then mel filters and log(x + offset).
     """
     from scipy.signal import spectrogram
 
@@ -141,13 +142,16 @@ def log_mel(audio: np.ndarray, sample_rate: int, params: dict) -> np.ndarray:
     fmin = float(params.get("fmin", 50))
     fmax = float(params.get("fmax", sample_rate / 2))
     offset = float(params.get("log_offset", 1e-8))
-    window = str(params.get("window", "hamming"))
+    window_name = str(params.get("window", "hamming"))
+    windows = {"hamming": np.hamming, "hann": np.hanning, "hanning": np.hanning}
+    if window_name not in windows:
+        raise UsageError(f"audio.features.params.window: expected one of {', '.join(windows)}, got {window_name!r}.")
     if audio.shape[0] < n_fft:
         audio = _pad(audio, n_fft, "zero")
     _, _, magnitude = spectrogram(
         audio.astype(np.float64),
-        fs=sample_rate,
-        window=window,
+        fs=1.0,
+        window=windows[window_name](n_fft),
         nperseg=n_fft,
         noverlap=n_fft - hop,
         detrend=False,
@@ -171,9 +175,9 @@ def stft_magnitude_image(chunk: np.ndarray, params: dict) -> np.ndarray:
     nfft = int(params.get("nfft", 511))
     height = int(params.get("height", 256))
     width = int(params.get("width", 512))
-    if chunk.shape[0] < frame:
-        chunk = _pad(chunk, frame, "zero")
-    count = 1 + (chunk.shape[0] - frame) // step
+    # frames as python_speech_features' framesig makes them: the last one is completed with zeros
+    count = 1 if chunk.shape[0] <= frame else 1 + int(np.ceil((chunk.shape[0] - frame) / step))
+    chunk = _pad(chunk, (count - 1) * step + frame, "zero")
     index = np.arange(frame)[None, :] + step * np.arange(count)[:, None]
     frames = chunk.astype(np.float64)[index]
     magnitude = np.abs(np.fft.rfft(frames, n=nfft, axis=1))  # (frames, nfft // 2 + 1)
@@ -181,6 +185,7 @@ def stft_magnitude_image(chunk: np.ndarray, params: dict) -> np.ndarray:
     if params.get("flip", True) is False:
         image = image[::-1]
     low, high = float(image.min()), float(image.max())
+    # upstream divides by zero on silence (NaN image); a flat image maps to zeros here
     image = (image - low) / (high - low) if high > low else np.zeros_like(image)
     out = np.zeros((height, width), dtype=np.float32)
     rows, cols = min(height, image.shape[0]), min(width, image.shape[1])
@@ -300,15 +305,27 @@ def _patch_starts(total: int, length: int, hop: int) -> list[int]:
     return [i * hop for i in range(1 + int(np.ceil((total - length) / hop)))]
 
 
+#: Kahl's AED keeps a trailing chunk only when it is at least this long (upstream splitSignal)
+MIN_CHUNK_SECONDS = 1.0
+
+
+def split_chunks_upstream(signal: np.ndarray, length: int, hop: int, minimum: int) -> list[np.ndarray]:
+    """Chunks starting every *hop* samples, shorter tails kept (unpadded) if at least *minimum* long."""
+    chunks = [signal[i : i + length] for i in range(0, signal.shape[0], hop)]
+    chunks = [c for c in chunks if c.shape[0] >= minimum]
+    return chunks or [signal]
+
+
 def _image_feeds(manifest, signal, input_spec) -> list[dict[str, np.ndarray]]:
+    """Spectrogram images of 3 s chunks every hop; a short chunk gives a narrower image, zero-padded."""
     params = dict(manifest.audio.features.params)
     clip = manifest.audio.clip
     rate = manifest.audio.sample_rate
     length = int(round((clip.seconds if clip else 3.0) * rate))
     hop = int(round(clip.hop * rate)) if clip and clip.hop else length
-    pad = clip.pad if clip else "zero"
+    minimum = int(round(float(params.get("min_seconds", MIN_CHUNK_SECONDS)) * rate))
     feeds = []
-    for chunk in split_clips(signal, length, hop, pad):
+    for chunk in split_chunks_upstream(signal, length, hop, minimum):
         image = stft_magnitude_image(chunk, params)
         feeds.append({input_spec.name: _reshape(image, input_spec.shape, str(manifest.path))})
     return feeds
