@@ -99,7 +99,7 @@ class Fetcher:
         if num_attempts < 1:
             raise UsageError(f"--num-attempts: expected a number of at least 1, got {num_attempts}.")
         self.cache = cache
-        self.mirrors = tuple(mirrors)
+        self.mirrors = tuple(mirrors) or mirrors_from_env()
         self.allow_unpinned = allow_unpinned
         self.offline = offline
         self.num_attempts = num_attempts
@@ -452,6 +452,7 @@ def obtain_sources(manifest: Manifest, out: Path, *, reference_weights: bool = F
         "manifest_sha256": manifest.digest,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     })
+    os.chmod(directory / SOURCES_JSON, 0o644)
     return SourceSet(directory, files, reference_weights, seed if reference_weights else None)
 
 
@@ -519,3 +520,53 @@ def read_source_set(manifest: Manifest, out: Path) -> SourceSet | None:
             return None
     seed = data.get("seed")
     return SourceSet(directory, files, reference, seed if isinstance(seed, int) else None)
+
+
+# -- many models at once ---------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What happened to one model of a `zoo download` run."""
+
+    name: str
+    sources: SourceSet | None = None
+    error: ZooError | None = None
+
+
+def bytes_to_fetch(manifests: list[Manifest], cache: Cache) -> int | None:
+    """Declared bytes of the pinned files that are not in the cache yet (for the total bar)."""
+    total = 0
+    for manifest in manifests:
+        for sf in manifest.files:
+            if sf.checksum is None or sf.size is None:
+                continue
+            if cache.lookup(*sf.checksum) is None:
+                total += sf.size
+    return total or None
+
+
+def download_all(manifests: list[Manifest], out: Path, *, jobs: int = 1, weights: Path | None = None,
+                 **options) -> list[Outcome]:
+    """obtain_sources for each manifest, ``jobs`` at a time; failures are collected, not raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if jobs < 1:
+        raise UsageError(f"-j/--jobs: expected a number of at least 1, got {jobs}.")
+    if weights is not None and len(manifests) != 1:
+        raise UsageError(f"--weights names one checkpoint, so it needs exactly one model; "
+                         f"{len(manifests)} are selected ({', '.join(m.name for m in manifests)}).")
+    progress = options.get("progress") or Progress()
+    if not options.get("reference_weights") and weights is None:
+        progress.set_total(bytes_to_fetch(manifests, Cache(options.get("cache_dir"))))
+
+    def one(manifest: Manifest) -> Outcome:
+        try:
+            return Outcome(manifest.name, obtain_sources(manifest, out, weights=weights, **options))
+        except ZooError as exc:
+            return Outcome(manifest.name, error=exc)
+
+    if jobs == 1 or len(manifests) == 1:
+        return [one(m) for m in manifests]
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="zoo-download") as pool:
+        return list(pool.map(one, manifests))

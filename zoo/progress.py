@@ -111,7 +111,8 @@ class JsonProgress(Progress):
             self.stream.flush()
 
     def set_total(self, total_bytes):
-        self._emit("total", bytes=total_bytes)
+        if total_bytes:
+            self._emit("total", bytes=total_bytes)
 
     def start(self, model, file, url, total, offset=0):
         key = (model, file)

@@ -95,3 +95,29 @@ def _point_at(entry: dict, url: str, path: Path) -> None:
     entry["size"] = path.stat().st_size
     entry["sha256"] = _sha256(path)
     entry["sources"] = [{"url": url}]
+
+
+def catalog_with_files(tmp_path: Path, name: str, files: list[dict], source: Path = MANIFESTS,
+                       folder: str = "catalog", **fields) -> Path:
+    """A catalog copy in which entry ``name`` has the given ``files`` (and other top-level ``fields``)."""
+    target = tmp_path / folder
+    if not target.exists():
+        shutil.copytree(source, target)
+    yaml = YAML()
+    yaml.width = 4096
+    manifest_path = target / f"{name}.yaml"
+    with open(manifest_path, encoding="utf-8") as handle:
+        data = yaml.load(handle)
+    data["files"] = files
+    for key, value in fields.items():
+        data[key] = value
+    with open(manifest_path, "w", encoding="utf-8") as handle:
+        yaml.dump(data, handle)
+    return target
+
+
+def file_entry(name: str, data: bytes, url: str, algo: str = "sha256", **extra) -> dict:
+    """A manifest files[] entry for ``data`` served at ``url``."""
+    entry = {"name": name, "size": len(data), algo: hashlib.new(algo, data).hexdigest(), "sources": [{"url": url}]}
+    entry.update(extra)
+    return entry

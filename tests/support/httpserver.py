@@ -75,6 +75,11 @@ class IgnoreRange(Fault):
 
 
 @dataclass
+class IgnoreIfRange(Fault):
+    """Serve a Range without checking If-Range (servers that do not implement it)."""
+
+
+@dataclass
 class Html(Fault):
     """Answer 200 with an HTML page (a login wall, a 'file moved' page) instead of the file."""
 
@@ -188,7 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
         first, last, status = 0, size - 1, 200
         wanted = self.headers.get("Range")
         if_range = self.headers.get("If-Range")
-        if wanted and not isinstance(fault, IgnoreRange) and (if_range is None or if_range in (etag, modified)):
+        if wanted and not isinstance(fault, IgnoreRange) and (
+            if_range is None or if_range in (etag, modified) or isinstance(fault, IgnoreIfRange)
+        ):
             match = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted.strip())
             if match:
                 first = int(match.group(1))
@@ -254,6 +261,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     owner: FileServer
+
+    def handle_error(self, request, client_address):
+        """A client that hangs up (it gave up, or aborted an oversized body) is not a server error."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
 
 class FileServer:
