@@ -526,6 +526,218 @@ def _print_verify_table(reports) -> None:
 
 
 # -- quantize, evaluate, bench (zoo/quantize.py, zoo/evaluate.py, zoo/bench.py) ---------------
+@app.command()
+def quantize(
+    name: NameOpt = None,
+    all_: AllOpt = False,
+    list_file: ListOpt = None,
+    manifests: ManifestsOpt = None,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: ./zoo-out or ZOO_OUT).")
+    ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option("--calibration", help="Folder of audio files to calibrate on (default: the calibration probes)."),
+    ] = None,
+    subset_size: Annotated[
+        int | None, typer.Option("--subset-size", min=1, help="Calibration items (default: the manifest's).")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="performance | mixed (default: the manifest's).")
+    ] = None,
+    max_drop: Annotated[
+        float | None,
+        typer.Option("--max-drop", help="Accuracy control: largest absolute drop of the metric (e.g. 0.01)."),
+    ] = None,
+    dataset: Annotated[
+        Path | None,
+        typer.Option("--dataset", help="Labelled folder (one subfolder per class): accuracy control on top-1 accuracy."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Quantize again even when INT8 is up to date.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Quantize the FP32 IR to INT8 with NNCF (<out>/<name>/INT8/); optionally accuracy-controlled."""
+    from dataclasses import asdict
+
+    from zoo.layout import default_output_dir
+    from zoo.quantize import QuantizeOptions, quantize_many
+
+    chosen = select(name, all_, list_file, manifests)
+    options = QuantizeOptions(
+        out=output_dir or default_output_dir(), calibration=calibration, subset_size=subset_size,
+        preset=preset.lower() if preset else None, max_drop=max_drop, dataset=dataset, force=force,
+        debug=_state["debug"],
+    )
+
+    def log(message: str) -> None:
+        sys.stderr.write(f"zoo: {message}\n")
+
+    results = quantize_many(chosen, options, log)
+    if as_json:
+        _print_json([asdict(r) for r in results])
+    else:
+        _print_quantize_table(results)
+    failed = [r for r in results if r.error is not None]
+    if failed:
+        raise ZooError(" ".join(f"{r.model}: {r.error}" for r in failed)
+                       + f" ({len(failed)} of {len(results)} models failed.)", exit_code=1)
+
+
+def _print_quantize_table(results) -> None:
+    from rich.table import Table
+
+    table = Table(title="zoo quantize")
+    for column in ("model", "status", "mode", "preset", "subset", "quantizers", "agreement with FP32",
+                   "accuracy control", "seconds"):
+        table.add_column(column, justify="right" if column in ("subset", "quantizers", "seconds") else "left")
+    for r in results:
+        control = "-"
+        if r.accuracy_control:
+            c = r.accuracy_control
+            control = (f"{c['metric']}: FP32 {c['fp32']:.4f}, INT8 {c['int8']:.4f} (drop {c['drop']:.4f} "
+                       f"<= {c['max_drop']:g}; {c['reverted']} of {c['quantizers_plain']} reverted)")
+        agreement = f"{r.agreement:.4f} ({r.agreement_metric})" if r.agreement is not None else "-"
+        table.add_row(r.model, r.status if not r.error else "FAILED", r.mode or "-", r.preset or "-",
+                      str(r.subset_size or "-"), str(r.quantizers if r.quantizers is not None else "-"),
+                      agreement, control, f"{r.seconds:.1f}")
+    _console().print(table)
+
+
+@app.command()
+def evaluate(
+    dataset: Annotated[
+        Path, typer.Option("--dataset", help="Folder with one subfolder of audio files per class (label names).")
+    ],
+    name: NameOpt = None,
+    all_: AllOpt = False,
+    list_file: ListOpt = None,
+    manifests: ManifestsOpt = None,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: ./zoo-out or ZOO_OUT).")
+    ] = None,
+    precisions: Annotated[
+        list[str] | None,
+        typer.Option("--precisions", help="Comma-separated: source,onnx,FP32,FP16,INT8 (default: all present)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accuracy (top-1/top-5, mAP for multi-label) of the source model and each artifact on a labelled folder."""
+    from zoo.evaluate import evaluate as run_evaluation
+    from zoo.evaluate import parse_artifacts
+    from zoo.layout import default_output_dir
+
+    chosen = select(name, all_, list_file, manifests)
+    wanted = parse_artifacts(precisions)
+    out = output_dir or default_output_dir()
+    reports = [run_evaluation(m, out, dataset, artifacts=wanted) for m in chosen]
+    if as_json:
+        _print_json(reports if len(reports) != 1 else reports[0])
+        return
+    _print_evaluate_table(reports)
+
+
+def _print_evaluate_table(reports) -> None:
+    from rich.table import Table
+
+    def pct(value) -> str:
+        return "-" if value is None else f"{100 * value:.2f} %"
+
+    table = Table(title="zoo evaluate")
+    for column in ("model", "artifact", "files", "top-1 / accuracy", "top-5", "mAP", "same call as reference"):
+        table.add_column(column, justify="left" if column in ("model", "artifact") else "right")
+    for report in reports:
+        items = list(report["results"].items())
+        for index, (artifact, entry) in enumerate(items):
+            agree = next((v for k, v in entry.items() if k.startswith("agreement_")), None)
+            table.add_row(report["model"], artifact, str(entry["files"]), pct(entry.get("top1", entry.get("accuracy"))),
+                          pct(entry.get("top5")), pct(entry.get("mAP")), pct(agree), end_section=index == len(items) - 1)
+    _console().print(table)
+    for report in reports:
+        counts = ", ".join(f"{k} {v}" for k, v in report["classes"].items())
+        note = "  (REFERENCE WEIGHTS: figures say nothing about the real model)" if report["reference_weights"] else ""
+        sys.stdout.write(f"{report['model']}: {report['files']} files in {report['dataset']}: {counts}{note}\n")
+        for artifact, why in report["skipped"].items():
+            sys.stdout.write(f"{report['model']}: {artifact} not evaluated: {why}\n")
+
+
+@app.command("bench")
+def bench_command(
+    name: NameOpt = None,
+    all_: AllOpt = False,
+    list_file: ListOpt = None,
+    manifests: ManifestsOpt = None,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: ./zoo-out or ZOO_OUT).")
+    ] = None,
+    precisions: Annotated[
+        list[str] | None, typer.Option("--precisions", help="OpenVINO precisions: FP32,FP16,INT8 (default: all present).")
+    ] = None,
+    runtimes: Annotated[
+        list[str] | None,
+        typer.Option("--runtimes", help="source,onnxruntime,openvino (default: all)."),
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Items per call.")] = 1,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="Threads per runtime (default: the runtime's choice).")
+    ] = None,
+    seconds: Annotated[float, typer.Option("--seconds", min=0.05, help="Measured time per subject, after warm-up.")] = 3.0,
+    hint: Annotated[
+        str, typer.Option("--hint", help="OpenVINO inference precision: f32 (as verified) or default (the plugin's).")
+    ] = "f32",
+    as_json: JsonOpt = False,
+) -> None:
+    """Latency (p50/p90), throughput, size and speed-up over the source framework, per runtime and precision."""
+    from zoo.bench import PRECISIONS, RUNTIMES, bench, parse_list
+    from zoo.layout import default_output_dir
+
+    if hint not in ("f32", "default"):
+        raise ZooError(f"--hint: expected 'f32' or 'default', got {hint!r}.", EXIT_USAGE)
+    chosen = select(name, all_, list_file, manifests)
+    result = bench(
+        chosen, output_dir or default_output_dir(),
+        runtimes=parse_list(runtimes, RUNTIMES, "--runtimes"), precisions=parse_list(precisions, PRECISIONS, "--precisions"),
+        batch=batch, threads=threads, seconds=seconds, hint=None if hint == "default" else hint,
+    )
+    if as_json:
+        _print_json(result)
+        return
+    _print_bench_table(result)
+
+
+def _print_bench_table(result: dict) -> None:
+    from rich.table import Table
+
+    def num(value, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    options = result["options"]
+    table = Table(title=f"zoo bench (batch {options['batch']}, threads {options['threads'] or 'default'}, "
+                        f"{options['seconds']:g} s each, OpenVINO precision {options['openvino_precision_hint']})")
+    for column in ("model", "artifact", "runtime", "size MB", "p50 ms", "p90 ms", "items/s", "speed-up",
+                   "GFLOP/s", "agreement"):
+        table.add_column(column, justify="left" if column in ("model", "artifact", "runtime") else "right")
+    models = [r["model"] for r in result["rows"]]
+    for index, row in enumerate(result["rows"]):
+        last = index == len(models) - 1 or models[index + 1] != row["model"]
+        if row["error"]:
+            table.add_row(row["model"], row["artifact"], row["runtime"], num(row["size"] and row["size"] / 1e6, ".2f"),
+                          "error", "", "", "", "", row["error"][:80], end_section=last)
+            continue
+        agreement = "-" if row["agreement"] is None else f"{100 * row['agreement']:.2f} % {row['agreement_metric']}"
+        table.add_row(row["model"], row["artifact"], row["runtime"], num(row["size"] and row["size"] / 1e6, ".2f"),
+                      num(row["p50_ms"], ".3f"), num(row["p90_ms"], ".3f"), num(row["throughput"], ".1f"),
+                      num(row["speedup"], ".2f") + ("x" if row["speedup"] else ""), num(row["gflops"], ".1f"),
+                      agreement, end_section=last)
+    _console().print(table)
+    machine = result["machine"]
+    peak = machine.get("peak_gflops_f32")
+    line = f"{machine['cpu']}, {machine['cores']} logical cores"
+    if peak:
+        line += f"; measured f32 peak (one 1024x1024 MatMul on OpenVINO): {peak:.1f} GFLOP/s"
+    sys.stdout.write(line + "\n")
+    for row in result["rows"]:
+        if row["error"]:
+            sys.stdout.write(f"{row['model']}: {row['artifact']}: {row['error']}\n")
 
 
 # -- bundle, publish, pull (zoo/bundle.py, zoo/publish.py) -------------------------------------

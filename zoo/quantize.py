@@ -1,0 +1,592 @@
+"""`zoo quantize`: post-training INT8 of the FP32 IR with NNCF, written to <out>/<name>/INT8/.
+
+Calibration audio (the user's --calibration folder, else the probe set's
+"calibration" kind; for streaming entries also speech streams) goes through the
+manifest's host preprocessing; streaming entries run the FP32 model through each
+stream so every calibration item carries the recurrent state it would really see.
+Ignored scope, preset, subset size and mode (full INT8, or weights-only
+`compress_weights`) come from the manifest; --preset and --subset-size override.
+
+With --max-drop or --dataset the quantization is accuracy-controlled
+(nncf.quantize_with_accuracy_control): NNCF reverts the layers that cost most
+until the metric drops by at most --max-drop (absolute). The metric is top-1
+accuracy on the labelled --dataset folder (detection accuracy for detectors), or
+without labels the agreement with the FP32 model on the calibration set (top-1 per
+clip, thresholded decision per chunk for VAD). The drop of the result is measured
+again here: a bound NNCF could not meet, or a "fallback" that reverted every
+quantized layer, fails the run and writes nothing.
+
+Every run measures the INT8 model's agreement with FP32 on the calibration set and
+records it, with all options, in the stage stamp `<out>/<name>/stamps/INT8.json`;
+an up-to-date INT8 is not redone. `zoo verify` then judges INT8 against the source
+framework with the manifest's INT8 tolerance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from zoo.errors import EXIT_FAILED, UsageError, ZooError
+from zoo.evaluate import (
+    AUDIO_SUFFIXES,
+    FileResult,
+    clip_scores,
+    decision_threshold,
+    is_detector,
+    predict,
+    read_audio,
+    read_classes,
+    read_dataset,
+    run_feeds,
+    stream_feeds,
+)
+from zoo.layout import ModelLayout
+
+STAGE = "INT8"
+CALIBRATION_PROBES = 100
+STREAM_PROBE_SECONDS = 2.0
+STREAM_SPEECH_SECONDS = 10.0
+MANIFEST_FIELDS = {"quantize", "inputs", "outputs", "primary_output", "audio", "verify", "labels"}
+#: OpenVINO op types (the manifest's vocabulary) -> ONNX op types, for the QDQ ONNX ignored scope
+ONNX_TYPES = {
+    "Power": "Pow", "Multiply": "Mul", "Divide": "Div", "Subtract": "Sub", "Convolution": "Conv",
+    "GroupConvolution": "Conv", "ReduceMean": "ReduceMean", "Sigmoid": "Sigmoid", "Tanh": "Tanh",
+    "Add": "Add", "Sqrt": "Sqrt", "Concat": "Concat", "Gather": "Gather", "Squeeze": "Squeeze",
+    "MatMul": "MatMul", "Relu": "Relu", "Softmax": "Softmax", "Transpose": "Transpose",
+}
+
+
+@dataclass
+class QuantizeOptions:
+    """What `zoo quantize` was asked."""
+
+    out: Path
+    calibration: Path | None = None
+    subset_size: int | None = None
+    preset: str | None = None
+    max_drop: float | None = None
+    dataset: Path | None = None
+    force: bool = False
+    seed: int = 0
+    debug: bool = False
+
+
+@dataclass
+class Sample:
+    """One unit of calibration or validation: a file or probe as the network calls it makes."""
+
+    name: str
+    feeds: list[dict[str, np.ndarray]]
+    label: int | None = None
+
+
+@dataclass
+class QuantizeResult:
+    model: str
+    status: str  # done | up to date | skipped | failed
+    mode: str | None = None
+    seconds: float = 0.0
+    detail: str = ""
+    calibration: str | None = None
+    subset_size: int | None = None
+    preset: str | None = None
+    quantizers: int | None = None
+    agreement: float | None = None
+    agreement_metric: str | None = None
+    accuracy_control: dict | None = None
+    outputs: list[str] = field(default_factory=list)
+    error: str | None = None
+    exit_code: int = 0
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+def audio_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise UsageError(f"--calibration {directory}: not a folder of audio files.")
+    found = sorted(p for p in directory.rglob("*")
+                   if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
+    if not found:
+        raise UsageError(f"--calibration {directory}: holds no audio files ({', '.join(AUDIO_SUFFIXES)}).")
+    return found
+
+
+def files_digest(paths: list[Path], root: Path) -> str:
+    """sha256 over the relative names and contents of files: what a calibration or dataset folder holds."""
+    from zoo.stamps import sha256_file
+
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + sha256_file(path).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def probe_seconds(manifest) -> float:
+    if manifest.audio.clip is not None:
+        return float(manifest.audio.clip.seconds)
+    spec = manifest.inputs[0]
+    if spec.static:
+        return float(np.prod(spec.shape)) / manifest.audio.sample_rate
+    return 1.0
+
+
+def calibration_samples(manifest, options: QuantizeOptions, subset_size: int) -> tuple[list[Sample], str, str]:
+    """(samples, a description for people, a digest for the stamp) of the calibration audio."""
+    from zoo.features import prepare_inputs, synthetic_feature_inputs
+    from zoo.probes import probe_set
+
+    rate = manifest.audio.sample_rate
+    if options.calibration is not None:
+        root = Path(options.calibration)
+        paths = audio_files(root)
+        samples = []
+        for path in paths:
+            audio, file_rate = read_audio(path)
+            samples.append(Sample(path.relative_to(root).as_posix(), prepare_inputs(manifest, audio, file_rate)))
+        return samples, f"{len(paths)} files from {root}", "files:" + files_digest(paths, root)
+    features = manifest.audio.features
+    if features is not None and features.kind == "vggish-embeddings":
+        count = max(CALIBRATION_PROBES, subset_size)
+        feeds = synthetic_feature_inputs(manifest, count, options.seed + 1)
+        return ([Sample(f"synthetic-{i + 1}", [f]) for i, f in enumerate(feeds)],
+                f"{count} synthetic feature inputs", f"synthetic:{count}:{options.seed}")
+    if manifest.audio.streaming:
+        probes = probe_set(rate, STREAM_PROBE_SECONDS, "calibration", seed=options.seed + 1, count=40)
+        probes += probe_set(rate, STREAM_SPEECH_SECONDS, "speech", seed=options.seed + 1)
+        how = f"{len(probes)} calibration and speech probe streams"
+    else:
+        count = max(CALIBRATION_PROBES, subset_size)
+        probes = probe_set(rate, probe_seconds(manifest), "calibration", seed=options.seed + 1, count=count)
+        how = f"{len(probes)} calibration probes of {probe_seconds(manifest):g} s"
+    samples = [Sample(p.name, prepare_inputs(manifest, p.audio, rate)) for p in probes]
+    digest = hashlib.sha256(b"".join(np.ascontiguousarray(p.audio).tobytes() for p in probes)).hexdigest()
+    return samples, how, f"probes:{digest}"
+
+
+def labelled_samples(manifest, out: Path, dataset_dir: Path) -> tuple[list[Sample], str]:
+    """The --dataset folder as labelled samples, and a digest of its files."""
+    from zoo.features import prepare_inputs
+
+    dataset = read_dataset(dataset_dir, read_classes(manifest, out), detector=is_detector(manifest))
+    samples = []
+    for item in dataset.files:
+        audio, rate = read_audio(item.path)
+        samples.append(Sample(item.path.relative_to(dataset.directory).as_posix(),
+                              prepare_inputs(manifest, audio, rate), item.label))
+    return samples, files_digest([f.path for f in dataset.files], dataset.directory)
+
+
+def spread(items: list, count: int) -> list:
+    """*count* items evenly spread over the list (all of them when there are fewer)."""
+    if len(items) <= count:
+        return list(items)
+    index = np.linspace(0, len(items) - 1, count).round().astype(int)
+    return [items[i] for i in index]
+
+
+def calibration_items(reference, manifest, samples: list[Sample], subset_size: int) -> list[dict[str, np.ndarray]]:
+    """Complete feeds for NNCF: streams are run through FP32 so each chunk carries its real state."""
+    items: list[dict[str, np.ndarray]] = []
+    for sample in samples:
+        if manifest.audio.streaming:
+            items += stream_feeds(manifest, sample.feeds, run_feeds(reference, manifest, sample.feeds))
+        else:
+            items += sample.feeds
+    return spread(items, subset_size)
+
+
+# -- models ---------------------------------------------------------------------------------------
+
+
+class CompiledRunner:
+    """An OpenVINO compiled model (as NNCF hands it to validation) with `.run(feeds) -> {name: array}`."""
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.input_names = [p.get_any_name() for p in compiled.inputs]
+        self.output_names = [p.get_any_name() for p in compiled.outputs]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.request.infer({name: feeds[name] for name in self.input_names})
+        return {name: np.array(self.request.get_output_tensor(i).data, copy=True)
+                for i, name in enumerate(self.output_names)}
+
+
+def compile_f32(model) -> CompiledRunner:
+    from zoo.runtimes import openvino_core
+
+    return CompiledRunner(openvino_core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}))
+
+
+def count_quantizers(model) -> int:
+    """FakeQuantize ops (full INT8) or compressed-weight constants (weights-only)."""
+    quantizers = 0
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind == "FakeQuantize" or (kind == "Constant" and op.get_element_type().get_type_name() in ("i8", "u8")):
+            quantizers += 1
+    return quantizers
+
+
+def ignored_scope(manifest, onnx: bool = False):
+    import nncf
+
+    scope = manifest.quantize.ignored_scope
+    types = list(scope.types)
+    if onnx:
+        types = sorted({ONNX_TYPES.get(t, t) for t in types})
+    # validate=False: a type the graph does not have (after the converter's fusions) is not an error
+    return nncf.IgnoredScope(names=list(scope.names), patterns=list(scope.patterns), types=types, validate=False)
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+
+def call_agreement(manifest, reference: list[dict], candidate: list[dict]) -> list[float]:
+    """Per call: same top-1 class (classifiers) or same side of the threshold (detectors)."""
+    ref, got = clip_scores(manifest, reference), clip_scores(manifest, candidate)
+    if is_detector(manifest) or ref.shape[1] == 1:
+        threshold = decision_threshold(manifest)
+        return [float(a) for a in ((ref[:, 0] >= threshold) == (got[:, 0] >= threshold))]
+    return [float(a) for a in (ref.argmax(axis=1) == got.argmax(axis=1))]
+
+
+class Metric:
+    """The accuracy-control metric over samples: labelled accuracy, or agreement with FP32."""
+
+    def __init__(self, manifest, samples: list[Sample], reference_model=None):
+        self.manifest = manifest
+        self.samples = samples
+        self.labelled = all(s.label is not None for s in samples)
+        self.name = ("accuracy" if is_detector(manifest) else "top1") if self.labelled else (
+            "decision agreement with FP32" if is_detector(manifest) else "top-1 agreement with FP32")
+        self.reference = None
+        if not self.labelled:
+            if reference_model is None:
+                raise ZooError("an agreement metric needs the FP32 model's outputs")
+            self.reference = [run_feeds(reference_model, manifest, s.feeds) for s in samples]
+
+    def item_value(self, model, index: int) -> tuple[float, int]:
+        """(value, weight) of one sample: correct or not for a labelled file; share of agreeing calls."""
+        sample = self.samples[index]
+        if self.labelled:
+            result: FileResult = predict(model, self.manifest, sample.feeds)
+            if is_detector(self.manifest):
+                correct = bool(result.detected) == (sample.label >= 0)
+            else:
+                correct = int(np.argmax(result.scores)) == sample.label
+            return float(correct), 1
+        agree = call_agreement(self.manifest, self.reference[index], run_feeds(model, self.manifest, sample.feeds))
+        return float(np.mean(agree)), len(agree)
+
+    def evaluate(self, model, indices: list[int] | None = None) -> tuple[float, list[float]]:
+        """(metric, per-sample values): the metric weights each sample by its calls (agreement) or 1."""
+        values, weights = [], []
+        for index in range(len(self.samples)) if indices is None else indices:
+            value, weight = self.item_value(model, index)
+            values.append(value)
+            weights.append(weight)
+        metric = float(np.average(values, weights=weights)) if values else float("nan")
+        return metric, values
+
+    def validation_fn(self, compiled, items) -> tuple[float, list[float]]:
+        """NNCF's signature: (compiled model, iterable of sample indices) -> (metric, per-item values)."""
+        runner = CompiledRunner(compiled)
+        return self.evaluate(runner, [int(i) for i in items])
+
+
+# -- the stage ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def nncf_to_stderr(verbose: bool):
+    """NNCF logs and draws its bars on stdout; keep stdout for our tables and --json."""
+    import logging
+
+    import nncf
+    from nncf.common.logging.logger import nncf_logger
+
+    handlers = [h for h in nncf_logger.handlers if isinstance(h, logging.StreamHandler)]
+    streams = [h.stream for h in handlers]
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    nncf.set_log_level(logging.INFO if verbose else logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for handler, stream in zip(handlers, streams, strict=True):
+            handler.setStream(stream)
+
+
+def _versions() -> dict:
+    from zoo.versions import versions
+
+    return {k: v for k, v in versions().items() if k in ("zoo", "openvino", "nncf", "onnx", "onnxruntime", "numpy")}
+
+
+def stage_key(manifest, layout: ModelLayout, options: QuantizeOptions, subset_size: int, preset: str,
+              calibration_digest: str, dataset_digest: str | None) -> dict:
+    from zoo.stamps import manifest_part, sha256_file
+
+    fp32 = layout.ir_xml("FP32")
+    return {
+        "manifest": manifest_part(manifest, MANIFEST_FIELDS),
+        "fp32": {"xml": sha256_file(fp32), "bin": sha256_file(fp32.with_suffix(".bin"))},
+        "onnx": sha256_file(layout.onnx) if manifest.quantize.onnx_qdq and layout.onnx.is_file() else None,
+        "subset_size": subset_size,
+        "preset": preset,
+        "mode": manifest.quantize.mode,
+        "max_drop": options.max_drop,
+        "calibration": calibration_digest,
+        "dataset": dataset_digest,
+        "seed": options.seed,
+        "code": sha256_file(__file__),
+        "versions": _versions(),
+    }
+
+
+def resolve(manifest, options: QuantizeOptions) -> tuple[int, str]:
+    subset_size = options.subset_size or manifest.quantize.subset_size
+    if subset_size < 1:
+        raise UsageError(f"--subset-size must be at least 1, got {subset_size}.")
+    preset = options.preset or manifest.quantize.preset
+    if preset not in ("performance", "mixed"):
+        raise UsageError(f"--preset must be 'performance' or 'mixed', got {preset!r}.")
+    if options.max_drop is not None and not 0 <= options.max_drop < 1:
+        raise UsageError(f"--max-drop is an absolute drop of a 0..1 metric (e.g. 0.01), got {options.max_drop}.")
+    return subset_size, preset
+
+
+def quantize_model(manifest, options: QuantizeOptions, log: Callable[[str], None]) -> QuantizeResult:
+    """Make (or confirm up to date) the INT8 IR of one model."""
+    from zoo.stamps import read_stamp, why_stale, write_stamp
+
+    name = manifest.name
+    layout = ModelLayout(Path(options.out).resolve(), name)
+    if not manifest.quantize.enabled:
+        log(f"{name}: INT8: skipped (quantize.enabled is false in its manifest)")
+        return QuantizeResult(name, "skipped", detail="quantize.enabled: false")
+    fp32 = layout.ir_xml("FP32")
+    if not fp32.is_file():
+        raise UsageError(f"{name}: no FP32 IR at {fp32}; run `zoo convert --name {name} -o {options.out}` first.")
+    if manifest.quantize.onnx_qdq and not layout.onnx.is_file():
+        raise UsageError(f"{name}: quantize.onnx_qdq needs the ONNX export {layout.onnx}; run `zoo convert` first.")
+    subset_size, preset = resolve(manifest, options)
+    controlled = options.max_drop is not None or options.dataset is not None
+    if controlled and manifest.quantize.mode == "weights":
+        raise UsageError(
+            f"{manifest.path}: quantize.mode is 'weights' (weights-only compression, no calibration), which "
+            "has no accuracy control; drop --max-drop/--dataset or set quantize.mode: full."
+        )
+    max_drop = options.max_drop if options.max_drop is not None else (0.01 if controlled else None)
+    options = QuantizeOptions(**{**options.__dict__, "max_drop": max_drop})
+
+    started = time.perf_counter()
+    samples, calibration_how, calibration_digest = calibration_samples(manifest, options, subset_size)
+    labelled, dataset_digest = (None, None)
+    if options.dataset is not None:
+        labelled, dataset_digest = labelled_samples(manifest, Path(options.out), Path(options.dataset))
+    key = stage_key(manifest, layout, options, subset_size, preset, calibration_digest, dataset_digest)
+    reason = "forced" if options.force else why_stale(layout.stamp(STAGE), key, layout.root)
+    if reason is None:
+        stamp = read_stamp(layout.stamp(STAGE)) or {}
+        log(f"{name}: INT8: up to date")
+        facts = stamp.get("quantization", {})
+        return QuantizeResult(name, "up to date", mode=manifest.quantize.mode, calibration=calibration_how,
+                              subset_size=subset_size, preset=preset, quantizers=facts.get("quantizers"),
+                              agreement=facts.get("agreement"), agreement_metric=facts.get("agreement_metric"),
+                              accuracy_control=facts.get("accuracy_control"), outputs=sorted(stamp.get("outputs", {})))
+    log(f"{name}: INT8: {reason}; calibrating on {calibration_how}")
+
+    from filelock import FileLock
+
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(layout.root / ".lock")), nncf_to_stderr(verbose=options.debug or controlled):
+        result = _quantize(manifest, layout, options, samples, labelled, subset_size, preset, log)
+        result.calibration = calibration_how
+        outputs = [layout.ir_xml(STAGE), layout.ir_bin(STAGE)]
+        if manifest.quantize.onnx_qdq:
+            outputs.append(qdq_path(layout))
+        seconds = time.perf_counter() - started
+        facts = {"mode": result.mode, "preset": preset, "subset_size": subset_size, "calibration": calibration_how,
+                 "quantizers": result.quantizers, "agreement": result.agreement,
+                 "agreement_metric": result.agreement_metric, "accuracy_control": result.accuracy_control,
+                 "ignored_scope": manifest.quantize.ignored_scope.model_dump(mode="json")}
+        write_stamp(layout.stamp(STAGE), STAGE, key, outputs, layout.root, seconds, {"quantization": facts})
+    result.seconds = seconds
+    result.outputs = [p.relative_to(layout.root).as_posix() for p in outputs]
+    log(f"{name}: INT8: done in {seconds:.1f} s ({result.agreement_metric} {result.agreement:.4f})")
+    return result
+
+
+def qdq_path(layout: ModelLayout) -> Path:
+    return layout.ir_dir(STAGE) / f"{layout.name}.onnx"
+
+
+def _quantize(manifest, layout: ModelLayout, options: QuantizeOptions, samples: list[Sample],
+              labelled: list[Sample] | None, subset_size: int, preset: str, log) -> QuantizeResult:
+    import nncf
+
+    from zoo.runtimes import openvino_core
+
+    core = openvino_core()
+    fp32_model = core.read_model(str(layout.ir_xml("FP32")))
+    reference = compile_f32(fp32_model)
+    mode = manifest.quantize.mode
+    result = QuantizeResult(manifest.name, "done", mode=mode, subset_size=subset_size, preset=preset)
+    scope = ignored_scope(manifest)
+    items = calibration_items(reference, manifest, samples, subset_size) if mode == "full" else []
+    nncf_preset = nncf.QuantizationPreset.MIXED if preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
+
+    if mode == "weights":
+        quantized = nncf.compress_weights(fp32_model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=scope)
+    elif options.max_drop is None:
+        quantized = nncf.quantize(fp32_model, nncf.Dataset(items), preset=nncf_preset, subset_size=len(items),
+                                  ignored_scope=scope)
+    else:
+        quantized, result.accuracy_control = _accuracy_controlled(
+            manifest, fp32_model, reference, items, labelled or samples, options.max_drop, nncf_preset, scope, log)
+    result.quantizers = count_quantizers(quantized)
+    if result.quantizers == 0:
+        raise ZooError(
+            f"{manifest.name}: NNCF quantized nothing (no FakeQuantize and no INT8 weights in the result): the "
+            "ignored scope in quantize.ignored_scope may cover every layer. Nothing was written.",
+            EXIT_FAILED,
+        )
+    int8 = compile_f32(quantized)
+    agreement = Metric(manifest, samples, reference)
+    result.agreement, _ = agreement.evaluate(int8)
+    result.agreement_metric = agreement.name.replace(" with FP32", "")
+
+    qdq = None
+    if manifest.quantize.onnx_qdq:
+        qdq = _quantize_onnx(manifest, layout, items, nncf_preset, subset_size)
+    _save(manifest, layout, quantized, qdq, result, options)
+    return result
+
+
+def _accuracy_controlled(manifest, fp32_model, reference, items, validation: list[Sample], max_drop: float,
+                         preset, scope, log) -> tuple[object, dict]:
+    """nncf.quantize_with_accuracy_control, then our own measurement of the drop it reached."""
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+    metric = Metric(manifest, validation, reference)
+    initial, _ = metric.evaluate(reference)
+    log(f"{manifest.name}: INT8: accuracy control on {len(validation)} samples, metric {metric.name}, "
+        f"FP32 {initial:.4f}, --max-drop {max_drop:g}")
+    quantized = nncf.quantize_with_accuracy_control(
+        fp32_model,
+        calibration_dataset=nncf.Dataset(items),
+        validation_dataset=nncf.Dataset(list(range(len(validation)))),
+        validation_fn=metric.validation_fn,
+        max_drop=max_drop,
+        drop_type=nncf.DropType.ABSOLUTE,
+        preset=preset,
+        subset_size=len(items),
+        ignored_scope=scope,
+        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(num_ranking_workers=1),
+    )
+    plain = nncf.quantize(fp32_model, nncf.Dataset(items), preset=preset, subset_size=len(items), ignored_scope=scope)
+    full_count, kept = count_quantizers(plain), count_quantizers(quantized)
+    final, _ = metric.evaluate(compile_f32(quantized))
+    plain_metric, _ = metric.evaluate(compile_f32(plain))
+    drop = initial - final
+    facts = {
+        "metric": metric.name, "samples": len(validation), "max_drop": max_drop,
+        "fp32": initial, "int8_plain": plain_metric, "int8": final, "drop": drop,
+        "quantizers_plain": full_count, "quantizers_kept": kept, "reverted": full_count - kept,
+    }
+    if kept == 0:
+        raise ZooError(
+            f"{manifest.name}: accuracy-controlled quantization fell back to floating point everywhere: to keep "
+            f"the drop of {metric.name} within --max-drop {max_drop:g} (FP32 {initial:.4f}, plain INT8 "
+            f"{plain_metric:.4f}) NNCF reverted all {full_count} quantizers, so there is no INT8 model. Nothing was "
+            "written; loosen --max-drop, calibrate on more representative audio, or use quantize.mode: weights.",
+            EXIT_FAILED,
+        )
+    if drop > max_drop + 1e-9:
+        raise ZooError(
+            f"{manifest.name}: accuracy-controlled quantization missed --max-drop {max_drop:g}: {metric.name} "
+            f"FP32 {initial:.4f}, INT8 {final:.4f} (drop {drop:.4f}) with {kept} of {full_count} quantizers kept. "
+            "Nothing was written; loosen --max-drop or calibrate on more representative audio.",
+            EXIT_FAILED,
+        )
+    log(f"{manifest.name}: INT8: {metric.name} FP32 {initial:.4f}, plain INT8 {plain_metric:.4f}, "
+        f"controlled INT8 {final:.4f} (drop {drop:.4f} <= {max_drop:g}); {full_count - kept} of {full_count} "
+        "quantizers reverted")
+    return quantized, facts
+
+
+def _quantize_onnx(manifest, layout: ModelLayout, items, preset, subset_size: int):
+    """The QDQ ONNX model (nncf.quantize on the ONNX export, same calibration items)."""
+    import nncf
+    import onnx
+
+    model = onnx.load(str(layout.onnx))
+    names = {i.name for i in model.graph.input}
+    feeds = [{k: v for k, v in item.items() if k in names} for item in items]
+    return nncf.quantize(model, nncf.Dataset(feeds), preset=preset, subset_size=min(subset_size, len(feeds)),
+                         ignored_scope=ignored_scope(manifest, onnx=True))
+
+
+def _save(manifest, layout: ModelLayout, quantized, qdq, result: QuantizeResult, options: QuantizeOptions) -> None:
+    """The INT8 folder, built aside and swapped into place: IR (+ QDQ ONNX), labels and options in rt_info."""
+    import json
+    import os
+
+    import openvino as ov
+
+    from converters.openvino import annotate
+    from zoo.atomic import atomic_dir
+
+    try:
+        labels = read_classes(manifest, Path(options.out))
+    except ZooError:
+        labels = None
+    annotate(quantized, manifest, labels)
+    quantized.set_rt_info(json.dumps({
+        "tool": "nncf", "mode": result.mode, "preset": result.preset, "subset_size": result.subset_size,
+        "ignored_scope": manifest.quantize.ignored_scope.model_dump(mode="json"),
+        "max_drop": options.max_drop,
+    }, sort_keys=True), ["zoo", "quantization"])
+    with atomic_dir(layout.ir_dir(STAGE)) as folder:
+        target = folder / layout.ir_xml(STAGE).name
+        ov.save_model(quantized, str(target), compress_to_fp16=False)
+        written = [target, target.with_suffix(".bin")]
+        if qdq is not None:
+            import onnx
+
+            onnx_target = folder / qdq_path(layout).name
+            onnx.save(qdq, str(onnx_target))
+            written.append(onnx_target)
+        for path in written:
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def quantize_many(manifests: list, options: QuantizeOptions, log: Callable[[str], None]) -> list[QuantizeResult]:
+    """Quantize each selected model; a failure is recorded and the others still run (bad input stops all)."""
+    if options.calibration is not None:
+        audio_files(Path(options.calibration))  # a bad folder fails before any work
+    results = []
+    for manifest in manifests:
+        try:
+            results.append(quantize_model(manifest, options, log))
+        except UsageError:
+            raise
+        except ZooError as exc:
+            log(f"{manifest.name}: INT8: FAILED: {exc.message}")
+            results.append(QuantizeResult(manifest.name, "failed", error=exc.message, exit_code=exc.exit_code))
+    return results
