@@ -80,7 +80,8 @@ def apply_pins(text: str, pins: dict[str, tuple[str, int]], origin: Path | str) 
         out = io.StringIO()
         yaml.dump(data, out)
         return out.getvalue()
-    for first, remove, insert in sorted(edits, key=lambda e: e[0], reverse=True):
+    # bottom up, so earlier line numbers stay valid; at one line, the removal goes before the insertion
+    for first, remove, insert in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
         lines[first:first + remove] = insert
     return "".join(lines)
 

@@ -161,8 +161,13 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(fault, Status):
             self._simple(fault.code, fault.body, stats, fault.headers, head=head)
             return fault.code
-        path = (owner.root / relpath).resolve()
-        if owner.root.resolve() not in path.parents or not path.is_file():
+        root = owner.root.resolve()
+        path = (root / relpath).resolve()
+        inside = path == root or root in path.parents
+        if inside and path.is_dir() and (path / "index.html").is_file():  # a static site (a PEP 503 index)
+            self._simple(200, (path / "index.html").read_bytes(), stats, content_type="text/html", head=head)
+            return 200
+        if not inside or not path.is_file():
             self._simple(404, b"not found\n", stats, head=head)
             return 404
         if isinstance(fault, Html):
