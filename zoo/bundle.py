@@ -170,12 +170,20 @@ def _load_report(layout: ModelLayout, manifest: Manifest) -> dict[str, Any]:
     return report
 
 
+def _failure_text(failure: Any) -> str:
+    if isinstance(failure, dict) and "metric" in failure:
+        measured = failure.get("measured")
+        measured = f"{measured:.4g}" if isinstance(measured, float) else measured
+        return f"{failure['metric']} {measured} vs {failure.get('rule', 'tolerance')} {failure.get('tolerance')}"
+    return str(failure)
+
+
 def _failures(report: dict[str, Any]) -> str:
     found = []
     for kind, entry in (report.get("artifacts") or {}).items():
         if isinstance(entry, dict) and entry.get("passed") is not True:
-            detail = "; ".join(str(f) for f in (entry.get("failures") or [])[:2])
-            found.append(f"{kind}" + (f" ({detail})" if detail else ""))
+            detail = "; ".join(_failure_text(f) for f in (entry.get("failures") or [])[:2])
+            found.append(f"{kind}" + (f": {detail}" if detail else ""))
     for item in report.get("expectations") or []:
         if isinstance(item, dict) and item.get("passed") is False:
             found.append(f"expectation {item.get('probe')} -> {item.get('label')}")
@@ -337,7 +345,8 @@ def _model_entry(model: ModelInput, card_path: str, labels_path: str) -> dict[st
     manifest, report = model.manifest, model.report
     prefix = f"{MODELS_DIR}/{manifest.name}"
     golden = [_file_entry(model.layout.root, prefix, rel) for rel in model.golden]
-    sets = sorted({PurePosixPath(f["path"]).parts[3] for f in golden})
+    sets = sorted({part for f in golden for part in PurePosixPath(f["path"]).parts[3:4]
+                   if part.startswith("test_data_set_")})
     return {
         "name": manifest.name,
         "version": manifest.version,
@@ -575,7 +584,9 @@ class Signer:
 
         hashing_config = hashing.Config().set_ignored_paths(paths=[SIGNATURE], ignore_git_paths=False)
         config = signing.Config().set_hashing_config(hashing_config)
-        config.use_elliptic_key_signer(private_key=self.path, password=self.password)
+        # model-signing hands the password straight to cryptography, which wants bytes
+        password = self.password.encode() if self.password else None
+        config.use_elliptic_key_signer(private_key=self.path, password=password)
         # written in place: the folder is still the unpublished temporary one, and the signature is
         # the one file the hashing leaves out (a temporary name beside it would be signed too)
         config.sign(folder, folder / SIGNATURE)
