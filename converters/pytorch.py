@@ -238,6 +238,8 @@ def export_module_onnx(module, inputs: tuple, input_names: list[str], output_nam
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DeprecationWarning)  # the legacy exporter is our choice
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        # reflect padding exports as a reversed Slice, which the exporter cannot fold; harmless
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
         torch.onnx.export(
             module.eval(),
             inputs,
