@@ -7,3 +7,41 @@ echo "== zoo list"
 $zoo list
 echo "== zoo info (every entry)"
 $zoo info --all
+
+# -- bundle, sign, verify, publish, pull (zoo bundle / zoo publish / zoo pull) ---------------------
+# Bundles the offline entries' verified outputs (converting and verifying any that are missing),
+# signs the bundle with a key pair made here, verifies it, publishes it to a folder and, when
+# Debian's docker-registry can be started, to an OCI registry on 127.0.0.1; then pulls it back.
+offline=$($zoo list --tag offline --json | .venv/bin/python -c 'import json, sys; print(",".join(r["name"] for r in json.load(sys.stdin)))')
+for name in ${offline//,/ }; do
+  if [ ! -f "$out/$name/report.json" ]; then
+    echo "== zoo convert / zoo verify --name $name (no report yet)"
+    $zoo convert --name "$name" -o "$out"
+    $zoo verify --name "$name" -o "$out"
+  fi
+done
+version=1.0.0
+keys="$out/keys"
+[ -f "$keys/zoo.pem" ] || $zoo bundle keygen "$keys/zoo.pem"
+echo "== zoo bundle --name $offline --version $version (signed)"
+$zoo bundle --name "$offline" --version "$version" --bundle-name zoo-offline -o "$out" --dist "$out/dist" \
+  --sign-key "$keys/zoo.pem"
+bundle="$out/dist/zoo-offline-$version.tar.gz"
+echo "== zoo bundle verify"
+$zoo bundle verify "$bundle" --public-key "$keys/zoo.pem.pub"
+echo "== zoo publish to a folder, list, pull"
+$zoo publish "$bundle" --to "$out/published" --force
+$zoo bundle ls "$out/published"
+$zoo pull "$out/published" --version "$version" -o "$out/pulled" --public-key "$keys/zoo.pem.pub" --force
+registry_state=$(mktemp -d)
+port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+if bash scripts/registry.sh start "$port" "$registry_state"; then
+  trap 'bash scripts/registry.sh stop "$registry_state"; rm -rf "$registry_state"' EXIT
+  echo "== zoo publish to oci://127.0.0.1:$port/zoo:$version, list, pull"
+  $zoo publish "$bundle" --to "oci://127.0.0.1:$port/zoo:$version"
+  $zoo bundle ls "oci://127.0.0.1:$port/zoo"
+  $zoo pull "oci://127.0.0.1:$port/zoo:$version" -o "$out/pulled-oci" --public-key "$keys/zoo.pem.pub" --force
+else
+  echo "== OCI registry not available here (scripts/registry.sh could not start docker-registry): skipped"
+  rm -rf "$registry_state"
+fi
