@@ -162,10 +162,24 @@ class ModelPipeline:
 
         self.layout.root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.layout.root / ".lock")):
+            self._remove_partials()
             self.source_stage()
             onnx_stamp = self.onnx_stage()
             self.ir_stages(precisions, onnx_stamp)
         return self.result
+
+    def _remove_partials(self) -> None:
+        """Temporary files and folders a killed convert of this model left (never finished-looking names)."""
+        import shutil
+
+        leftovers = [p for precision in IR_PRECISIONS for p in self.layout.root.glob(f".{precision}.*.part")]
+        leftovers += list(self.layout.onnx_dir.glob(f".{self.layout.onnx.stem}.*.part.onnx"))
+        for path in leftovers:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
     def source_stage(self) -> None:
         from zoo import fetch
@@ -250,7 +264,6 @@ class ModelPipeline:
         else:
             made_from = {"onnx": onnx_stamp.get("outputs", {})}
         labels = manifest.read_labels(self.sources.directory)
-        cache: dict[str, object] = {}
 
         def ir_model():
             # a fresh ov.Model for each precision: saving must not see the other precision's changes
@@ -279,7 +292,6 @@ class ModelPipeline:
             def work(precision=precision):
                 xml = self.layout.ir_xml(precision)
                 facts = ov_converter.save_ir(ir_model(), xml, precision, manifest, labels=labels)
-                cache[precision] = facts
                 return [xml, xml.with_suffix(".bin")], facts
 
             self._stage(precision, key, work)

@@ -22,10 +22,11 @@ layout, and `check_golden` re-checks any artifact against them.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -331,12 +332,6 @@ def _spread(count: int, wanted: int) -> list[int]:
 # -- one model ------------------------------------------------------------------------------
 
 
-@dataclass
-class ArtifactRun:
-    kind: str
-    outputs: list[list[dict]] = field(default_factory=list)
-
-
 def _expectations(manifest, inputs: ProbeInputs, reference: list[list[dict]], labels: list[str] | None,
                   reference_weights: bool) -> list[dict]:
     """Upstream self-tests (probe -> label within top k) on the reference outputs."""
@@ -418,14 +413,10 @@ def verify_model(manifest, out: Path, *, reference_weights: bool = False, seed: 
         entry = _run_artifact(manifest, kind, path, layout, inputs, reference, reference_main, tol, threshold,
                               open_artifact)
         if kind == "FP32" and path.suffix == ".xml":
-            default = _run_artifact(manifest, kind, path, layout, inputs, reference, reference_main, tol,
-                                    threshold, open_artifact, hint=None)
-            entry["default_precision"] = {
-                "precision": default["precision"],
-                "cpu_default": cpu_default_precision(),
-                "metrics": default["metrics"],
-                "judged": False,
-            }
+            entry["default_precision"] = _default_precision(
+                entry, functools.partial(_run_artifact, manifest, kind, path, layout, inputs, reference,
+                                         reference_main, tol, threshold, open_artifact, hint=None),
+                cpu_default_precision())
         artifacts[kind] = entry
         failures_text += [describe_failure(manifest.name, kind, f) for f in entry["failures"]]
         log(f"{manifest.name}: {kind}: max_abs {entry['metrics']['max_abs']:.3g}"
@@ -473,6 +464,20 @@ def verify_model(manifest, out: Path, *, reference_weights: bool = False, seed: 
     }
     write_json(layout.report, report)
     return report
+
+
+def _default_precision(hinted: dict, run_default: Callable[[], dict], cpu_default: str) -> dict:
+    """FP32 at the plugin's default precision, reported beside the f32 result and never judged.
+
+    When the CPU's default already is f32 (no bf16 on this CPU) the plugin compiles the very same
+    graph, so the f32 measurement is reported for it instead of running everything twice.
+    """
+    if cpu_default == "f32" and hinted.get("precision") == "f32":
+        return {"precision": "f32", "cpu_default": cpu_default, "metrics": hinted["metrics"], "judged": False,
+                "note": "this CPU's default inference precision is f32: same compiled model as the f32 run"}
+    default = run_default()
+    return {"precision": default["precision"], "cpu_default": cpu_default, "metrics": default["metrics"],
+            "judged": False}
 
 
 def _run_artifact(manifest, kind, path, layout, inputs, reference, reference_main, tol, threshold, open_artifact,
