@@ -95,3 +95,95 @@ verify:
     path = catalog / f"{name}.yaml"
     path.write_text(text)
     return path
+
+
+CHUNK = 64
+STATE = 8
+
+
+def make_stateful_onnx(path: Path, seed: int = 0) -> Path:
+    """A tiny recurrent voice-activity model: (chunk, state) -> (probability, new_state)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.RandomState(seed)
+    arrays = {
+        "w": (rng.standard_normal((CHUNK, STATE)) * 2 / np.sqrt(CHUNK)).astype(np.float32),
+        "u": (rng.standard_normal((STATE, STATE)) * 0.9 / np.sqrt(STATE)).astype(np.float32),
+        "b": (0.1 * rng.standard_normal(STATE)).astype(np.float32),
+        "v": rng.standard_normal((STATE, 1)).astype(np.float32),
+        "c": np.array([0.0], dtype=np.float32),
+    }
+    nodes = [
+        helper.make_node("MatMul", ["chunk", "w"], ["xw"]),
+        helper.make_node("MatMul", ["state", "u"], ["su"]),
+        helper.make_node("Add", ["xw", "su"], ["pre0"]),
+        helper.make_node("Add", ["pre0", "b"], ["pre"]),
+        helper.make_node("Tanh", ["pre"], ["new_state"]),
+        helper.make_node("MatMul", ["new_state", "v"], ["logit0"]),
+        helper.make_node("Add", ["logit0", "c"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["probability"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny-stream",
+        [helper.make_tensor_value_info("chunk", TensorProto.FLOAT, [1, CHUNK]),
+         helper.make_tensor_value_info("state", TensorProto.FLOAT, [1, STATE])],
+        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, [1, 1]),
+         helper.make_tensor_value_info("new_state", TensorProto.FLOAT, [1, STATE])],
+        [numpy_helper.from_array(a, n) for n, a in arrays.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="zoo-tests",
+                              ir_version=8)
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def write_stream_entry(catalog: Path, model: Path, name: str = "tiny-stream") -> Path:
+    """A streaming catalog entry for the tiny recurrent model (state carried between chunks)."""
+    catalog.mkdir(parents=True, exist_ok=True)
+    (catalog / "labels").mkdir(exist_ok=True)
+    (catalog / "labels" / "speech.txt").write_text("speech\n")
+    text = f"""name: {name}
+version: 1.0.0
+description: A tiny recurrent voice-activity test model.
+task: voice-activity-detection
+license: {{name: MIT}}
+framework: onnx
+files:
+  - name: stream.onnx
+    size: {model.stat().st_size}
+    sha256: {sha256(model)}
+    sources:
+      - url: {model.resolve().as_uri()}
+inputs:
+  - {{name: chunk, shape: [1, {CHUNK}], dtype: float32, kind: waveform}}
+  - {{name: state, shape: [1, {STATE}], dtype: float32, kind: state}}
+outputs:
+  - {{name: probability, shape: [1, 1], dtype: float32, kind: probabilities}}
+  - {{name: new_state, shape: [1, {STATE}], dtype: float32, kind: state}}
+primary_output: probability
+audio:
+  sample_rate: {RATE}
+  clip: {{seconds: 0.008, hop: 0.008, pad: zero}}
+  aggregate: stream
+  streaming: true
+labels: {{file: labels/speech.txt, count: 1}}
+convert:
+  onnx: {{opset: 17, exporter: copy}}
+  openvino: {{precisions: [FP32, FP16]}}
+quantize: {{enabled: false}}
+verify:
+  probes: speech
+  seconds: 1.5
+  decision_threshold: 0.5
+  tolerance:
+    onnx: {{atol: 1.0e-5, decision: 1.0}}
+    FP32: {{atol: 1.0e-5, decision: 1.0}}
+    FP16: {{atol: 1.0e-2, decision: 0.95}}
+"""
+    path = catalog / f"{name}.yaml"
+    path.write_text(text)
+    return path
