@@ -46,13 +46,18 @@ def read_checkpoint(path: Path) -> dict:
 
     import torch
 
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if head not in (b"PK", b"\x80\x02"):  # zip archive (torch >= 1.6) or legacy pickle (older torch)
+        raise UsageError(f"{path}: not a readable PyTorch checkpoint (neither torch's zip format nor its legacy pickle).")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[-1] if lines else "")
         raise UsageError(
-            f"{path}: refused to load: the checkpoint needs more than tensors and plain containers "
-            f"(torch.load with weights_only=True): {first}"
+            f"{path}: refused to load: the checkpoint asks for more than tensors and plain containers "
+            f"(read with torch.load(weights_only=True); nothing was run): {reason}"
         ) from exc
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
         raise UsageError(f"{path}: not a readable PyTorch checkpoint: {exc}".rstrip() + ".") from exc
@@ -225,6 +230,21 @@ def rename_tensors(model, mapping: dict[str, str]) -> None:
                 node.output[i] = mapping[name]
 
 
+def declare_static_outputs(model, shapes: list[tuple[int, ...]]) -> None:
+    """Write the traced output shapes into the graph where the exporter's shape inference left symbols.
+
+    The trace is static, so the shapes the module produced for the example inputs are the shapes.
+    """
+    for value, shape in zip(model.graph.output, shapes, strict=True):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) != len(shape):
+            continue
+        for dim, size in zip(dims, shape, strict=True):
+            if not dim.HasField("dim_value") or dim.dim_value != size:
+                dim.Clear()
+                dim.dim_value = int(size)
+
+
 def export_module_onnx(module, inputs: tuple, input_names: list[str], output_names: list[str], opset: int) -> bytes:
     """The exporter: legacy TorchScript-based torch.onnx.export, static shapes, one self-contained file."""
     import warnings
@@ -252,6 +272,10 @@ def export_module_onnx(module, inputs: tuple, input_names: list[str], output_nam
             export_params=True,
         )
     model = onnx.load_from_string(buffer.getvalue())
+    with torch.no_grad():
+        traced = module(*inputs)
+    traced = traced if isinstance(traced, tuple | list) else (traced,)
+    declare_static_outputs(model, [tuple(t.shape) for t in traced])
     rename_tensors(model, dict(zip(temporary_in + temporary_out, list(input_names) + list(output_names), strict=True)))
     onnx.checker.check_model(model)
     return model.SerializeToString()
@@ -295,17 +319,24 @@ def calibration_batch(manifest, count: int, seed: int) -> tuple:
     return (torch.from_numpy(stacked.astype(np.float32)),)
 
 
-def seeded_network(manifest, seed: int, count: int = 24):
-    """The manifest's network with seeded weights and batch-norm statistics from seeded inputs."""
+def seeded_network(manifest, seed: int, count: int | None = None):
+    """The manifest's network with seeded weights and batch-norm statistics from seeded inputs.
+
+    Embedding inputs are tiny (10 x 128) but vary mostly from clip to clip, so they get many
+    calibration clips; spectrogram networks are costly per clip and see many positions per clip.
+    """
     from converters.networks.seeding import calibrate_batchnorm, scale_final_layer, seeded_init
 
+    if count is None:
+        features = manifest.audio.features
+        count = 256 if features is not None and features.kind == "vggish-embeddings" else 12
     module = build_network(manifest)
     seeded_init(module, seed)
     batch = calibration_batch(manifest, count, seed + 1)
     calibrate_batchnorm(module, batch)
     final = getattr(module, "final_layer", None)
     if final is not None:
-        scale_final_layer(module, final, batch)
+        scale_final_layer(module, final, batch, target_mean=-4.0 if getattr(module, "multi_label", False) else None)
     return module.eval()
 
 

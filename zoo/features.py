@@ -16,6 +16,8 @@ from zoo.errors import UsageError, ZooError
 
 #: z-score guard used by AclNet's host code: (x - mean) / (std + 1e-15)
 ZSCORE_EPS = 1e-15
+#: fixes the per-dimension levels of synthetic VGGish embeddings (the same space for every seed)
+EMBEDDING_PROFILE_SEED = 128
 
 
 # -- waveform helpers -----------------------------------------------------------
@@ -334,20 +336,23 @@ def _image_feeds(manifest, signal, input_spec) -> list[dict[str, np.ndarray]]:
 def synthetic_feature_inputs(manifest, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
     """Seeded, plausible inputs for entries whose input is not audio-derived here.
 
-    VGGish embeddings: uint8 frames (temporally smooth, spread around 128 like PCA-quantised
-    embeddings) mapped to float by (x - 128) / 128. Other entries: features of seeded noise bursts
-    through prepare_inputs.
+    VGGish embeddings: uint8 frames mapped to float by (x - 128) / 128, drawn like PCA-quantised
+    embeddings: every dimension has its own typical level (one fixed profile for all seeds, as
+    the embedding space is the same for every clip), each clip moves around it, and frames drift
+    smoothly in time. Other entries: features of seeded noise through prepare_inputs.
     """
     rng = np.random.RandomState(seed)
     spec = manifest.inputs[0]
     features = manifest.audio.features
     if features is not None and features.kind == "vggish-embeddings":
         frames, dims = int(spec.shape[-2]), int(spec.shape[-1])
+        profile = np.random.RandomState(EMBEDDING_PROFILE_SEED).normal(128.0, 24.0, size=(1, dims))
+        spread = np.linspace(30.0, 8.0, dims)[None, :]  # PCA: leading components vary most
         feeds = []
         for _ in range(count):
-            centre = rng.normal(128.0, 30.0, size=(1, dims))
-            drift = rng.normal(0.0, 12.0, size=(frames, dims)).cumsum(axis=0) / np.sqrt(np.arange(1, frames + 1))[:, None]
-            raw = np.clip(np.rint(centre + drift), 0, 255).astype(np.uint8)
+            clip = profile + rng.normal(0.0, 1.0, size=(1, dims)) * spread
+            steps = rng.normal(0.0, 1.0, size=(frames, dims)).cumsum(axis=0) / np.sqrt(np.arange(1, frames + 1))[:, None]
+            raw = np.clip(np.rint(clip + steps * spread * 0.5), 0, 255).astype(np.uint8)
             value = (raw.astype(np.float32) - 128.0) / 128.0
             feeds.append({spec.name: _reshape(value, spec.shape, str(manifest.path))})
         return feeds

@@ -14,6 +14,12 @@ from torch import nn
 CLAMP = 1e-7
 
 
+class TaggingHead(nn.Module):
+    """Multi-label: one sigmoid score per class."""
+
+    multi_label = True
+
+
 class Attention(nn.Module):
     """Two 1x1 convs with bias: `att` (sigmoid, clamped, normalised over time) weights `cla`."""
 
@@ -70,7 +76,7 @@ class EmbeddingLayers(nn.Module):
         return emb
 
 
-class DecisionLevelSingleAttention(nn.Module):
+class DecisionLevelSingleAttention(TaggingHead):
     def __init__(self, num_classes: int = 527, freq_bins: int = 128, hidden_units: int = 1024, drop_rate: float = 0.5):
         super().__init__()
         self.emb = EmbeddingLayers(freq_bins, hidden_units, drop_rate)
@@ -84,7 +90,7 @@ class DecisionLevelSingleAttention(nn.Module):
         return self.attention.cla
 
 
-class DecisionLevelMultiAttention(nn.Module):
+class DecisionLevelMultiAttention(TaggingHead):
     """One attention block shared by the last two embedding layers, concatenated, linear, sigmoid."""
 
     def __init__(self, num_classes: int = 527, freq_bins: int = 128, hidden_units: int = 1024, drop_rate: float = 0.5):
@@ -104,7 +110,7 @@ class DecisionLevelMultiAttention(nn.Module):
         return self.fc_final
 
 
-class FeatureLevelSingleAttention(nn.Module):
+class FeatureLevelSingleAttention(TaggingHead):
     """Attention 1024 -> 1024 (linear cla), BN1d, ReLU, dropout, linear, sigmoid."""
 
     def __init__(self, num_classes: int = 527, freq_bins: int = 128, hidden_units: int = 1024, drop_rate: float = 0.5):

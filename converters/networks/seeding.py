@@ -97,11 +97,13 @@ def calibration_audio(sample_rate: int, seconds: float, count: int, seed: int) -
     return clips
 
 
-def scale_final_layer(module, final_layer, inputs: tuple, target_std: float = 3.0) -> None:
+def scale_final_layer(module, final_layer, inputs: tuple, target_std: float = 3.0, target_mean: float | None = None) -> None:
     """Scale the last linear/conv layer so its outputs spread like a trained classifier's logits.
 
     Calibrated random networks give nearly flat class scores, where any rounding flips the top
-    class; a trained network is far more decisive. The spread is measured on *inputs*.
+    class; a trained network is far more decisive. The spread is measured on *inputs*. A multi-label
+    (sigmoid) head also gets *target_mean*: most classes absent, as in a trained tagger, instead of
+    half of them saturated at 1.
     """
     import torch
 
@@ -121,3 +123,5 @@ def scale_final_layer(module, final_layer, inputs: tuple, target_std: float = 3.
             final_layer.weight.mul_(factor)
             if final_layer.bias is not None:
                 final_layer.bias.mul_(factor)
+                if target_mean is not None:
+                    final_layer.bias.add_(target_mean - float(out.mean()) * factor)
