@@ -180,10 +180,12 @@ def export_onnx(source_model: TfliteSourceModel, path: str | Path, manifest) -> 
         )
     shapes = {spec.name: [int(d) for d in spec.shape] for spec in manifest.inputs}
     try:
-        proto, _ = tf2onnx.convert.from_tflite(
-            str(source_model.path), opset=opset, shape_override=shapes,
-            custom_op_handlers={"RFFT2D": (_rfft2d_as_real_dft, [])},
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, inside tf2onnx
+            proto, _ = tf2onnx.convert.from_tflite(
+                str(source_model.path), opset=opset, shape_override=shapes,
+                custom_op_handlers={"RFFT2D": (_rfft2d_as_real_dft, [])},
+            )
     except ZooError:
         raise
     except Exception as exc:  # tf2onnx raises many kinds with its own text
@@ -312,6 +314,11 @@ def to_openvino(source_model: TfliteSourceModel, files, manifest):
         converted.reshape({spec.name: [int(d) for d in spec.shape] for spec in manifest.inputs})
         power_without_square(converted)
         converted.validate_nodes_and_infer_types()
+        from openvino.passes import ConstantFolding, Manager
+
+        folding = Manager()
+        folding.register_pass(ConstantFolding())
+        folding.run_passes(converted)  # the shape arithmetic of the dynamic-batch graph, now static
         for op in front_end_nodes(converted):
             op.set_friendly_name(FRONT_END_PREFIX + op.get_friendly_name())
         name_ports(converted, manifest)
