@@ -16,6 +16,7 @@ convolutions and traces static shapes; the manifest gives the opset, the tensor 
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +148,10 @@ class SileroTorchScript:
         self.input_names = [i.name for i in manifest.inputs]
         self.output_names = [o.name for o in manifest.outputs]
         try:
-            scripted = torch.jit.load(str(path), map_location="cpu")
+            with warnings.catch_warnings():
+                # TorchScript is deprecated, but it is the format silero-vad publishes its weights in
+                warnings.filterwarnings("ignore", message=".*torch.jit.load. is deprecated", category=DeprecationWarning)
+                scripted = torch.jit.load(str(path), map_location="cpu")
         except (RuntimeError, ValueError, OSError) as exc:
             raise ZooError(f"{path}: not a readable TorchScript file: {exc}") from exc
         model = getattr(scripted, "_model", None)
@@ -247,8 +251,6 @@ def declare_static_outputs(model, shapes: list[tuple[int, ...]]) -> None:
 
 def export_module_onnx(module, inputs: tuple, input_names: list[str], output_names: list[str], opset: int) -> bytes:
     """The exporter: legacy TorchScript-based torch.onnx.export, static shapes, one self-contained file."""
-    import warnings
-
     import onnx
     import torch
 
