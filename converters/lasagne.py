@@ -73,7 +73,9 @@ def read_pickle(path: Path, manifest) -> dict:
 
     data = safe_load_file(path)
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a dict with keys {', '.join(PICKLE_KEYS)}, found {type(data).__name__}.")
+        raise UsageError(
+            f"{path}: expected a dict with keys {', '.join(PICKLE_KEYS)}, found {type(data).__name__}."
+        )
     data = {_text(k): v for k, v in data.items()}
     missing = [k for k in ("net", "classes") if k not in data]
     if missing:
@@ -128,7 +130,8 @@ def state_dict_to_lasagne(module) -> list[np.ndarray]:
     """The rebuild's parameters as Lasagne would list them (get_all_param_values order, float32)."""
     state = module.state_dict()
     return [
-        to_lasagne(kind, state[key].detach().numpy().astype(np.float32)) for key, kind, _shape in parameter_layout(module)
+        to_lasagne(kind, state[key].detach().numpy().astype(np.float32))
+        for key, kind, _shape in parameter_layout(module)
     ]
 
 
@@ -196,7 +199,7 @@ def python2_pickle(obj) -> bytes:
 
 
 def reference_classes(count: int) -> list[str]:
-    """"schreien" (the one class name upstream confirms) and neutral placeholders, sorted as upstream sorts."""
+    """The one class name upstream confirms ("schreien") and neutral placeholders, sorted as upstream sorts."""
     if count < 1:
         raise UsageError(f"a reference AED model needs at least one class, got {count}.")
     return sorted(["schreien"] + [f"class_{i:02d}" for i in range(1, count)])
@@ -213,7 +216,9 @@ def write_reference_weights(manifest, directory: str | Path, seed: int) -> dict[
     name = entry.name if entry is not None else "AED_Example_Run_model.pkl"
     content = {
         "net": state_dict_to_lasagne(module),
-        "classes": reference_classes(manifest.num_classes or int(manifest.network.args.get("num_classes", 20))),
+        "classes": reference_classes(
+            manifest.num_classes or int(manifest.network.args.get("num_classes", 20))
+        ),
         "run_name": "Example_Run",
         "epoch": 55,
         "im_size": (int(spec.shape[-1]), int(spec.shape[-2])),

@@ -37,7 +37,11 @@ def weights_path(files: dict[str, Path], manifest) -> Path:
     for entry in manifest.files:
         if entry.role == "weights" and entry.name in files:
             return Path(files[entry.name])
-    hint = f"pass --weights PATH ({manifest.weights.format})" if not manifest.weights.published else "run `zoo download`"
+    hint = (
+        f"pass --weights PATH ({manifest.weights.format})"
+        if not manifest.weights.published
+        else "run `zoo download`"
+    )
     raise UsageError(f"{manifest.name}: no weights among the sources ({', '.join(files) or 'none'}); {hint}.")
 
 
@@ -50,12 +54,16 @@ def read_checkpoint(path: Path) -> dict:
     with open(path, "rb") as handle:
         head = handle.read(2)
     if head not in (b"PK", b"\x80\x02"):  # zip archive (torch >= 1.6) or legacy pickle (older torch)
-        raise UsageError(f"{path}: not a readable PyTorch checkpoint (neither torch's zip format nor its legacy pickle).")
+        raise UsageError(
+            f"{path}: not a readable PyTorch checkpoint (neither torch's zip format nor its legacy pickle)."
+        )
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[-1] if lines else "")
+        reason = next(
+            (line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[-1] if lines else ""
+        )
         raise UsageError(
             f"{path}: refused to load: the checkpoint asks for more than tensors and plain containers "
             f"(read with torch.load(weights_only=True); nothing was run): {reason}"
@@ -102,7 +110,8 @@ def apply_state_dict(module, state: dict, origin: Path | str, network: str) -> N
             parts.append(f"wrong shapes: {_listing(wrong)}")
         raise UsageError(
             f"{origin}: the checkpoint does not fit network {network} (upstream module names expected): "
-            + "; ".join(parts) + "."
+            + "; ".join(parts)
+            + "."
         )
     merged = {k: state[k].to(expected[k].dtype) if k in state else expected[k] for k in expected}
     with torch.no_grad():
@@ -150,19 +159,25 @@ class SileroTorchScript:
         try:
             with warnings.catch_warnings():
                 # TorchScript is deprecated, but it is the format silero-vad publishes its weights in
-                warnings.filterwarnings("ignore", message=".*torch.jit.load. is deprecated", category=DeprecationWarning)
+                warnings.filterwarnings(
+                    "ignore", message=".*torch.jit.load. is deprecated", category=DeprecationWarning
+                )
                 scripted = torch.jit.load(str(path), map_location="cpu")
         except (RuntimeError, ValueError, OSError) as exc:
             raise ZooError(f"{path}: not a readable TorchScript file: {exc}") from exc
         model = getattr(scripted, "_model", None)
         if model is None:
-            raise ZooError(f"{path}: not a silero-vad TorchScript file (it has no 16 kHz `_model` submodule).")
+            raise ZooError(
+                f"{path}: not a silero-vad TorchScript file (it has no 16 kHz `_model` submodule)."
+            )
         self.scripted = model.eval()
         self.context_size = int(getattr(model, "context_size_samples", 64))
         try:
             self.rebuild = SileroVad16k.from_torchscript(self.scripted)
         except KeyError as exc:
-            raise ZooError(f"{path}: its `_model` does not match the silero-vad 16 kHz network: {exc.args[0]}.") from exc
+            raise ZooError(
+                f"{path}: its `_model` does not match the silero-vad 16 kHz network: {exc.args[0]}."
+            ) from exc
 
     @property
     def export_module(self):
@@ -214,7 +229,9 @@ def example_inputs(manifest) -> tuple:
     """Zero tensors with the manifest's static input shapes (dynamic dimensions become 1)."""
     import torch
 
-    return tuple(torch.zeros([d if isinstance(d, int) else 1 for d in spec.shape]) for spec in manifest.inputs)
+    return tuple(
+        torch.zeros([d if isinstance(d, int) else 1 for d in spec.shape]) for spec in manifest.inputs
+    )
 
 
 def rename_tensors(model, mapping: dict[str, str]) -> None:
@@ -249,7 +266,9 @@ def declare_static_outputs(model, shapes: list[tuple[int, ...]]) -> None:
                 dim.dim_value = int(size)
 
 
-def export_module_onnx(module, inputs: tuple, input_names: list[str], output_names: list[str], opset: int) -> bytes:
+def export_module_onnx(
+    module, inputs: tuple, input_names: list[str], output_names: list[str], opset: int
+) -> bytes:
     """The exporter: legacy TorchScript-based torch.onnx.export, static shapes, one self-contained file."""
     import onnx
     import torch
@@ -278,7 +297,9 @@ def export_module_onnx(module, inputs: tuple, input_names: list[str], output_nam
         traced = module(*inputs)
     traced = traced if isinstance(traced, tuple | list) else (traced,)
     declare_static_outputs(model, [tuple(t.shape) for t in traced])
-    rename_tensors(model, dict(zip(temporary_in + temporary_out, list(input_names) + list(output_names), strict=True)))
+    rename_tensors(
+        model, dict(zip(temporary_in + temporary_out, list(input_names) + list(output_names), strict=True))
+    )
     onnx.checker.check_model(model)
     return model.SerializeToString()
 
@@ -338,7 +359,9 @@ def seeded_network(manifest, seed: int, count: int | None = None):
     calibrate_batchnorm(module, batch)
     final = getattr(module, "final_layer", None)
     if final is not None:
-        scale_final_layer(module, final, batch, target_mean=-4.0 if getattr(module, "multi_label", False) else None)
+        scale_final_layer(
+            module, final, batch, target_mean=-4.0 if getattr(module, "multi_label", False) else None
+        )
     return module.eval()
 
 

@@ -131,7 +131,10 @@ def test_plain_state_dict_and_data_parallel_prefix_load(references, tmp_path):
     state = torch.load(ref["files"]["weights"], weights_only=True)["state_dict"]
     feed = probe_feeds(ref["manifest"], limit=1)[0]
     expected = ref["source"].run(feed)["probabilities"]
-    for label, content in (("plain.pth", state), ("parallel.pth", {f"module.{k}": v for k, v in state.items()})):
+    for label, content in (
+        ("plain.pth", state),
+        ("parallel.pth", {f"module.{k}": v for k, v in state.items()}),
+    ):
         torch.save(content, tmp_path / label)
         source = pytorch.load({"weights": tmp_path / label}, ref["manifest"])
         np.testing.assert_array_equal(source.run(feed)["probabilities"], expected)
@@ -157,7 +160,9 @@ def test_checkpoint_with_a_wrong_shape_names_the_shapes(references, tmp_path):
     checkpoint["state_dict"]["fc1.weight"] = torch.zeros(10, 512)
     bad = tmp_path / "ten_classes.tar"
     torch.save(checkpoint, bad)
-    with pytest.raises(UsageError, match=r"wrong shapes: fc1.weight \(file \(10, 512\), network \(41, 512\)\)"):
+    with pytest.raises(
+        UsageError, match=r"wrong shapes: fc1.weight \(file \(10, 512\), network \(41, 512\)\)"
+    ):
         pytorch.load({"weights": bad}, ref["manifest"])
 
 
@@ -259,7 +264,9 @@ def test_silero_reference_steps_the_original_model(silero):
     with torch.no_grad():
         for feed in feeds:
             out = source.run({"chunk": feed["chunk"], "state": state, "context": context})
-            mine = source.export_module(torch.from_numpy(feed["chunk"]), torch.from_numpy(state), torch.from_numpy(context))
+            mine = source.export_module(
+                torch.from_numpy(feed["chunk"]), torch.from_numpy(state), torch.from_numpy(context)
+            )
             for got, name in zip(mine, ("probability", "new_state", "new_context"), strict=True):
                 np.testing.assert_array_equal(got.numpy(), out[name])
             state, context = out["new_state"], out["new_context"]

@@ -86,8 +86,11 @@ def test_stereo_is_averaged_to_mono(catalog):
     manifest = catalog.get("aclnet")
     left = tone(440.0, 16000, 1.0)
     stereo = np.stack([left, left], axis=1)
-    np.testing.assert_allclose(prepare_inputs(manifest, stereo, 16000)[0]["input"],
-                               prepare_inputs(manifest, left, 16000)[0]["input"], atol=1e-6)
+    np.testing.assert_allclose(
+        prepare_inputs(manifest, stereo, 16000)[0]["input"],
+        prepare_inputs(manifest, left, 16000)[0]["input"],
+        atol=1e-6,
+    )
 
 
 def test_slaney_mel_scale():
@@ -117,8 +120,15 @@ def test_log_mel_matches_a_direct_computation():
     rate, n_fft, hop = 32000, 2048, 1024
     rng = np.random.RandomState(3)
     audio = rng.standard_normal(rate).astype(np.float32) * 0.1
-    params = {"window": "hamming", "n_fft": n_fft, "hop": hop, "mel_bins": 64, "fmin": 50, "fmax": 16000,
-              "log_offset": 1e-8}
+    params = {
+        "window": "hamming",
+        "n_fft": n_fft,
+        "hop": hop,
+        "mel_bins": 64,
+        "fmin": 50,
+        "fmax": 16000,
+        "log_offset": 1e-8,
+    }
     got = log_mel(audio, rate, params)
     frames = 1 + (audio.size - n_fft) // hop
     assert got.shape == (frames, 64)

@@ -39,7 +39,12 @@ def reference(tmp_path_factory, manifest):
     onnx_path = folder / "export" / "kahl-aed.onnx"
     onnx_path.parent.mkdir()
     lasagne.export_onnx(source, onnx_path, manifest)
-    return {"files": written, "path": written["AED_Example_Run_model.pkl"], "source": source, "onnx": onnx_path}
+    return {
+        "files": written,
+        "path": written["AED_Example_Run_model.pkl"],
+        "source": source,
+        "onnx": onnx_path,
+    }
 
 
 def test_reference_pickle_has_the_upstream_structure(reference, manifest):
@@ -145,7 +150,10 @@ def test_malicious_pickle_is_refused_by_the_cli(tmp_path):
     ("change", "message"),
     [
         (lambda d: d.update(net=d["net"][:-1]), "has 36 parameter arrays, the AED network needs 37"),
-        (lambda d: d["net"].__setitem__(0, np.zeros((64, 3, 7, 7), np.float32)), r"net\[0\] \(conv1.weight\) has shape"),
+        (
+            lambda d: d["net"].__setitem__(0, np.zeros((64, 3, 7, 7), np.float32)),
+            r"net\[0\] \(conv1.weight\) has shape",
+        ),
         (lambda d: d.update(classes=d["classes"][:5]), "classes has 5 names"),
         (lambda d: d.update(im_size=(256, 256)), "im_size is 256 x 256"),
         (lambda d: d.update(net={"W": 1}), "expected the Lasagne parameter arrays"),

@@ -78,7 +78,9 @@ def test_parameter_counts_match_published(name, variant, args, expected):
 
 def test_kahl_bn_statistics_add_6016_values():
     model = network_class("kahl_aed")(num_classes=20)
-    stats = sum(m.mean.numel() + m.inv_std.numel() for m in model.modules() if isinstance(m, LasagneBatchNorm))
+    stats = sum(
+        m.mean.numel() + m.inv_std.numel() for m in model.modules() if isinstance(m, LasagneBatchNorm)
+    )
     assert stats == 6016
 
 
@@ -120,7 +122,9 @@ def test_aclnet_onnx_export_holds_exactly_the_published_parameters():
     assert weights == 2_716_991
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("Conv") == 21 and "BatchNormalization" not in ops
-    assert [i.name for i in model.graph.input] == ["input"] and [o.name for o in model.graph.output] == ["output"]
+    assert [i.name for i in model.graph.input] == ["input"] and [o.name for o in model.graph.output] == [
+        "output"
+    ]
 
 
 @pytest.mark.parametrize("entry", ENTRIES)

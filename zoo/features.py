@@ -100,7 +100,9 @@ def hz_to_mel(freq: np.ndarray | float) -> np.ndarray:
     min_log_mel = min_log_hz / f_sp
     logstep = np.log(6.4) / 27.0
     mels = freq / f_sp
-    return np.where(freq >= min_log_hz, min_log_mel + np.log(np.maximum(freq, 1e-10) / min_log_hz) / logstep, mels)
+    return np.where(
+        freq >= min_log_hz, min_log_mel + np.log(np.maximum(freq, 1e-10) / min_log_hz) / logstep, mels
+    )
 
 
 def mel_to_hz(mels: np.ndarray | float) -> np.ndarray:
@@ -147,7 +149,9 @@ def log_mel(audio: np.ndarray, sample_rate: int, params: dict) -> np.ndarray:
     window_name = str(params.get("window", "hamming"))
     windows = {"hamming": np.hamming, "hann": np.hanning, "hanning": np.hanning}
     if window_name not in windows:
-        raise UsageError(f"audio.features.params.window: expected one of {', '.join(windows)}, got {window_name!r}.")
+        raise UsageError(
+            f"audio.features.params.window: expected one of {', '.join(windows)}, got {window_name!r}."
+        )
     if audio.shape[0] < n_fft:
         audio = _pad(audio, n_fft, "zero")
     _, _, magnitude = spectrogram(
@@ -211,7 +215,9 @@ def _clip_samples(manifest, input_spec) -> int:
     if all(isinstance(d, int) for d in input_spec.shape):
         return int(np.prod(static))
     if manifest.audio.clip is None:
-        raise ZooError(f"{manifest.path}: input {input_spec.name!r} has a dynamic shape and audio.clip is missing.")
+        raise ZooError(
+            f"{manifest.path}: input {input_spec.name!r} has a dynamic shape and audio.clip is missing."
+        )
     return int(round(manifest.audio.clip.seconds * manifest.audio.sample_rate))
 
 
@@ -351,7 +357,10 @@ def synthetic_feature_inputs(manifest, count: int, seed: int = 0) -> list[dict[s
         feeds = []
         for _ in range(count):
             clip = profile + rng.normal(0.0, 1.0, size=(1, dims)) * spread
-            steps = rng.normal(0.0, 1.0, size=(frames, dims)).cumsum(axis=0) / np.sqrt(np.arange(1, frames + 1))[:, None]
+            steps = (
+                rng.normal(0.0, 1.0, size=(frames, dims)).cumsum(axis=0)
+                / np.sqrt(np.arange(1, frames + 1))[:, None]
+            )
             raw = np.clip(np.rint(clip + steps * spread * 0.5), 0, 255).astype(np.uint8)
             value = (raw.astype(np.float32) - 128.0) / 128.0
             feeds.append({spec.name: _reshape(value, spec.shape, str(manifest.path))})

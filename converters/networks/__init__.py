@@ -36,7 +36,9 @@ def network_class(name: str, variant: str | None = None) -> type:
     module_name, classes = NETWORKS[name]
     if variant not in classes:
         known = ", ".join(str(v) for v in classes)
-        raise UsageError(f"field network.variant: network {name!r} has no variant {variant!r} (known: {known}).")
+        raise UsageError(
+            f"field network.variant: network {name!r} has no variant {variant!r} (known: {known})."
+        )
     return getattr(importlib.import_module(module_name), classes[variant])
 
 

@@ -91,8 +91,14 @@ def fold_batchnorm(model: AclNet) -> nn.Module:
     folded = copy.deepcopy(model).eval()
     for parent in folded.modules():
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.Sequential) and isinstance(getattr(child, "conv", None), nn.Conv2d) and hasattr(child, "bn"):
-                fused = nn.Sequential(OrderedDict(conv=fuse_conv_bn_eval(child.conv, child.bn), relu=child.relu))
+            if (
+                isinstance(child, nn.Sequential)
+                and isinstance(getattr(child, "conv", None), nn.Conv2d)
+                and hasattr(child, "bn")
+            ):
+                fused = nn.Sequential(
+                    OrderedDict(conv=fuse_conv_bn_eval(child.conv, child.bn), relu=child.relu)
+                )
                 setattr(parent, name, fused)
     return folded
 
@@ -133,7 +139,9 @@ def seeded_aclnet(num_classes: int, seed: int) -> AclNet:
     return model
 
 
-def export_onnx_bytes(model: nn.Module, input_name: str, output_name: str, samples: int = 16000, opset: int = 17) -> bytes:
+def export_onnx_bytes(
+    model: nn.Module, input_name: str, output_name: str, samples: int = 16000, opset: int = 17
+) -> bytes:
     """AclNet as ONNX bytes through the project's one exporter (BN folded, static [1, 1, 1, samples])."""
     from converters.pytorch import export_module_onnx
 

@@ -77,10 +77,14 @@ class EmbeddingLayers(nn.Module):
 
 
 class DecisionLevelSingleAttention(TaggingHead):
-    def __init__(self, num_classes: int = 527, freq_bins: int = 128, hidden_units: int = 1024, drop_rate: float = 0.5):
+    def __init__(
+        self, num_classes: int = 527, freq_bins: int = 128, hidden_units: int = 1024, drop_rate: float = 0.5
+    ):
         super().__init__()
         self.emb = EmbeddingLayers(freq_bins, hidden_units, drop_rate)
-        self.attention = Attention(hidden_units, num_classes, att_activation="sigmoid", cla_activation="sigmoid")
+        self.attention = Attention(
+            hidden_units, num_classes, att_activation="sigmoid", cla_activation="sigmoid"
+        )
 
     def forward(self, input):
         return self.attention(self.emb(input))
@@ -93,10 +97,14 @@ class DecisionLevelSingleAttention(TaggingHead):
 class DecisionLevelMultiAttention(TaggingHead):
     """One attention block shared by the last two embedding layers, concatenated, linear, sigmoid."""
 
-    def __init__(self, num_classes: int = 527, freq_bins: int = 128, hidden_units: int = 1024, drop_rate: float = 0.5):
+    def __init__(
+        self, num_classes: int = 527, freq_bins: int = 128, hidden_units: int = 1024, drop_rate: float = 0.5
+    ):
         super().__init__()
         self.emb = EmbeddingLayers(freq_bins, hidden_units, drop_rate)
-        self.attention = Attention(hidden_units, num_classes, att_activation="sigmoid", cla_activation="sigmoid")
+        self.attention = Attention(
+            hidden_units, num_classes, att_activation="sigmoid", cla_activation="sigmoid"
+        )
         self.fc_final = nn.Linear(num_classes * 2, num_classes)
 
     def forward(self, input):
@@ -113,11 +121,15 @@ class DecisionLevelMultiAttention(TaggingHead):
 class FeatureLevelSingleAttention(TaggingHead):
     """Attention 1024 -> 1024 (linear cla), BN1d, ReLU, dropout, linear, sigmoid."""
 
-    def __init__(self, num_classes: int = 527, freq_bins: int = 128, hidden_units: int = 1024, drop_rate: float = 0.5):
+    def __init__(
+        self, num_classes: int = 527, freq_bins: int = 128, hidden_units: int = 1024, drop_rate: float = 0.5
+    ):
         super().__init__()
         self.drop_rate = drop_rate
         self.emb = EmbeddingLayers(freq_bins, hidden_units, drop_rate)
-        self.attention = Attention(hidden_units, hidden_units, att_activation="sigmoid", cla_activation="linear")
+        self.attention = Attention(
+            hidden_units, hidden_units, att_activation="sigmoid", cla_activation="linear"
+        )
         self.fc_final = nn.Linear(hidden_units, num_classes)
         self.bn_attention = nn.BatchNorm1d(hidden_units)
 

@@ -29,7 +29,9 @@ class LasagneBatchNorm(nn.Module):
 
     def forward(self, x):
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        return (x - self.mean.reshape(shape)) * (self.gamma * self.inv_std).reshape(shape) + self.beta.reshape(shape)
+        return (x - self.mean.reshape(shape)) * (self.gamma * self.inv_std).reshape(
+            shape
+        ) + self.beta.reshape(shape)
 
     def set_statistics(self, mean, var) -> None:
         self.mean.copy_(mean.to(self.mean.dtype))
@@ -44,8 +46,13 @@ class KahlAED(nn.Module):
     dense 512 -> dense 512 (BN, ReLU, dropout) -> dense num_classes, softmax (sigmoid if multi-label)."""
 
     #: (name, in, out, kernel, stride) of the conv stack, in Lasagne layer order
-    CONVS = (("conv1", 1, 64, 7, 2), ("conv2", 64, 128, 5, 1), ("conv3", 128, 256, 3, 1),
-             ("conv4", 256, 512, 3, 1), ("conv5", 512, 1024, 3, 1))
+    CONVS = (
+        ("conv1", 1, 64, 7, 2),
+        ("conv2", 64, 128, 5, 1),
+        ("conv3", 128, 256, 3, 1),
+        ("conv4", 256, 512, 3, 1),
+        ("conv5", 512, 1024, 3, 1),
+    )
 
     def __init__(self, num_classes: int = 20, multi_label: bool = False, height: int = 256, width: int = 512):
         super().__init__()

@@ -18,7 +18,11 @@ def _batch_norms(module) -> list:
     """Batch-norm layers: torch's, and any layer with set_statistics/affine_parameters (Lasagne style)."""
     from torch import nn
 
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) or hasattr(m, "set_statistics")]
+    return [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) or hasattr(m, "set_statistics")
+    ]
 
 
 def _set_statistics(layer, mean, var) -> None:
@@ -46,7 +50,9 @@ def seeded_init(module, seed: int) -> None:
             if isinstance(layer, nn.Conv1d | nn.Conv2d | nn.Linear):
                 fan_in = layer.weight[0].numel()
                 bound = math.sqrt(2.0 / fan_in) * math.sqrt(3.0)
-                layer.weight.copy_(torch.empty_like(layer.weight).uniform_(-bound, bound, generator=generator))
+                layer.weight.copy_(
+                    torch.empty_like(layer.weight).uniform_(-bound, bound, generator=generator)
+                )
                 if layer.bias is not None:
                     layer.bias.copy_(torch.randn(layer.bias.shape, generator=generator) * 0.05)
         for layer in _batch_norms(module):
@@ -86,7 +92,12 @@ def calibration_audio(sample_rate: int, seconds: float, count: int, seed: int) -
     makers: list[Callable[[], np.ndarray]] = [
         lambda: rng.standard_normal(n) * 10 ** rng.uniform(-2.5, -0.5),
         lambda: np.sin(2 * np.pi * rng.uniform(80, sample_rate / 4) * t) * rng.uniform(0.05, 0.9),
-        lambda: np.sin(2 * np.pi * (rng.uniform(50, 500) + rng.uniform(500, sample_rate / 4) * t / seconds / 2) * t) * 0.5,
+        lambda: (
+            np.sin(
+                2 * np.pi * (rng.uniform(50, 500) + rng.uniform(500, sample_rate / 4) * t / seconds / 2) * t
+            )
+            * 0.5
+        ),
         lambda: (rng.standard_normal(n) * (rng.uniform(size=n // 400 + 1) > 0.7).repeat(400)[:n]) * 0.3,
         lambda: np.cumsum(rng.standard_normal(n)) / np.sqrt(n) * 0.2,
     ]
@@ -97,7 +108,9 @@ def calibration_audio(sample_rate: int, seconds: float, count: int, seed: int) -
     return clips
 
 
-def scale_final_layer(module, final_layer, inputs: tuple, target_std: float = 3.0, target_mean: float | None = None) -> None:
+def scale_final_layer(
+    module, final_layer, inputs: tuple, target_std: float = 3.0, target_mean: float | None = None
+) -> None:
     """Scale the last linear/conv layer so its outputs spread like a trained classifier's logits.
 
     Calibrated random networks give nearly flat class scores, where any rounding flips the top

@@ -27,7 +27,9 @@ class Stft(nn.Module):
         self.filter_length = filter_length
         self.hop_length = hop_length
         self.pad = pad
-        self.register_buffer("forward_basis_buffer", torch.zeros(2 * (filter_length // 2 + 1), 1, filter_length))
+        self.register_buffer(
+            "forward_basis_buffer", torch.zeros(2 * (filter_length // 2 + 1), 1, filter_length)
+        )
 
     def forward(self, x):
         x = F.pad(x, [0, self.pad], mode="reflect")[:, None, :]
@@ -85,7 +87,9 @@ class SileroVad16k(nn.Module):
             raise ValueError("only the 16 kHz network (chunk 512, context 64) is rebuilt")
         self.context_size = context
         self.stft = Stft()
-        self.encoder = nn.Sequential(Block(129, 128, 1), Block(128, 64, 2), Block(64, 64, 2), Block(64, 128, 1))
+        self.encoder = nn.Sequential(
+            Block(129, 128, 1), Block(128, 64, 2), Block(64, 64, 2), Block(64, 128, 1)
+        )
         self.decoder = Decoder(128)
 
     def step(self, x, state):
@@ -108,7 +112,9 @@ class SileroVad16k(nn.Module):
         target = model.state_dict()
         missing = sorted(set(target) - set(source))
         unexpected = sorted(set(source) - set(target))
-        wrong = sorted(k for k in set(source) & set(target) if tuple(source[k].shape) != tuple(target[k].shape))
+        wrong = sorted(
+            k for k in set(source) & set(target) if tuple(source[k].shape) != tuple(target[k].shape)
+        )
         if missing or unexpected or wrong:
             raise KeyError(
                 f"missing: {', '.join(missing) or 'none'}; unexpected: {', '.join(unexpected) or 'none'}; "
