@@ -178,8 +178,12 @@ class RichProgress(Progress):
         key = (model, file)
         if key not in self._tasks:
             self._tasks[key] = self.bars.add_task(f"{model}: {file}", total=total, completed=offset)
-        else:
-            self.bars.update(self._tasks[key], completed=offset, total=total)
+            return
+        task = self._tasks[key]
+        before = self.bars.tasks[[t.id for t in self.bars.tasks].index(task)].completed
+        self.bars.update(task, completed=offset, total=total)
+        if self._total_task is not None and offset != before:  # a restart from zero un-counts the lost bytes
+            self.bars.advance(self._total_task, offset - before)
 
     def advance(self, model, file, nbytes):
         task = self._tasks.get((model, file))
