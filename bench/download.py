@@ -92,21 +92,31 @@ def main() -> None:
         url = f"{base}/big.bin"
         manifest = load_manifest(_catalog(work, url, size, digest.hexdigest()) / "aclnet.yaml")
 
-        results: dict[str, list[float]] = {"curl": [], "zoo": [], "curl+sha256sum": [], "curl wall": [],
-                                           "zoo wall": [], "sha256 alone": []}
+        results: dict[str, list[float]] = {
+            "curl": [],
+            "zoo": [],
+            "curl+sha256sum": [],
+            "curl wall": [],
+            "zoo wall": [],
+            "sha256 alone": [],
+        }
         for run in range(args.runs):
             data = blob.read_bytes()
             start = time.perf_counter()
             ceiling = hashlib.sha256()
             for offset in range(0, len(data), 1 << 20):
-                ceiling.update(data[offset:offset + (1 << 20)])
+                ceiling.update(data[offset : offset + (1 << 20)])
             results["sha256 alone"].append(time.perf_counter() - start)
             del data
 
             target = work / f"curl-{run}.bin"
             start = time.perf_counter()
-            out = subprocess.run([curl, "-s", "-S", "-o", str(target), "-w", "%{time_total}", url],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [curl, "-s", "-S", "-o", str(target), "-w", "%{time_total}", url],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results["curl wall"].append(time.perf_counter() - start)
             results["curl"].append(float(out.stdout))
             start = time.perf_counter()
@@ -122,9 +132,26 @@ def main() -> None:
 
             env = dict(os.environ, ZOO_CACHE=str(work / f"cache-wall-{run}"))
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "zoo.cli", "download", "--name", "aclnet", "--manifests",
-                            str(work / "catalog"), "-o", str(work / f"wall-{run}"), "--progress", "text"],
-                           capture_output=True, check=True, env=env, cwd=ROOT)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "zoo.cli",
+                    "download",
+                    "--name",
+                    "aclnet",
+                    "--manifests",
+                    str(work / "catalog"),
+                    "-o",
+                    str(work / f"wall-{run}"),
+                    "--progress",
+                    "text",
+                ],
+                capture_output=True,
+                check=True,
+                env=env,
+                cwd=ROOT,
+            )
             results["zoo wall"].append(time.perf_counter() - start)
             shutil.rmtree(work / f"wall-{run}")
             shutil.rmtree(work / f"cache-wall-{run}")
@@ -132,12 +159,16 @@ def main() -> None:
 
         mb = size / 1e6
         cap = f", capped at {args.rate_mb:g} MB/s" if args.rate_mb else ""
-        print(f"{args.size_mb} MB from a local {args.server} server{cap}, {args.runs} runs each (median, best)")
+        print(
+            f"{args.size_mb} MB from a local {args.server} server{cap}, {args.runs} runs each (median, best)"
+        )
         speeds = {}
         for name, times in results.items():
             speeds[name] = mb / statistics.median(times)
-            print(f"  {name:16} {mb / statistics.median(times):8.0f} MB/s  {mb / min(times):8.0f} MB/s  "
-                  f"({statistics.median(times):.2f} s)")
+            print(
+                f"  {name:16} {mb / statistics.median(times):8.0f} MB/s  {mb / min(times):8.0f} MB/s  "
+                f"({statistics.median(times):.2f} s)"
+            )
         print(f"ratio zoo / curl (transfer time):        {speeds['zoo'] / speeds['curl']:.2f}")
         print(f"ratio zoo / curl+sha256sum:              {speeds['zoo'] / speeds['curl+sha256sum']:.2f}")
         print(f"ratio zoo / curl (end to end, processes): {speeds['zoo wall'] / speeds['curl wall']:.2f}")

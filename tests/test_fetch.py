@@ -168,7 +168,9 @@ def test_wrong_bytes_are_discarded(tmp_path, http_server, payload):
 def test_announced_oversize_is_refused_before_the_body(tmp_path, http_server, payload):
     manifest, relpath, _ = _manifest(tmp_path, http_server, payload)
     http_server.fault(relpath, Oversize(extra=10), times=None)
-    with pytest.raises(ZooError, match="announces 3,000,010 bytes, more than the 3,000,000 the manifest declares"):
+    with pytest.raises(
+        ZooError, match="announces 3,000,010 bytes, more than the 3,000,000 the manifest declares"
+    ):
         _obtain(manifest, tmp_path)
     _assert_nothing_unverified(tmp_path)
 
@@ -235,7 +237,9 @@ def test_offline_uses_only_the_cache(tmp_path, http_server, payload):
 def test_unpinned_needs_allow_unpinned(tmp_path, http_server, payload):
     relpath = f"{tmp_path.name}/unpinned.bin"
     url = http_server.add(relpath, payload)
-    catalog = catalog_with_files(tmp_path, "aclnet", [{"name": FILE, "unpinned": True, "sources": [{"url": url}]}])
+    catalog = catalog_with_files(
+        tmp_path, "aclnet", [{"name": FILE, "unpinned": True, "sources": [{"url": url}]}]
+    )
     manifest = load_manifest(catalog / "aclnet.yaml")
     with pytest.raises(UsageError, match="zoo pin --name aclnet"):
         _obtain(manifest, tmp_path)
@@ -251,7 +255,9 @@ def test_unpinned_needs_allow_unpinned(tmp_path, http_server, payload):
 def test_416_when_the_file_shrank_since_the_partial_download(tmp_path, http_server, payload):
     relpath = f"{tmp_path.name}/changing.bin"
     url = http_server.add(relpath, payload)
-    catalog = catalog_with_files(tmp_path, "aclnet", [{"name": FILE, "unpinned": True, "sources": [{"url": url}]}])
+    catalog = catalog_with_files(
+        tmp_path, "aclnet", [{"name": FILE, "unpinned": True, "sources": [{"url": url}]}]
+    )
     manifest = load_manifest(catalog / "aclnet.yaml")
     http_server.fault(relpath, Drop(after=2_000_000))
     with pytest.raises(ZooError, match="connection lost"):
@@ -268,7 +274,9 @@ def test_416_when_the_file_shrank_since_the_partial_download(tmp_path, http_serv
 def test_if_range_restarts_when_the_file_changed(tmp_path, http_server, payload):
     relpath = f"{tmp_path.name}/changed.bin"
     url = http_server.add(relpath, payload)
-    catalog = catalog_with_files(tmp_path, "aclnet", [{"name": FILE, "unpinned": True, "sources": [{"url": url}]}])
+    catalog = catalog_with_files(
+        tmp_path, "aclnet", [{"name": FILE, "unpinned": True, "sources": [{"url": url}]}]
+    )
     manifest = load_manifest(catalog / "aclnet.yaml")
     http_server.fault(relpath, Drop(after=2_000_000))
     with pytest.raises(ZooError, match="connection lost"):

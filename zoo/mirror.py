@@ -44,7 +44,9 @@ def _load_index(directory: Path) -> dict:
     return {"schema": 1, "files": {}, "models": {}}
 
 
-def mirror_models(manifests: list[Manifest], directory: Path, fetcher: Fetcher, jobs: int = 1) -> list[MirrorEntry]:
+def mirror_models(
+    manifests: list[Manifest], directory: Path, fetcher: Fetcher, jobs: int = 1
+) -> list[MirrorEntry]:
     """Fetch (through the cache) every pinned file of the manifests into the mirror folder."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -57,8 +59,14 @@ def mirror_models(manifests: list[Manifest], directory: Path, fetcher: Fetcher, 
     def one(task) -> MirrorEntry:
         manifest, sf = task
         if sf.checksum is None:
-            return MirrorEntry(manifest.name, sf.name, None, None, "skipped (unpinned)",
-                               f"no checksum in the manifest; run `zoo pin --name {manifest.name}` first")
+            return MirrorEntry(
+                manifest.name,
+                sf.name,
+                None,
+                None,
+                "skipped (unpinned)",
+                f"no checksum in the manifest; run `zoo pin --name {manifest.name}` first",
+            )
         algo, hexdigest = sf.checksum
         try:
             fetched = fetcher.fetch(manifest.name, sf)

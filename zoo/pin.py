@@ -59,7 +59,9 @@ def apply_pins(text: str, pins: dict[str, tuple[str, int]], origin: Path | str) 
         insert = []
         if "size" in entry:
             if int(entry["size"]) != size:
-                raise ManifestError(f"{origin}: field files[{name}].size says {entry['size']}, the file has {size}.")
+                raise ManifestError(
+                    f"{origin}: field files[{name}].size says {entry['size']}, the file has {size}."
+                )
         else:
             insert.append(f"{indent}size: {size}{newline}")
         insert.append(f"{indent}sha256: {sha256}{newline}")
@@ -82,7 +84,7 @@ def apply_pins(text: str, pins: dict[str, tuple[str, int]], origin: Path | str) 
         return out.getvalue()
     # bottom up, so earlier line numbers stay valid; at one line, the removal goes before the insertion
     for first, remove, insert in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
-        lines[first:first + remove] = insert
+        lines[first : first + remove] = insert
     return "".join(lines)
 
 
@@ -111,13 +113,19 @@ def pin_manifest(manifest: Manifest, fetcher: Fetcher) -> list[PinResult]:
     for sf in manifest.files:
         if sf.pinned:
             algo, digest = sf.checksum
-            results.append(PinResult(manifest.name, sf.name, "already pinned",
-                                     digest if algo == "sha256" else None, sf.size))
+            results.append(
+                PinResult(
+                    manifest.name, sf.name, "already pinned", digest if algo == "sha256" else None, sf.size
+                )
+            )
             continue
         fetched = fetcher.fetch(manifest.name, sf, pinning=True)
         pins[sf.name] = (fetched.digest.sha256, fetched.digest.size)
-        results.append(PinResult(manifest.name, sf.name, "pinned", fetched.digest.sha256, fetched.digest.size,
-                                 fetched.url))
+        results.append(
+            PinResult(
+                manifest.name, sf.name, "pinned", fetched.digest.sha256, fetched.digest.size, fetched.url
+            )
+        )
     if pins:
         try:
             original = path.read_bytes().decode("utf-8")

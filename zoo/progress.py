@@ -34,8 +34,15 @@ class Progress:
     def advance(self, model: str, file: str, nbytes: int) -> None:
         pass
 
-    def finish(self, model: str, file: str, size: int, how: str, seconds: float | None = None,
-               sha256: str | None = None) -> None:
+    def finish(
+        self,
+        model: str,
+        file: str,
+        size: int,
+        how: str,
+        seconds: float | None = None,
+        sha256: str | None = None,
+    ) -> None:
         pass
 
     def retry(self, model: str, file: str, url: str, attempt: int, wait: float, reason: str) -> None:
@@ -81,7 +88,9 @@ class TextProgress(Progress):
         self._line(f"{model}: {file}: {how}, {human_bytes(size)}{speed}, verified")
 
     def retry(self, model, file, url, attempt, wait, reason):
-        self._line(f"{model}: {file}: attempt {attempt} from {url} failed ({reason}); retrying in {wait:.1f} s")
+        self._line(
+            f"{model}: {file}: attempt {attempt} from {url} failed ({reason}); retrying in {wait:.1f} s"
+        )
 
     def note(self, model, file, text):
         self._line(f"{model}: {file + ': ' if file else ''}{text}")
@@ -133,7 +142,9 @@ class JsonProgress(Progress):
         self._emit("done", model=model, file=file, how=how, size=size, seconds=seconds, sha256=sha256)
 
     def retry(self, model, file, url, attempt, wait, reason):
-        self._emit("retry", model=model, file=file, url=url, attempt=attempt, wait=round(wait, 3), reason=reason)
+        self._emit(
+            "retry", model=model, file=file, url=url, attempt=attempt, wait=round(wait, 3), reason=reason
+        )
 
     def note(self, model, file, text):
         self._emit("note", model=model, file=file, message=text)
@@ -195,7 +206,9 @@ class RichProgress(Progress):
     def finish(self, model, file, size, how, seconds=None, sha256=None):
         task = self._tasks.get((model, file))
         if task is not None:
-            self.bars.update(task, completed=size, total=size, description=f"{model}: {file} ({how}, verified)")
+            self.bars.update(
+                task, completed=size, total=size, description=f"{model}: {file} ({how}, verified)"
+            )
         else:
             self.bars.console.print(f"{model}: {file}: {how}, {human_bytes(size)}, verified", highlight=False)
 
@@ -209,7 +222,9 @@ class RichProgress(Progress):
         self.bars.console.print(f"{model}: {file + ': ' if file else ''}{text}", highlight=False)
 
     def fail(self, model, file, message):
-        self.bars.console.print(f"[red]{model}: {file + ': ' if file else ''}FAILED[/]: {message}", highlight=False)
+        self.bars.console.print(
+            f"[red]{model}: {file + ': ' if file else ''}FAILED[/]: {message}", highlight=False
+        )
 
     def close(self):
         self.bars.stop()

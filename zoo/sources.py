@@ -43,8 +43,9 @@ class TransferFailed(Exception):
     """One attempt failed. ``retryable``: the same URL may work later; ``restart``: retry at once
     from byte 0 (the partial bytes were discarded)."""
 
-    def __init__(self, reason: str, retryable: bool = False, retry_after: float | None = None,
-                 restart: bool = False):
+    def __init__(
+        self, reason: str, retryable: bool = False, retry_after: float | None = None, restart: bool = False
+    ):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable or restart
@@ -192,11 +193,15 @@ def http_download(url: str, cache: Cache, job: Job, progress: Progress, timeout:
                     restart=True,
                 )
             if size is not None and total is not None and total != size:
-                raise TransferFailed(f"server says the file has {total:,} bytes, the manifest declares {size:,}")
+                raise TransferFailed(
+                    f"server says the file has {total:,} bytes, the manifest declares {size:,}"
+                )
             mode = "ab"
         elif status == 200:
             if offset:
-                progress.note(job.model, job.file, "server ignored the Range request; downloading from the start")
+                progress.note(
+                    job.model, job.file, "server ignored the Range request; downloading from the start"
+                )
             offset = 0
             mode = "wb"
         else:
@@ -210,7 +215,9 @@ def http_download(url: str, cache: Cache, job: Job, progress: Progress, timeout:
             first_chunk = raw.read(HTTP_CHUNK)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise TransferFailed(f"connection lost before the body: {_short(exc)}", retryable=True) from exc
-        if job.binary and (content_type in ("text/html", "application/xhtml+xml") or looks_like_html(first_chunk)):
+        if job.binary and (
+            content_type in ("text/html", "application/xhtml+xml") or looks_like_html(first_chunk)
+        ):
             raise TransferFailed(
                 f"server sent an HTML page (HTTP {status}, Content-Type {content_type or 'none'}) where a "
                 f"binary file is declared; first bytes: {show_bytes(first_chunk)}"
@@ -224,11 +231,14 @@ def http_download(url: str, cache: Cache, job: Job, progress: Progress, timeout:
         hasher = Hasher(job.algos, limit=size)
         if mode == "ab":
             hasher.feed_file(partial)
-        cache.write_partial_meta(job.key, {
-            "url": url,
-            "etag": response.headers.get("ETag"),
-            "last_modified": response.headers.get("Last-Modified"),
-        })
+        cache.write_partial_meta(
+            job.key,
+            {
+                "url": url,
+                "etag": response.headers.get("ETag"),
+                "last_modified": response.headers.get("Last-Modified"),
+            },
+        )
         total = size if size is not None else (offset + length if length is not None else None)
         progress.start(job.model, job.file, url, total, offset)
         received = 0
@@ -321,7 +331,9 @@ def copy_verified(source_path: Path, cache: Cache, job: Job, progress: Progress,
                 except SizeOverrun:
                     hasher.close()
                     cache.drop_partial(job.key)
-                    raise TransferFailed(f"the file grew past the {size:,} bytes the manifest declares") from None
+                    raise TransferFailed(
+                        f"the file grew past the {size:,} bytes the manifest declares"
+                    ) from None
                 sink.write(chunk)
                 progress.advance(job.model, job.file, len(chunk))
     return _check_complete(cache, job, hasher.result(), resumed=False)
@@ -334,7 +346,9 @@ def file_download(url: str, cache: Cache, job: Job, progress: Progress) -> Diges
 # -- archives --------------------------------------------------------------------------------------
 
 
-def extract_member(archive: Path, member: str, cache: Cache, job: Job, progress: Progress, label: str) -> Digest:
+def extract_member(
+    archive: Path, member: str, cache: Cache, job: Job, progress: Progress, label: str
+) -> Digest:
     """Stream one member of a zip/tar/wheel into the partial file, hashing it on the way."""
     from zoo.archives import open_member
 
@@ -361,13 +375,24 @@ def extract_member(archive: Path, member: str, cache: Cache, job: Job, progress:
 # -- the package index ------------------------------------------------------------------------------
 
 
-def pip_download(package: str, version: str, destination: Path, filename: str | None,
-                 timeout: float) -> Path:
+def pip_download(package: str, version: str, destination: Path, filename: str | None, timeout: float) -> Path:
     """`pip download --no-deps package==version` with the user's own pip configuration; the wheel."""
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-        "--timeout", str(int(max(timeout, 1))), "-d", str(destination), f"{package}=={version}",
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        "--timeout",
+        str(int(max(timeout, 1))),
+        "-d",
+        str(destination),
+        f"{package}=={version}",
     ]
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=max(timeout * 20, 600))
@@ -378,14 +403,18 @@ def pip_download(package: str, version: str, destination: Path, filename: str | 
         if any("No module named pip" in line for line in output):
             raise TransferFailed("pip is not installed in the Python that runs zoo; pypi sources need it")
         tail = " | ".join(line.strip() for line in output[-3:])
-        retryable = any(word in tail.lower() for word in ("timed out", "connection", "temporarily", "503", "502"))
+        retryable = any(
+            word in tail.lower() for word in ("timed out", "connection", "temporarily", "503", "502")
+        )
         raise TransferFailed(f"pip download {package}=={version} failed: {tail}", retryable=retryable)
     wheels = sorted(destination.glob("*.whl"))
     if filename:
         chosen = [w for w in wheels if w.name == filename]
         if not chosen:
             found = ", ".join(w.name for w in wheels) or "nothing"
-            raise TransferFailed(f"pip download {package}=={version} gave {found}, the manifest names {filename}")
+            raise TransferFailed(
+                f"pip download {package}=={version} gave {found}, the manifest names {filename}"
+            )
         return chosen[0]
     if len(wheels) != 1:
         raise TransferFailed(f"pip download {package}=={version} gave {len(wheels)} wheels, expected one")

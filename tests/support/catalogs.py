@@ -53,8 +53,13 @@ def reference_files(name: str, seed: int = 0) -> dict[str, Path]:
     return dict(_generated[key])
 
 
-def served_catalog(tmp_path: Path, names: list[str] | tuple[str, ...], server: FileServer, seed: int = 0,
-                   source: Path = MANIFESTS) -> Path:
+def served_catalog(
+    tmp_path: Path,
+    names: list[str] | tuple[str, ...],
+    server: FileServer,
+    seed: int = 0,
+    source: Path = MANIFESTS,
+) -> Path:
     """A catalog folder in tmp_path whose named entries download reference weights from ``server``."""
     target = tmp_path / "catalog"
     shutil.copytree(source, target, dirs_exist_ok=True)
@@ -97,8 +102,9 @@ def _point_at(entry: dict, url: str, path: Path) -> None:
     entry["sources"] = [{"url": url}]
 
 
-def catalog_with_files(tmp_path: Path, name: str, files: list[dict], source: Path = MANIFESTS,
-                       folder: str = "catalog", **fields) -> Path:
+def catalog_with_files(
+    tmp_path: Path, name: str, files: list[dict], source: Path = MANIFESTS, folder: str = "catalog", **fields
+) -> Path:
     """A catalog copy in which entry ``name`` has the given ``files`` (and other top-level ``fields``)."""
     target = tmp_path / folder
     if not target.exists():
@@ -118,6 +124,11 @@ def catalog_with_files(tmp_path: Path, name: str, files: list[dict], source: Pat
 
 def file_entry(name: str, data: bytes, url: str, algo: str = "sha256", **extra) -> dict:
     """A manifest files[] entry for ``data`` served at ``url``."""
-    entry = {"name": name, "size": len(data), algo: hashlib.new(algo, data).hexdigest(), "sources": [{"url": url}]}
+    entry = {
+        "name": name,
+        "size": len(data),
+        algo: hashlib.new(algo, data).hexdigest(),
+        "sources": [{"url": url}],
+    }
     entry.update(extra)
     return entry

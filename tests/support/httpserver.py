@@ -133,8 +133,15 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.owner.lock:
             stats.bytes_sent += len(data)
 
-    def _simple(self, code: int, body: bytes, stats: PathStats, headers: dict | None = None,
-                content_type: str = "text/plain", head: bool = False) -> None:
+    def _simple(
+        self,
+        code: int,
+        body: bytes,
+        stats: PathStats,
+        headers: dict | None = None,
+        content_type: str = "text/plain",
+        head: bool = False,
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -198,8 +205,10 @@ class _Handler(BaseHTTPRequestHandler):
         first, last, status = 0, size - 1, 200
         wanted = self.headers.get("Range")
         if_range = self.headers.get("If-Range")
-        if wanted and not isinstance(fault, IgnoreRange) and (
-            if_range is None or if_range in (etag, modified) or isinstance(fault, IgnoreIfRange)
+        if (
+            wanted
+            and not isinstance(fault, IgnoreRange)
+            and (if_range is None or if_range in (etag, modified) or isinstance(fault, IgnoreIfRange))
         ):
             match = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted.strip())
             if match:
@@ -289,8 +298,12 @@ class FileServer:
         self._server.owner = self
         self.port = self._server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="test-http-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="test-http-server",
+            daemon=True,
+        )
         self._thread.start()
 
     def url(self, relpath: str) -> str:
