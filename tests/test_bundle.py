@@ -102,13 +102,14 @@ labels: {{file: labels/tiny.txt, count: {len(LABELS)}}}
 convert:
   onnx: {{opset: 17, exporter: copy}}
   openvino: {{precisions: [FP32, FP16]}}
-quantize: {{enabled: false}}
+quantize: {{enabled: true, subset_size: 16}}
 verify:
   probes: standard
   tolerance:
     onnx: {{atol: 1.0e-6}}
     FP32: {{atol: 1.0e-5}}
     FP16: {{atol: {fp16_atol}, top1: 1.0}}
+    INT8: {{top1: 0.5}}
 """)
     return path
 
@@ -134,19 +135,38 @@ class Made:
     info: dict
 
 
-def convert_and_verify(catalog: Path, out: Path, name: str = "tiny", *extra: str) -> None:
-    ok(run_zoo("convert", "--manifests", str(catalog), "--name", name, "-o", str(out), *extra), "zoo convert")
-    ok(run_zoo("verify", "--manifests", str(catalog), "--name", name, "-o", str(out), *extra), "zoo verify")
+def convert_quantize_verify(catalog: Path, out: Path) -> None:
+    for command in ("convert", "quantize", "verify"):
+        ok(run_zoo(command, "--manifests", str(catalog), "--name", "tiny", "-o", str(out)), f"zoo {command}")
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder made once per test run and shared by every xdist worker (built under a file lock)."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, above each worker's own
+    root = base / name
+    with FileLock(str(root) + ".lock"):
+        if not (root / ".complete").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True)
+            build(root)
+            (root / ".complete").touch()
+    return root
 
 
 @pytest.fixture(scope="session")
 def verified_tiny(tmp_path_factory) -> Verified:
-    """The tiny entry through the real `zoo convert` and `zoo verify`."""
-    root = tmp_path_factory.mktemp("tiny")
-    catalog = root / "catalog"
-    write_tiny_entry(catalog, write_tiny_model(root / "upstream" / "tiny.onnx"))
-    convert_and_verify(catalog, root / "out")
-    return Verified(catalog, root / "out")
+    """The tiny entry through the real `zoo convert`, `zoo quantize` and `zoo verify`."""
+
+    def build(root: Path) -> None:
+        write_tiny_entry(root / "catalog", write_tiny_model(root / "upstream" / "tiny.onnx"))
+        convert_quantize_verify(root / "catalog", root / "out")
+
+    root = built_once(tmp_path_factory, "bundle-tiny", build)
+    return Verified(root / "catalog", root / "out")
 
 
 @pytest.fixture(scope="session")
@@ -203,7 +223,7 @@ def test_bundle_holds_verified_artifacts_golden_vectors_cards_and_sums(verified_
     assert model["sources"] == report["sources"]
     assert model["labels"]["names"] == LABELS
     assert (folder / model["labels"]["file"]).read_text().split() == LABELS
-    assert [a["kind"] for a in model["artifacts"]] == ["onnx", "FP32", "FP16"]
+    assert [a["kind"] for a in model["artifacts"]] == ["onnx", "FP32", "FP16", "INT8"]
     for artifact in model["artifacts"]:
         entry = report["artifacts"][artifact["kind"]]
         assert artifact["parity"]["metrics"] == entry["metrics"] and artifact["parity"]["passed"] is True
@@ -211,7 +231,10 @@ def test_bundle_holds_verified_artifacts_golden_vectors_cards_and_sums(verified_
         for item in artifact["files"]:
             assert (folder / item["path"]).stat().st_size == item["size"]
             assert sha256(folder / item["path"]) == item["sha256"]
-    assert [a["precision"] for a in model["artifacts"]] == ["FP32", "FP32", "FP16"]
+    assert [a["precision"] for a in model["artifacts"]] == ["FP32", "FP32", "FP16", "INT8"]
+    quantization = model["artifacts"][3]["quantization"]
+    stamp = json.loads((verified_tiny.out / "tiny" / "stamps" / "INT8.json").read_text())
+    assert quantization == stamp["quantization"] and 0 < quantization["agreement"] <= 1
     assert {Path(f["path"]).name for f in model["artifacts"][1]["files"]} == {"tiny.xml", "tiny.bin"}
     golden = sorted((folder / "models/tiny/test_data").glob("test_data_set_*/input_0.pb"))
     assert golden and model["golden_vectors"]["sets"] == len(golden)
@@ -235,6 +258,7 @@ def test_model_card_has_front_matter_with_measured_metrics_and_a_readable_body(v
     by_kind = {m["artifact"]: m for m in front["metrics"]}
     assert by_kind["FP16"]["max_abs"] == report["artifacts"]["FP16"]["metrics"]["max_abs"]
     assert by_kind["onnx"]["runtime"] == "onnxruntime"
+    assert 0 < by_kind["INT8"]["quantization_agreement"] <= 1
     for heading in ("## Licence", "## Preprocessing", "## Labels", "## Verification",
                     "## Checking an artifact with the golden vectors"):
         assert heading in card
@@ -442,10 +466,9 @@ def test_precisions_choose_the_artifacts(verified_tiny, tmp_path):
     assert [a["kind"] for a in document["models"][0]["artifacts"]] == ["onnx", "FP16"]
     assert not (made.folder / "models/tiny/FP32").exists()
 
-    for value, expected in (("INT8", "no verified INT8"), ("fp64", "unknown artifact")):
-        result = run_zoo("bundle", "--manifests", str(verified_tiny.catalog), "--name", "tiny", "--version", "1.0.0",
-                         "-o", str(verified_tiny.out), "--dist", str(tmp_path / "x"), "--precisions", value)
-        assert result.returncode == 2 and expected in result.stderr
+    result = run_zoo("bundle", "--manifests", str(verified_tiny.catalog), "--name", "tiny", "--version", "1.0.0",
+                     "-o", str(verified_tiny.out), "--dist", str(tmp_path / "x"), "--precisions", "fp64")
+    assert result.returncode == 2 and "unknown artifact" in result.stderr
 
 
 def test_bad_input_is_one_paragraph_and_exit_2(verified_tiny, tmp_path):
@@ -500,12 +523,15 @@ def test_a_model_that_failed_verification_is_refused(verified_tiny, tmp_path):
 @pytest.fixture(scope="session")
 def reference_outputs(tmp_path_factory) -> Path:
     """A catalog entry with no published weights, converted and verified from reference weights."""
-    out = tmp_path_factory.mktemp("reference") / "out"
-    ok(run_zoo("convert", "--name", "audioset-attention-single", "--reference-weights", "--precisions", "FP32",
-               "-o", str(out)), "zoo convert --reference-weights")
-    ok(run_zoo("verify", "--name", "audioset-attention-single", "--reference-weights", "-o", str(out)),
-       "zoo verify --reference-weights")
-    return out
+
+    def build(root: Path) -> None:
+        out = str(root / "out")
+        ok(run_zoo("convert", "--name", "audioset-attention-single", "--reference-weights", "--precisions", "FP32",
+                   "-o", out), "zoo convert --reference-weights")
+        ok(run_zoo("verify", "--name", "audioset-attention-single", "--reference-weights", "-o", out),
+           "zoo verify --reference-weights")
+
+    return built_once(tmp_path_factory, "bundle-reference", build) / "out"
 
 
 def test_reference_weights_are_refused_unless_allowed_and_then_marked(reference_outputs, tmp_path):
@@ -513,6 +539,8 @@ def test_reference_weights_are_refused_unless_allowed_and_then_marked(reference_
             "--dist", str(tmp_path)]
     refused = run_zoo(*args)
     assert refused.returncode == 2 and "--allow-reference-weights" in refused.stderr
+    missing = run_zoo(*args, "--allow-reference-weights", "--precisions", "FP16")
+    assert missing.returncode == 2 and "no verified FP16" in missing.stderr
     made = ok(run_zoo(*args, "--allow-reference-weights", "--precisions", "onnx", "--json"), "bundle").json()
     assert made["reference_weights"] is True
     folder = Path(made["directory"])

@@ -338,7 +338,22 @@ def _artifact_entry(model: ModelInput, kind: str, prefix: str) -> dict[str, Any]
     }
     if "accuracy" in entry:
         item["accuracy"] = entry["accuracy"]
+    quantization = _quantization_facts(model.layout, model.files[kind][0], main["sha256"]) if kind == "INT8" else None
+    if quantization:
+        item["quantization"] = quantization
     return item
+
+
+def _quantization_facts(layout: ModelLayout, rel: str, sha256: str) -> dict[str, Any] | None:
+    """What `zoo quantize` measured (agreement with FP32, accuracy control), when its stamp is of this file."""
+    try:
+        stamp = json.loads(layout.stamp("INT8").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stamp, dict) or (stamp.get("outputs") or {}).get(rel, {}).get("sha256") != sha256:
+        return None
+    facts = stamp.get("quantization")
+    return facts if isinstance(facts, dict) else None
 
 
 def _model_entry(model: ModelInput, card_path: str, labels_path: str) -> dict[str, Any]:

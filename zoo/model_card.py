@@ -55,6 +55,10 @@ def front_matter(manifest: Manifest, entry: dict[str, Any], bundle: dict[str, st
                 "runtime": artifact.get("runtime"), **measured, "passed": parity.get("passed")}
         if artifact.get("accuracy") is not None:
             item["accuracy"] = artifact["accuracy"]
+        quantization = artifact.get("quantization") or {}
+        if quantization.get("agreement") is not None:
+            item["quantization_agreement"] = quantization["agreement"]
+            item["quantization_agreement_metric"] = quantization.get("agreement_metric")
         metrics.append(item)
     data: dict[str, Any] = {
         "name": manifest.name,
@@ -201,6 +205,17 @@ def _verification(manifest: Manifest, report: dict[str, Any], entry: dict[str, A
             )
         if artifact.get("accuracy") is not None:
             notes.append(f"- {artifact['kind']} accuracy: {artifact['accuracy']}")
+        quantization = artifact.get("quantization") or {}
+        if quantization.get("agreement") is not None:
+            line = (f"- {artifact['kind']}: NNCF {quantization.get('mode', '')} quantization "
+                    f"({quantization.get('preset')}, {quantization.get('subset_size')} calibration items from "
+                    f"{quantization.get('calibration')}); {quantization.get('agreement_metric')} with FP32 "
+                    f"{_number(quantization['agreement'])}")
+            control = quantization.get("accuracy_control")
+            if control:
+                line += (f"; accuracy control on {control.get('metric')}: FP32 {_number(control.get('fp32'))}, "
+                         f"INT8 {_number(control.get('int8'))}")
+            notes.append(line)
     expectations = report.get("expectations") or []
     if expectations:
         notes.append("\nUpstream self-tests:")
