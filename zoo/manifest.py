@@ -260,6 +260,9 @@ class Expectation(Strict):
 class Verify(Strict):
     probes: Literal["standard", "speech", "calibration"] = "standard"
     seconds: Annotated[float, Field(gt=0)] | None = None
+    max_probes: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="use only the first N probes of the set (quick checks)"
+    )
     tolerance: dict[Literal["onnx", "FP32", "FP16", "INT8"], Tolerance] = Field(default_factory=dict)
     expectations: list[Expectation] = Field(default_factory=list)
     decision_threshold: Annotated[float, Field(gt=0, lt=1)] | None = None

@@ -80,11 +80,12 @@ def build_inputs(manifest, seed: int = 0) -> ProbeInputs:
     from zoo.probes import probe_set
 
     features = manifest.audio.features
+    limit = manifest.verify.max_probes
     if features is not None and features.kind == "vggish-embeddings":
-        feeds = synthetic_feature_inputs(manifest, SYNTHETIC_COUNT, seed)
+        feeds = synthetic_feature_inputs(manifest, min(SYNTHETIC_COUNT, limit or SYNTHETIC_COUNT), seed)
         return ProbeInputs([f"synthetic-{i + 1}" for i in range(len(feeds))], [[f] for f in feeds])
     rate = manifest.audio.sample_rate
-    probes = probe_set(rate, probe_seconds(manifest), kind=manifest.verify.probes, seed=seed)
+    probes = probe_set(rate, probe_seconds(manifest), kind=manifest.verify.probes, seed=seed)[:limit]
     names, feeds = [], []
     for probe in probes:
         names.append(probe.name)
