@@ -31,8 +31,6 @@ from zoo.errors import UsageError, ZooError
 from zoo.fetch import SOURCES_JSON, obtain_sources, read_source_set
 from zoo.manifest import load_manifest
 
-pytestmark = pytest.mark.xdist_group("fetch")
-
 FILE = "aclnet_des_53.onnx"
 SIZE = 3_000_000
 

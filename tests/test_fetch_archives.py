@@ -16,8 +16,6 @@ from zoo.errors import ZooError
 from zoo.fetch import obtain_sources
 from zoo.manifest import load_manifest
 
-pytestmark = pytest.mark.xdist_group("fetch")
-
 
 def _zip(path, members: dict[str, bytes], symlink: str | None = None):
     with zipfile.ZipFile(path, "w") as zf:

@@ -11,15 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ROOT, run_zoo
 from tests.support.catalogs import catalog_with_files, file_entry, served_catalog
 from tests.support.httpserver import Slow, Status
 from zoo.fetch import obtain_sources, read_source_set
 from zoo.manifest import load_manifest
-
-pytestmark = pytest.mark.xdist_group("fetch")
 
 FILE = "aclnet_des_53.onnx"
 
@@ -203,7 +199,7 @@ def test_offline_flag_and_bad_options(tmp_path):
 
 def test_reference_weights_and_served_catalog(tmp_path, http_server):
     """The converter writes seeded weights; served from a local server they download like real ones."""
-    name = "dcase2018-task2-vggish"
+    name = "audioset-attention-single"
     manifest = load_manifest(ROOT / "manifests" / f"{name}.yaml")
     made = obtain_sources(
         manifest, tmp_path / "ref", reference_weights=True, seed=3, cache_dir=tmp_path / "cache"

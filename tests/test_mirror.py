@@ -14,13 +14,9 @@ import os
 import zipfile
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import run_zoo
 from tests.support.catalogs import catalog_with_files, file_entry
 from tests.support.httpserver import FileServer, Status
-
-pytestmark = pytest.mark.xdist_group("fetch")
 
 MEMBER = "tinyweights/data/model.bin"
 

@@ -15,8 +15,6 @@ from zoo.errors import ManifestError
 from zoo.manifest import load_manifest
 from zoo.pin import apply_pins
 
-pytestmark = pytest.mark.xdist_group("fetch")
-
 NAME = "kahl-aed"
 FILE = "AED_Example_Run_model.pkl"
 
