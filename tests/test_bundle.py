@@ -60,7 +60,8 @@ def write_tiny_model(path: Path, seed: int = 0) -> Path:
     initializers = [numpy_helper.from_array(np.array([1, SAMPLES], dtype=np.int64), "flat_shape")]
     initializers += [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (w2, "w2"), (b2, "b2"))]
     graph = helper.make_graph(
-        nodes, "tiny",
+        nodes,
+        "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 1, SAMPLES])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, len(LABELS)])],
         initializers,
@@ -177,9 +178,28 @@ def keys(tmp_path_factory) -> Keys:
     return Keys(root / "signer.pem", root / "signer.pem.pub", root / "stranger.pem.pub")
 
 
-def make_bundle(verified: Verified, dist: Path, *extra: str, version: str = "1.0.0", env: dict | None = None) -> Made:
-    result = ok(run_zoo("bundle", "--manifests", str(verified.catalog), "--name", "tiny", "--version", version,
-                        "-o", str(verified.out), "--dist", str(dist), "--json", *extra, env=env), "zoo bundle")
+def make_bundle(
+    verified: Verified, dist: Path, *extra: str, version: str = "1.0.0", env: dict | None = None
+) -> Made:
+    result = ok(
+        run_zoo(
+            "bundle",
+            "--manifests",
+            str(verified.catalog),
+            "--name",
+            "tiny",
+            "--version",
+            version,
+            "-o",
+            str(verified.out),
+            "--dist",
+            str(dist),
+            "--json",
+            *extra,
+            env=env,
+        ),
+        "zoo bundle",
+    )
     info = result.json()
     return Made(dist, Path(info["directory"]), Path(info["tarball"]), info)
 
@@ -259,8 +279,13 @@ def test_model_card_has_front_matter_with_measured_metrics_and_a_readable_body(v
     assert by_kind["FP16"]["max_abs"] == report["artifacts"]["FP16"]["metrics"]["max_abs"]
     assert by_kind["onnx"]["runtime"] == "onnxruntime"
     assert 0 < by_kind["INT8"]["quantization_agreement"] <= 1
-    for heading in ("## Licence", "## Preprocessing", "## Labels", "## Verification",
-                    "## Checking an artifact with the golden vectors"):
+    for heading in (
+        "## Licence",
+        "## Preprocessing",
+        "## Labels",
+        "## Verification",
+        "## Checking an artifact with the golden vectors",
+    ):
         assert heading in card
     assert "z-score" in card and "8000 Hz" in card
     assert (verified_tiny.out / "tiny" / "MODEL_CARD.md").read_text() == card
@@ -342,7 +367,9 @@ def test_signed_rerun_keeps_the_signature_and_the_bytes(verified_tiny, keys, tmp
 
 def test_verify_passes_on_folder_and_tarball_and_checks_the_signature(signed, keys):
     for path in (signed.folder, signed.tarball):
-        result = ok(run_zoo("bundle", "verify", str(path), "--public-key", str(keys.public), "--json"), "verify")
+        result = ok(
+            run_zoo("bundle", "verify", str(path), "--public-key", str(keys.public), "--json"), "verify"
+        )
         data = result.json()
         assert data["passed"] and data["signature_checked"] and data["models"] == ["tiny"]
         assert data["files"] == len((signed.folder / "SHA256SUMS").read_text().splitlines())
@@ -404,7 +431,9 @@ def test_altered_missing_or_added_files_fail_verify(signed, keys, tmp_path):
     folder = copy_of(signed, tmp_path)
     signature = json.loads((folder / "bundle.sig").read_text())
     raw = signature["dsseEnvelope"]["signatures"][0]["sig"]
-    signature["dsseEnvelope"]["signatures"][0]["sig"] = ("A" if raw[10] != "A" else "B").join([raw[:10], raw[11:]])
+    signature["dsseEnvelope"]["signatures"][0]["sig"] = ("A" if raw[10] != "A" else "B").join(
+        [raw[:10], raw[11:]]
+    )
     (folder / "bundle.sig").write_text(json.dumps(signature))
     result = run_zoo("bundle", "verify", str(folder), "--public-key", str(keys.public))
     assert result.returncode == 1 and "bundle.sig" in result.stderr
@@ -466,20 +495,43 @@ def test_precisions_choose_the_artifacts(verified_tiny, tmp_path):
     assert [a["kind"] for a in document["models"][0]["artifacts"]] == ["onnx", "FP16"]
     assert not (made.folder / "models/tiny/FP32").exists()
 
-    result = run_zoo("bundle", "--manifests", str(verified_tiny.catalog), "--name", "tiny", "--version", "1.0.0",
-                     "-o", str(verified_tiny.out), "--dist", str(tmp_path / "x"), "--precisions", "fp64")
+    result = run_zoo(
+        "bundle",
+        "--manifests",
+        str(verified_tiny.catalog),
+        "--name",
+        "tiny",
+        "--version",
+        "1.0.0",
+        "-o",
+        str(verified_tiny.out),
+        "--dist",
+        str(tmp_path / "x"),
+        "--precisions",
+        "fp64",
+    )
     assert result.returncode == 2 and "unknown artifact" in result.stderr
 
 
 def test_bad_input_is_one_paragraph_and_exit_2(verified_tiny, tmp_path):
-    base = ["bundle", "--manifests", str(verified_tiny.catalog), "--name", "tiny", "--dist", str(tmp_path / "d")]
+    base = [
+        "bundle",
+        "--manifests",
+        str(verified_tiny.catalog),
+        "--name",
+        "tiny",
+        "--dist",
+        str(tmp_path / "d"),
+    ]
     result = run_zoo(*base, "--version", "1.0", "-o", str(verified_tiny.out))
     assert result.returncode == 2 and "--version" in result.stderr
     result = run_zoo(*base, "-o", str(verified_tiny.out))
     assert result.returncode == 2 and "--version" in result.stderr
     result = run_zoo(*base, "--version", "1.0.0", "-o", str(tmp_path / "empty"))
     assert result.returncode == 2 and "report.json" in result.stderr and "zoo verify" in result.stderr
-    result = run_zoo(*base, "--version", "1.0.0", "-o", str(verified_tiny.out), "--sign-key", str(tmp_path / "nokey"))
+    result = run_zoo(
+        *base, "--version", "1.0.0", "-o", str(verified_tiny.out), "--sign-key", str(tmp_path / "nokey")
+    )
     assert result.returncode == 2 and "--sign-key" in result.stderr
     for made in (result,):
         assert "Traceback" not in made.stderr
@@ -491,16 +543,40 @@ def test_stale_report_and_changed_artifact_are_refused(verified_tiny, tmp_path):
     shutil.copytree(verified_tiny.catalog, catalog)
     manifest = catalog / "tiny.yaml"
     manifest.write_text(manifest.read_text().replace("A tiny seeded", "An edited tiny seeded"))
-    result = run_zoo("bundle", "--manifests", str(catalog), "--name", "tiny", "--version", "1.0.0",
-                     "-o", str(verified_tiny.out), "--dist", str(tmp_path / "d"))
+    result = run_zoo(
+        "bundle",
+        "--manifests",
+        str(catalog),
+        "--name",
+        "tiny",
+        "--version",
+        "1.0.0",
+        "-o",
+        str(verified_tiny.out),
+        "--dist",
+        str(tmp_path / "d"),
+    )
     assert result.returncode == 2 and "different manifest" in result.stderr
 
     out = tmp_path / "out"
     shutil.copytree(verified_tiny.out, out)
     flip_byte(out / "tiny" / "FP16" / "tiny.xml", where=0.3)
-    result = run_zoo("bundle", "--manifests", str(verified_tiny.catalog), "--name", "tiny", "--version", "1.0.0",
-                     "-o", str(out), "--dist", str(tmp_path / "d"))
-    assert result.returncode == 1 and "changed since `zoo verify`" in result.stderr and "FP16" in result.stderr
+    result = run_zoo(
+        "bundle",
+        "--manifests",
+        str(verified_tiny.catalog),
+        "--name",
+        "tiny",
+        "--version",
+        "1.0.0",
+        "-o",
+        str(out),
+        "--dist",
+        str(tmp_path / "d"),
+    )
+    assert (
+        result.returncode == 1 and "changed since `zoo verify`" in result.stderr and "FP16" in result.stderr
+    )
     assert not (tmp_path / "d" / "tiny-1.0.0").exists()
 
 
@@ -514,8 +590,19 @@ def test_a_model_that_failed_verification_is_refused(verified_tiny, tmp_path):
     failed = run_zoo("verify", "--manifests", str(catalog), "--name", "tiny", "-o", str(out))
     assert failed.returncode == 1, failed.stderr
     assert json.loads((out / "tiny" / "report.json").read_text())["passed"] is False
-    result = run_zoo("bundle", "--manifests", str(catalog), "--name", "tiny", "--version", "1.0.0",
-                     "-o", str(out), "--dist", str(tmp_path / "d"))
+    result = run_zoo(
+        "bundle",
+        "--manifests",
+        str(catalog),
+        "--name",
+        "tiny",
+        "--version",
+        "1.0.0",
+        "-o",
+        str(out),
+        "--dist",
+        str(tmp_path / "d"),
+    )
     assert result.returncode == 1 and "did not pass" in result.stderr and "FP16" in result.stderr
     assert not (tmp_path / "d" / "tiny-1.0.0").exists()
 
@@ -526,17 +613,39 @@ def reference_outputs(tmp_path_factory) -> Path:
 
     def build(root: Path) -> None:
         out = str(root / "out")
-        ok(run_zoo("convert", "--name", "audioset-attention-single", "--reference-weights", "--precisions", "FP32",
-                   "-o", out), "zoo convert --reference-weights")
-        ok(run_zoo("verify", "--name", "audioset-attention-single", "--reference-weights", "-o", out),
-           "zoo verify --reference-weights")
+        ok(
+            run_zoo(
+                "convert",
+                "--name",
+                "audioset-attention-single",
+                "--reference-weights",
+                "--precisions",
+                "FP32",
+                "-o",
+                out,
+            ),
+            "zoo convert --reference-weights",
+        )
+        ok(
+            run_zoo("verify", "--name", "audioset-attention-single", "--reference-weights", "-o", out),
+            "zoo verify --reference-weights",
+        )
 
     return built_once(tmp_path_factory, "bundle-reference", build) / "out"
 
 
 def test_reference_weights_are_refused_unless_allowed_and_then_marked(reference_outputs, tmp_path):
-    args = ["bundle", "--name", "audioset-attention-single", "--version", "0.1.0", "-o", str(reference_outputs),
-            "--dist", str(tmp_path)]
+    args = [
+        "bundle",
+        "--name",
+        "audioset-attention-single",
+        "--version",
+        "0.1.0",
+        "-o",
+        str(reference_outputs),
+        "--dist",
+        str(tmp_path),
+    ]
     refused = run_zoo(*args)
     assert refused.returncode == 2 and "--allow-reference-weights" in refused.stderr
     missing = run_zoo(*args, "--allow-reference-weights", "--precisions", "FP16")
@@ -572,13 +681,34 @@ def test_an_encrypted_key_takes_its_password_from_the_environment(verified_tiny,
 
     key = ec.generate_private_key(ec.SECP384R1())
     path = tmp_path / "locked.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.BestAvailableEncryption(b"open sesame")))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"open sesame"),
+        )
+    )
     public = tmp_path / "locked.pub"
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
-    args = ["bundle", "--manifests", str(verified_tiny.catalog), "--name", "tiny", "--version", "1.0.0",
-            "-o", str(verified_tiny.out), "--dist", str(tmp_path / "d"), "--sign-key", str(path)]
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    args = [
+        "bundle",
+        "--manifests",
+        str(verified_tiny.catalog),
+        "--name",
+        "tiny",
+        "--version",
+        "1.0.0",
+        "-o",
+        str(verified_tiny.out),
+        "--dist",
+        str(tmp_path / "d"),
+        "--sign-key",
+        str(path),
+    ]
     locked = run_zoo(*args)
     assert locked.returncode == 2 and "ZOO_SIGN_PASSWORD" in locked.stderr
     ok(run_zoo(*args, env={"ZOO_SIGN_PASSWORD": "open sesame"}), "bundle with an encrypted key")

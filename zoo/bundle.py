@@ -107,7 +107,9 @@ def _relative_files(root: Path) -> list[str]:
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
             if path.is_symlink():
-                raise BundleCheckError(f"{root}: {rel} is a symbolic link; bundles hold regular files only.", rel)
+                raise BundleCheckError(
+                    f"{root}: {rel} is a symbolic link; bundles hold regular files only.", rel
+                )
             if name in filenames and not path.is_file():
                 raise BundleCheckError(f"{root}: {rel} is not a regular file.", rel)
         found += [(Path(dirpath) / n).relative_to(root).as_posix() for n in filenames]
@@ -132,7 +134,9 @@ class ModelInput:
     layout: ModelLayout
     report: dict[str, Any]
     kinds: list[str]
-    files: dict[str, list[str]] = field(default_factory=dict)  # artifact kind -> paths relative to the model root
+    files: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # artifact kind -> paths relative to the model root
     golden: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     created: int = 0
@@ -149,9 +153,13 @@ def _load_report(layout: ModelLayout, manifest: Manifest) -> dict[str, Any]:
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not a readable JSON report ({exc}); run `zoo verify --name {name}` again.") from exc
+        raise UsageError(
+            f"{path}: not a readable JSON report ({exc}); run `zoo verify --name {name}` again."
+        ) from exc
     if not isinstance(report, dict) or report.get("schema") != 1:
-        raise UsageError(f"{path}: field schema: expected a zoo report with schema 1, got {report.get('schema')!r}.")
+        raise UsageError(
+            f"{path}: field schema: expected a zoo report with schema 1, got {report.get('schema')!r}."
+        )
     if report.get("model") != name:
         raise UsageError(f"{path}: field model: expected {name!r}, got {report.get('model')!r}.")
     if report.get("manifest_version") != manifest.version:
@@ -174,7 +182,9 @@ def _failure_text(failure: Any) -> str:
     if isinstance(failure, dict) and "metric" in failure:
         measured = failure.get("measured")
         measured = f"{measured:.4g}" if isinstance(measured, float) else measured
-        return f"{failure['metric']} {measured} vs {failure.get('rule', 'tolerance')} {failure.get('tolerance')}"
+        return (
+            f"{failure['metric']} {measured} vs {failure.get('rule', 'tolerance')} {failure.get('tolerance')}"
+        )
     return str(failure)
 
 
@@ -201,7 +211,9 @@ def _normalize_kinds(precisions: list[str] | None) -> list[str] | None:
                 continue
             match = next((k for k in ARTIFACTS if k.lower() == part.lower()), None)
             if match is None:
-                raise UsageError(f"--precisions: unknown artifact {part!r}; expected some of {', '.join(ARTIFACTS)}.")
+                raise UsageError(
+                    f"--precisions: unknown artifact {part!r}; expected some of {', '.join(ARTIFACTS)}."
+                )
             if match not in wanted:
                 wanted.append(match)
     return wanted or None
@@ -225,7 +237,9 @@ def collect_model(
             f"upstream model; pass --allow-reference-weights to bundle it anyway (it is then marked as such)."
         )
     available = list(report["artifacts"])
-    selected = kinds or [k for k in ARTIFACTS if k in available] + [k for k in available if k not in ARTIFACTS]
+    selected = kinds or [k for k in ARTIFACTS if k in available] + [
+        k for k in available if k not in ARTIFACTS
+    ]
     missing = [k for k in selected if k not in available]
     if missing:
         raise UsageError(
@@ -295,7 +309,14 @@ def _onnx_precision(path: Path) -> str:
 
     model = onnx.load(str(path), load_external_data=False)
     ops = {node.op_type for node in model.graph.node}
-    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}:
+    if ops & {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+    }:
         return "INT8"
     sizes: dict[int, int] = {}
     for tensor in model.graph.initializer:
@@ -338,7 +359,9 @@ def _artifact_entry(model: ModelInput, kind: str, prefix: str) -> dict[str, Any]
     }
     if "accuracy" in entry:
         item["accuracy"] = entry["accuracy"]
-    quantization = _quantization_facts(model.layout, model.files[kind][0], main["sha256"]) if kind == "INT8" else None
+    quantization = (
+        _quantization_facts(model.layout, model.files[kind][0], main["sha256"]) if kind == "INT8" else None
+    )
     if quantization:
         item["quantization"] = quantization
     return item
@@ -360,8 +383,14 @@ def _model_entry(model: ModelInput, card_path: str, labels_path: str) -> dict[st
     manifest, report = model.manifest, model.report
     prefix = f"{MODELS_DIR}/{manifest.name}"
     golden = [_file_entry(model.layout.root, prefix, rel) for rel in model.golden]
-    sets = sorted({part for f in golden for part in PurePosixPath(f["path"]).parts[3:4]
-                   if part.startswith("test_data_set_")})
+    sets = sorted(
+        {
+            part
+            for f in golden
+            for part in PurePosixPath(f["path"]).parts[3:4]
+            if part.startswith("test_data_set_")
+        }
+    )
     return {
         "name": manifest.name,
         "version": manifest.version,
@@ -485,7 +514,9 @@ def build_bundle(
             write_text(tmp / labels_path, "".join(f"{label}\n" for label in model.labels))
             card_path = f"{prefix}/MODEL_CARD.md"
             entry = _model_entry(model, card_path, labels_path)
-            card = render_model_card(model.manifest, model.report, entry, bundle={"name": name, "version": version})
+            card = render_model_card(
+                model.manifest, model.report, entry, bundle={"name": name, "version": version}
+            )
             write_text(tmp / card_path, card)
             write_text(model.layout.model_card, card)
             entries.append(entry)
@@ -499,7 +530,9 @@ def build_bundle(
             "versions": versions(),
             "reference_weights": any(e["reference_weights"] for e in entries),
             "licenses": sorted({e["license"]["name"] for e in entries}),
-            "non_commercial": sorted(e["name"] for e in entries if not e["license"].get("commercial_use", True)),
+            "non_commercial": sorted(
+                e["name"] for e in entries if not e["license"].get("commercial_use", True)
+            ),
             "signature": signer.describe() if signer else None,
             "models": entries,
         }
@@ -527,7 +560,9 @@ def build_bundle(
 
 
 def _sums_text(root: Path) -> str:
-    lines = [f"{sha256_file(root / rel)}  {rel}\n" for rel in _relative_files(root) if rel not in (SUMS, SIGNATURE)]
+    lines = [
+        f"{sha256_file(root / rel)}  {rel}\n" for rel in _relative_files(root) if rel not in (SUMS, SIGNATURE)
+    ]
     return "".join(lines)
 
 
@@ -626,7 +661,11 @@ def _load_private_key(path: Path) -> Signer:
         raise UsageError(
             f"{path}: --sign-key: expected a PEM elliptic-curve private key (make one with `zoo bundle keygen`): {exc}"
         ) from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in (
+        "secp256r1",
+        "secp384r1",
+        "secp521r1",
+    ):
         raise UsageError(
             f"{path}: --sign-key: expected an elliptic-curve key on P-256, P-384 or P-521 "
             f"(what model-signing supports), got {type(key).__name__}."
@@ -662,7 +701,9 @@ def _check_signature(folder: Path, signature: Path, public_key: Path, shown: Pat
     try:
         config = verifying.Config().use_elliptic_key_verifier(public_key=public_key)
     except (ValueError, TypeError) as exc:
-        raise UsageError(f"{public_key}: --public-key: expected a PEM elliptic-curve public key: {exc}") from exc
+        raise UsageError(
+            f"{public_key}: --public-key: expected a PEM elliptic-curve public key: {exc}"
+        ) from exc
     try:
         config.verify(folder, signature)
     except Exception as exc:  # model-signing raises ValueError, InvalidSignature, JSON and protobuf errors
@@ -776,7 +817,9 @@ def extract_tarball(tarball: Path, dest: Path) -> Path:
     try:
         tar = tarfile.open(tarball, "r:gz")
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BundleCheckError(f"{tarball}: not a readable .tar.gz bundle ({exc}).", Path(tarball).name) from exc
+        raise BundleCheckError(
+            f"{tarball}: not a readable .tar.gz bundle ({exc}).", Path(tarball).name
+        ) from exc
     with tar:
         try:
             members = tar.getmembers()
@@ -792,7 +835,9 @@ def extract_tarball(tarball: Path, dest: Path) -> Path:
                 )
             tops.add(PurePosixPath(rel).parts[0])
         if len(tops) != 1:
-            raise BundleCheckError(f"{tarball}: expected one top folder <bundle>-<version>/, found {sorted(tops)}.")
+            raise BundleCheckError(
+                f"{tarball}: expected one top folder <bundle>-<version>/, found {sorted(tops)}."
+            )
         top = tops.pop()
         for member in members:
             target = dest / member.name.rstrip("/")
@@ -805,7 +850,9 @@ def extract_tarball(tarball: Path, dest: Path) -> Path:
                 with open(target, "wb") as handle:
                     shutil.copyfileobj(source, handle, _CHUNK)
             except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-                raise BundleCheckError(f"{tarball}: the archive is damaged at {member.name} ({exc}).", member.name) from exc
+                raise BundleCheckError(
+                    f"{tarball}: the archive is damaged at {member.name} ({exc}).", member.name
+                ) from exc
     return dest / top
 
 
@@ -817,16 +864,22 @@ def _read_sums(folder: Path) -> dict[str, str]:
     for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         match = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line)
         if not match:
-            raise BundleCheckError(f"{path}: line {number}: expected '<sha256>  <path>', got {line[:80]!r}.", SUMS)
+            raise BundleCheckError(
+                f"{path}: line {number}: expected '<sha256>  <path>', got {line[:80]!r}.", SUMS
+            )
         rel = _safe_relative(match.group(2), f"{path}: line {number}")
         sums[rel] = match.group(1)
     return sums
 
 
-def verify_bundle(path: Path, public_key: Path | None = None, require_signature: bool = False) -> VerifyResult:
+def verify_bundle(
+    path: Path, public_key: Path | None = None, require_signature: bool = False
+) -> VerifyResult:
     """Re-check every size, checksum and the signature; raise BundleCheckError naming the first file that differs."""
     with opened_bundle(path) as folder:
-        return verify_folder(folder, public_key=public_key, require_signature=require_signature, shown=Path(path))
+        return verify_folder(
+            folder, public_key=public_key, require_signature=require_signature, shown=Path(path)
+        )
 
 
 def verify_folder(
@@ -854,13 +907,19 @@ def verify_folder(
         raise BundleCheckError(f"{shown}: {extra[0]} is not listed in {SUMS} (an added file).", extra[0])
     for rel, digest in _recorded_digests(document).items():
         if sums.get(rel) != digest:
-            raise BundleCheckError(f"{shown}: {rel}: {BUNDLE_JSON} and {SUMS} disagree about its sha256.", rel)
+            raise BundleCheckError(
+                f"{shown}: {rel}: {BUNDLE_JSON} and {SUMS} disagree about its sha256.", rel
+            )
     signed = (folder / SIGNATURE).is_file()
     promised = document.get("signature")
     if promised and not signed:
-        raise BundleCheckError(f"{shown}: {BUNDLE_JSON} says the bundle is signed, but {SIGNATURE} is missing.", SIGNATURE)
+        raise BundleCheckError(
+            f"{shown}: {BUNDLE_JSON} says the bundle is signed, but {SIGNATURE} is missing.", SIGNATURE
+        )
     if signed and not promised:
-        raise BundleCheckError(f"{shown}: {SIGNATURE} is present, but {BUNDLE_JSON} records no signature.", SIGNATURE)
+        raise BundleCheckError(
+            f"{shown}: {SIGNATURE} is present, but {BUNDLE_JSON} records no signature.", SIGNATURE
+        )
     if require_signature and not signed:
         raise BundleCheckError(f"{shown}: the bundle is not signed (--require-signature).", SIGNATURE)
     if public_key is not None:
@@ -888,13 +947,21 @@ def _read_bundle_json(folder: Path, sums: dict[str, str], shown: Path) -> dict[s
     if BUNDLE_JSON not in sums:
         raise BundleCheckError(f"{shown}: {BUNDLE_JSON} is not listed in {SUMS}.", BUNDLE_JSON)
     if sha256_file(path) != sums[BUNDLE_JSON]:
-        raise BundleCheckError(f"{shown}: {BUNDLE_JSON} differs: its sha256 is not the one in {SUMS}.", BUNDLE_JSON)
+        raise BundleCheckError(
+            f"{shown}: {BUNDLE_JSON} differs: its sha256 is not the one in {SUMS}.", BUNDLE_JSON
+        )
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleCheckError(f"{shown}: {BUNDLE_JSON} is not valid JSON ({exc}).", BUNDLE_JSON) from exc
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA or document.get("kind") != "zoo-bundle":
-        raise BundleCheckError(f"{shown}: {BUNDLE_JSON}: expected a zoo bundle with schema {SCHEMA}.", BUNDLE_JSON)
+    if (
+        not isinstance(document, dict)
+        or document.get("schema") != SCHEMA
+        or document.get("kind") != "zoo-bundle"
+    ):
+        raise BundleCheckError(
+            f"{shown}: {BUNDLE_JSON}: expected a zoo bundle with schema {SCHEMA}.", BUNDLE_JSON
+        )
     for key in ("name", "version", "models"):
         if key not in document:
             raise BundleCheckError(f"{shown}: {BUNDLE_JSON}: field {key} is missing.", BUNDLE_JSON)

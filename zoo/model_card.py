@@ -51,8 +51,14 @@ def front_matter(manifest: Manifest, entry: dict[str, Any], bundle: dict[str, st
     for artifact in entry["artifacts"]:
         parity = artifact.get("parity") or {}
         measured = {k: v for k, v in (parity.get("metrics") or {}).items() if k in _METRICS and v is not None}
-        item = {"artifact": artifact["kind"], "format": artifact["format"], "precision": artifact["precision"],
-                "runtime": artifact.get("runtime"), **measured, "passed": parity.get("passed")}
+        item = {
+            "artifact": artifact["kind"],
+            "format": artifact["format"],
+            "precision": artifact["precision"],
+            "runtime": artifact.get("runtime"),
+            **measured,
+            "passed": parity.get("passed"),
+        }
         if artifact.get("accuracy") is not None:
             item["accuracy"] = artifact["accuracy"]
         quantization = artifact.get("quantization") or {}
@@ -86,8 +92,14 @@ def render_model_card(
     manifest: Manifest, report: dict[str, Any], entry: dict[str, Any], bundle: dict[str, str] | None = None
 ) -> str:
     """The card's text; `entry` is the model's bundle.json entry (artifacts with paths, sizes, parity)."""
-    head = yaml.safe_dump(front_matter(manifest, entry, bundle), sort_keys=False, allow_unicode=True, width=100)
-    parts = [f"---\n{head}---\n", f"# {manifest.name} {manifest.version}\n", manifest.description.strip() + "\n"]
+    head = yaml.safe_dump(
+        front_matter(manifest, entry, bundle), sort_keys=False, allow_unicode=True, width=100
+    )
+    parts = [
+        f"---\n{head}---\n",
+        f"# {manifest.name} {manifest.version}\n",
+        manifest.description.strip() + "\n",
+    ]
     parts.append(_licence(manifest))
     if entry["reference_weights"]:
         parts.append(
@@ -116,12 +128,18 @@ def _licence(manifest: Manifest) -> str:
     if licence.notes:
         lines.append(f"\n{licence.notes}")
     if manifest.homepage:
-        lines.append(f"\nUpstream: {manifest.homepage}" + (f"; paper: {manifest.paper}" if manifest.paper else ""))
+        lines.append(
+            f"\nUpstream: {manifest.homepage}" + (f"; paper: {manifest.paper}" if manifest.paper else "")
+        )
     return "\n".join(lines) + "\n"
 
 
 def _files(entry: dict[str, Any]) -> str:
-    rows = ["## Files\n", "| artifact | format | precision | runtime | path | size | sha256 |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "## Files\n",
+        "| artifact | format | precision | runtime | path | size | sha256 |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for artifact in entry["artifacts"]:
         rows.append(
             f"| {artifact['kind']} | {artifact['format']} | {artifact['precision']} | {artifact.get('runtime') or '-'} "
@@ -138,7 +156,9 @@ def _tensors(manifest: Manifest) -> str:
     rows = ["## Inputs and outputs\n", "| | name | shape | dtype | kind |", "|---|---|---|---|---|"]
     for direction, specs in (("input", manifest.inputs), ("output", manifest.outputs)):
         for spec in specs:
-            rows.append(f"| {direction} | `{spec.name}` | {list(spec.shape)} | {spec.dtype} | {spec.kind or ''} |")
+            rows.append(
+                f"| {direction} | `{spec.name}` | {list(spec.shape)} | {spec.dtype} | {spec.kind or ''} |"
+            )
     if manifest.primary_output:
         rows.append(f"\nThe labels describe output `{manifest.primary_output}`.")
     return "\n".join(rows) + "\n"
@@ -150,8 +170,11 @@ def _preprocessing(manifest: Manifest) -> str:
         "## Preprocessing (on the host, before the network)\n",
         f"- mono audio at {audio.sample_rate} Hz ({audio.channels} channel{'s' if audio.channels > 1 else ''}), float32",
     ]
-    normalize = {"none": "no normalisation", "zscore": "z-score each clip: (x - mean) / (std + 1e-15)",
-                 "peak": "divide each clip by its peak |x|"}[audio.normalize]
+    normalize = {
+        "none": "no normalisation",
+        "zscore": "z-score each clip: (x - mean) / (std + 1e-15)",
+        "peak": "divide each clip by its peak |x|",
+    }[audio.normalize]
     lines.append(f"- {normalize}")
     if audio.clip:
         hop = f", hop {audio.clip.hop} s" if audio.clip.hop else ""
@@ -191,13 +214,17 @@ def _verification(manifest: Manifest, report: dict[str, Any], entry: dict[str, A
         if parity.get("hint"):
             runtime += f" ({parity['hint']})"
         lines.append(
-            f"| {artifact['kind']} | {runtime} | " + " | ".join(_metric(k, metrics.get(k)) for k in _METRICS)
+            f"| {artifact['kind']} | {runtime} | "
+            + " | ".join(_metric(k, metrics.get(k)) for k in _METRICS)
             + f" | {_number(parity.get('passed'))} |"
         )
         default = parity.get("default_precision") or {}
         if default.get("metrics"):
-            measured = ", ".join(f"{k.replace('_', ' ')} {_number(default['metrics'][k])}"
-                                 for k in _METRICS if default["metrics"].get(k) is not None)
+            measured = ", ".join(
+                f"{k.replace('_', ' ')} {_number(default['metrics'][k])}"
+                for k in _METRICS
+                if default["metrics"].get(k) is not None
+            )
             precision = default.get("precision") or "default"
             notes.append(
                 f"- {artifact['kind']} at the OpenVINO CPU plugin's default precision ({precision} on the machine "
@@ -207,21 +234,25 @@ def _verification(manifest: Manifest, report: dict[str, Any], entry: dict[str, A
             notes.append(f"- {artifact['kind']} accuracy: {artifact['accuracy']}")
         quantization = artifact.get("quantization") or {}
         if quantization.get("agreement") is not None:
-            line = (f"- {artifact['kind']}: NNCF {quantization.get('mode', '')} quantization "
-                    f"({quantization.get('preset')}, {quantization.get('subset_size')} calibration items from "
-                    f"{quantization.get('calibration')}); {quantization.get('agreement_metric')} with FP32 "
-                    f"{_number(quantization['agreement'])}")
+            line = (
+                f"- {artifact['kind']}: NNCF {quantization.get('mode', '')} quantization "
+                f"({quantization.get('preset')}, {quantization.get('subset_size')} calibration items from "
+                f"{quantization.get('calibration')}); {quantization.get('agreement_metric')} with FP32 "
+                f"{_number(quantization['agreement'])}"
+            )
             control = quantization.get("accuracy_control")
             if control:
-                line += (f"; accuracy control on {control.get('metric')}: FP32 {_number(control.get('fp32'))}, "
-                         f"INT8 {_number(control.get('int8'))}")
+                line += (
+                    f"; accuracy control on {control.get('metric')}: FP32 {_number(control.get('fp32'))}, "
+                    f"INT8 {_number(control.get('int8'))}"
+                )
             notes.append(line)
     expectations = report.get("expectations") or []
     if expectations:
         notes.append("\nUpstream self-tests:")
         for item in expectations:
             notes.append(
-                f"- probe `{item.get('probe')}` -> \"{item.get('label')}\" ranked {item.get('rank', '?')}: "
+                f'- probe `{item.get("probe")}` -> "{item.get("label")}" ranked {item.get("rank", "?")}: '
                 f"{'passed' if item.get('passed') else 'FAILED'}"
             )
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
@@ -257,7 +288,10 @@ def _golden(manifest: Manifest, entry: dict[str, Any]) -> str:
 
 
 def _provenance(manifest: Manifest, report: dict[str, Any], entry: dict[str, Any]) -> str:
-    lines = ["## Provenance\n", f"- manifest `{manifest.name}` {manifest.version}, sha256 `{entry['manifest_sha256']}`"]
+    lines = [
+        "## Provenance\n",
+        f"- manifest `{manifest.name}` {manifest.version}, sha256 `{entry['manifest_sha256']}`",
+    ]
     for name, digest in sorted((entry.get("sources") or {}).items()):
         lines.append(f"- source `{name}`: sha256 `{digest}`")
     tools = report.get("versions") or {}

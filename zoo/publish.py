@@ -50,7 +50,9 @@ ANNOTATION_REFERENCE = "dev.zoo.bundle.reference-weights"
 ANNOTATION_LICENSES = "dev.zoo.bundle.licenses"
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
-_REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_REPOSITORY = re.compile(
+    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+)
 
 
 # -- targets ------------------------------------------------------------------------------------
@@ -88,7 +90,9 @@ def parse_target(text: str, plain_http: bool = False) -> FolderTarget | OciTarge
         rest = text[len("oci://") :]
         host, _, path = rest.partition("/")
         if not host or not path:
-            raise UsageError(f"{text}: expected oci://HOST[:PORT]/REPOSITORY[:TAG], e.g. oci://127.0.0.1:5000/zoo:1.0.0.")
+            raise UsageError(
+                f"{text}: expected oci://HOST[:PORT]/REPOSITORY[:TAG], e.g. oci://127.0.0.1:5000/zoo:1.0.0."
+            )
         repository, tag = path, None
         last = path.rsplit("/", 1)[-1]
         if ":" in last:
@@ -110,7 +114,9 @@ def parse_target(text: str, plain_http: bool = False) -> FolderTarget | OciTarge
             raise UsageError(f"{text}: file:// targets must be local (file:///path).")
         return FolderTarget(Path(unquote(parsed.path)))
     if "://" in text:
-        raise UsageError(f"{text}: unknown target; expected a folder, file:///path or oci://host:port/repository:tag.")
+        raise UsageError(
+            f"{text}: unknown target; expected a folder, file:///path or oci://host:port/repository:tag."
+        )
     return FolderTarget(Path(text))
 
 
@@ -147,8 +153,14 @@ def _record(document: dict[str, Any], verified: VerifyResult, sha256: str, size:
     }
 
 
-def publish(bundle: Path, target_text: str, *, force: bool = False, plain_http: bool = False,
-            public_key: Path | None = None) -> Published:
+def publish(
+    bundle: Path,
+    target_text: str,
+    *,
+    force: bool = False,
+    plain_http: bool = False,
+    public_key: Path | None = None,
+) -> Published:
     """Verify the bundle (a folder or its .tar.gz), then copy or push it; refuse to replace a version."""
     target = parse_target(target_text, plain_http)
     with tempfile.TemporaryDirectory(prefix="zoo-publish-") as scratch:
@@ -188,8 +200,16 @@ def _publish_folder(target: FolderTarget, tarball: Path, record: dict[str, Any],
         )
     copy_file(tarball, destination)
     write_json(index, record)
-    return Published(str(target.path), record["name"], record["version"], record["sha256"], record["size"],
-                     record["models"], record["signed"], replaced)
+    return Published(
+        str(target.path),
+        record["name"],
+        record["version"],
+        record["sha256"],
+        record["size"],
+        record["models"],
+        record["signed"],
+        replaced,
+    )
 
 
 def _oras_client(target: OciTarget):
@@ -215,7 +235,13 @@ def _registry_reachable(target: OciTarget) -> None:
             f"needs --plain-http."
         ) from exc
     except requests.exceptions.RequestException as exc:
-        raise ZooError(f"{target}: cannot reach the registry at {url}: {exc.__class__.__name__}: {exc}") from exc
+        reason = exc.__class__.__name__
+        root = exc.__context__ or exc.__cause__
+        while root is not None and (root.__context__ or root.__cause__) is not None:
+            root = root.__context__ or root.__cause__
+        if isinstance(root, OSError) and root.strerror:
+            reason = root.strerror.lower()
+        raise ZooError(f"{target}: cannot reach the registry at {url} ({reason}); is it running?") from exc
     if response.status_code not in (200, 401):
         raise ZooError(f"{target}: {url} answered HTTP {response.status_code}; is this an OCI registry?")
 
@@ -226,7 +252,9 @@ def _manifest_status(client, target: OciTarget) -> tuple[int, dict[str, Any] | N
     container = Container(target.reference, registry=target.host)
     client.auth.load_configs(container)
     url = f"{client.prefix}://{container.manifest_url()}"
-    accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+    accept = (
+        "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+    )
     response = client.do_request(url, "GET", headers={"Accept": accept})
     if response.status_code == 200:
         return 200, response.json()
@@ -242,7 +270,9 @@ def _oci_call(what: str, target: OciTarget, function, *args, **kwargs):
         raise ZooError(f"{target}: {what} failed: {exc.__class__.__name__}: {exc}") from exc
 
 
-def _publish_oci(target: OciTarget, tarball: Path, config: Path, record: dict[str, Any], force: bool) -> Published:
+def _publish_oci(
+    target: OciTarget, tarball: Path, config: Path, record: dict[str, Any], force: bool
+) -> Published:
     tagged = target.with_tag(target.tag or record["version"])
     if tagged.tag != record["version"]:
         check_version(record["version"])
@@ -284,8 +314,17 @@ def _publish_oci(target: OciTarget, tarball: Path, config: Path, record: dict[st
             quiet=True,
         )
     digest = response.headers.get("Docker-Content-Digest")
-    return Published(str(tagged), record["name"], record["version"], record["sha256"], record["size"],
-                     record["models"], record["signed"], replaced, digest)
+    return Published(
+        str(tagged),
+        record["name"],
+        record["version"],
+        record["sha256"],
+        record["size"],
+        record["models"],
+        record["signed"],
+        replaced,
+        digest,
+    )
 
 
 # -- listing ------------------------------------------------------------------------------------
@@ -323,8 +362,14 @@ def _list_oci(target: OciTarget) -> list[dict[str, Any]]:
 
     container = Container(repository.reference, registry=target.host)
     client.auth.load_configs(container)
-    response = _oci_call("listing tags", target, client.do_request,
-                         f"{client.prefix}://{container.tags_url()}", "GET", headers=client.headers)
+    response = _oci_call(
+        "listing tags",
+        target,
+        client.do_request,
+        f"{client.prefix}://{container.tags_url()}",
+        "GET",
+        headers=client.headers,
+    )
     if response.status_code == 404:
         return []
     if response.status_code != 200:
@@ -340,20 +385,22 @@ def _list_oci(target: OciTarget) -> list[dict[str, Any]]:
             continue  # not a zoo bundle
         notes = manifest.get("annotations") or {}
         layer = next((x for x in manifest.get("layers", []) if x.get("mediaType") == LAYER_MEDIA_TYPE), {})
-        rows.append({
-            "name": notes.get("org.opencontainers.image.title"),
-            "version": notes.get("org.opencontainers.image.version"),
-            "created": notes.get("org.opencontainers.image.created"),
-            "models": [m for m in notes.get(ANNOTATION_MODELS, "").split(",") if m],
-            "licenses": [m for m in notes.get(ANNOTATION_LICENSES, "").split(",") if m],
-            "signed": notes.get(ANNOTATION_SIGNED) == "true",
-            "reference_weights": notes.get(ANNOTATION_REFERENCE) == "true",
-            "sha256": (layer.get("digest") or "").removeprefix("sha256:"),
-            "size": layer.get("size"),
-            "tag": tag,
-            "location": str(tagged),
-            "present": True,
-        })
+        rows.append(
+            {
+                "name": notes.get("org.opencontainers.image.title"),
+                "version": notes.get("org.opencontainers.image.version"),
+                "created": notes.get("org.opencontainers.image.created"),
+                "models": [m for m in notes.get(ANNOTATION_MODELS, "").split(",") if m],
+                "licenses": [m for m in notes.get(ANNOTATION_LICENSES, "").split(",") if m],
+                "signed": notes.get(ANNOTATION_SIGNED) == "true",
+                "reference_weights": notes.get(ANNOTATION_REFERENCE) == "true",
+                "sha256": (layer.get("digest") or "").removeprefix("sha256:"),
+                "size": layer.get("size"),
+                "tag": tag,
+                "location": str(tagged),
+                "present": True,
+            }
+        )
     return sorted(rows, key=lambda r: (r["name"] or "", _version_key(r["version"] or "")))
 
 
@@ -374,13 +421,25 @@ class Pulled:
     verified: VerifyResult
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "directory": str(self.directory), "tarball": str(self.tarball),
-                **{k: v for k, v in self.verified.as_dict().items() if k != "path"}}
+        return {
+            "source": self.source,
+            "directory": str(self.directory),
+            "tarball": str(self.tarball),
+            **{k: v for k, v in self.verified.as_dict().items() if k != "path"},
+        }
 
 
-def pull(ref: str, out: Path, *, version: str | None = None, bundle_name: str | None = None,
-         public_key: Path | None = None, require_signature: bool = False, force: bool = False,
-         plain_http: bool = False) -> Pulled:
+def pull(
+    ref: str,
+    out: Path,
+    *,
+    version: str | None = None,
+    bundle_name: str | None = None,
+    public_key: Path | None = None,
+    require_signature: bool = False,
+    force: bool = False,
+    plain_http: bool = False,
+) -> Pulled:
     """Fetch a published bundle into `out`, verify it, keep `<bundle>-<version>/` and its tarball."""
     out = Path(out)
     with tempfile.TemporaryDirectory(prefix="zoo-pull-") as scratch:
@@ -388,14 +447,19 @@ def pull(ref: str, out: Path, *, version: str | None = None, bundle_name: str | 
         downloaded = scratch / "bundle.tar.gz"
         source = _fetch(ref, downloaded, version, bundle_name, plain_http)
         folder = extract_tarball(downloaded, scratch / "extracted")
-        verified = verify_folder(folder, public_key=public_key, require_signature=require_signature,
-                                 shown=Path(source))
+        verified = verify_folder(
+            folder, public_key=public_key, require_signature=require_signature, shown=Path(source)
+        )
         document = read_bundle_json(folder)
         expected = bundle_dir_name(document["name"], document["version"])
         if folder.name != expected:
-            raise BundleCheckError(f"{source}: the archive's folder is {folder.name!r}, {BUNDLE_JSON} names {expected!r}.")
+            raise BundleCheckError(
+                f"{source}: the archive's folder is {folder.name!r}, {BUNDLE_JSON} names {expected!r}."
+            )
         if version and document["version"] != version:
-            raise BundleCheckError(f"{source}: asked for version {version}, the bundle says {document['version']}.")
+            raise BundleCheckError(
+                f"{source}: asked for version {version}, the bundle says {document['version']}."
+            )
         directory = out / expected
         tarball = out / f"{expected}.tar.gz"
         if (directory.exists() or tarball.exists()) and not force:
@@ -427,8 +491,10 @@ def _fetch(ref: str, dest: Path, version: str | None, bundle_name: str | None, p
         raise UsageError(f"{ref}: holds several bundles ({', '.join(names)}); choose one with --bundle NAME.")
     if not rows:
         raise UsageError(
-            f"{ref}: no published bundle" + (f" {bundle_name}" if bundle_name else "")
-            + (f" version {version}" if version else "") + " there (see `zoo bundle ls`)."
+            f"{ref}: no published bundle"
+            + (f" {bundle_name}" if bundle_name else "")
+            + (f" version {version}" if version else "")
+            + " there (see `zoo bundle ls`)."
         )
     if not version and len(rows) > 1:
         raise UsageError(
@@ -450,19 +516,27 @@ def _fetch_oci(target: OciTarget, dest: Path, version: str | None) -> str:
         raise UsageError(f"{target}: the reference names tag {target.tag}, --version says {version}.")
     tagged = target if target.tag else target.with_tag(version) if version else None
     if tagged is None:
-        raise UsageError(f"{target}: name the version as a tag (oci://host/repository:1.0.0) or with --version.")
+        raise UsageError(
+            f"{target}: name the version as a tag (oci://host/repository:1.0.0) or with --version."
+        )
     _registry_reachable(tagged)
     client = _oras_client(tagged)
     status, manifest = _oci_call("reading the manifest", tagged, _manifest_status, client, tagged)
     if status == 404:
-        raise UsageError(f"{tagged}: no such tag in the registry (see `zoo bundle ls {target.host}/{target.repository}`).")
+        raise UsageError(
+            f"{tagged}: no such tag in the registry (see `zoo bundle ls oci://{target.host}/{target.repository}`)."
+        )
     if status != 200:
         raise ZooError(f"{tagged}: reading the manifest failed: HTTP {status}.")
     if (manifest.get("config") or {}).get("mediaType") != CONFIG_MEDIA_TYPE:
-        raise UsageError(f"{tagged}: not a zoo bundle (config media type {manifest.get('config', {}).get('mediaType')!r}).")
+        raise UsageError(
+            f"{tagged}: not a zoo bundle (config media type {manifest.get('config', {}).get('mediaType')!r})."
+        )
     layers = [x for x in manifest.get("layers", []) if x.get("mediaType") == LAYER_MEDIA_TYPE]
     if len(layers) != 1:
-        raise ZooError(f"{tagged}: expected one bundle layer of type {LAYER_MEDIA_TYPE}, found {len(layers)}.")
+        raise ZooError(
+            f"{tagged}: expected one bundle layer of type {LAYER_MEDIA_TYPE}, found {len(layers)}."
+        )
     layer = layers[0]
     from oras.container import Container
 
