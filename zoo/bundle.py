@@ -444,6 +444,7 @@ class BundleResult:
     signed: bool
     signature_reused: bool = False
     reference_weights: bool = False
+    non_commercial: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -459,6 +460,7 @@ class BundleResult:
             "signed": self.signed,
             "signature_reused": self.signature_reused,
             "reference_weights": self.reference_weights,
+            "non_commercial": self.non_commercial,
         }
 
 
@@ -556,6 +558,7 @@ def build_bundle(
         signed=signer is not None,
         signature_reused=reused,
         reference_weights=document["reference_weights"],
+        non_commercial=document["non_commercial"],
     )
 
 
@@ -570,7 +573,7 @@ def write_tarball(folder: Path, target: Path, mtime: int) -> None:
     """A .tar.gz of folder whose bytes depend only on the files' names and contents and on mtime."""
     top = folder.name
     with atomic_open(target, "wb") as raw:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as zipped:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as zipped:
             with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 tar.addfile(_tar_info(top, mtime, directory=True))
                 for rel in _tar_entries(folder):

@@ -837,6 +837,8 @@ def bundle(
     ])
     if result.reference_weights:
         typer.echo("note: made from REFERENCE WEIGHTS (marked in bundle.json and the model cards)")
+    if result.non_commercial:
+        typer.echo(f"note: non-commercial licence: {', '.join(result.non_commercial)} (see the model cards)")
 
 
 @bundle_app.command("verify")

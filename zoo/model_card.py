@@ -200,7 +200,9 @@ def _verification(manifest: Manifest, report: dict[str, Any], entry: dict[str, A
     probes = report.get("probes") or {}
     lines = [
         "## Verification\n",
-        f"Each artifact was run on {probes.get('count', '?')} deterministic probe signals and compared with the "
+        f"Each artifact was run on {probes.get('count', '?')} deterministic probe signals"
+        + (f" ({probes['calls']} calls, state carried from call to call)" if probes.get("streaming") else "")
+        + f" and compared with the "
         f"source framework ({manifest.framework}) on the same inputs; tolerances come from the manifest. "
         f"Measured by `zoo verify` on {report.get('created', '?')}.\n",
         "| artifact | runtime | max abs | max rel | cosine min | top-1 | top-5 | decision | passed |",
