@@ -10,6 +10,7 @@ converter does not write (label files from a wheel, say) keep their real sources
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import shutil
 import tempfile
@@ -46,6 +47,7 @@ def reference_files(name: str, seed: int = 0) -> dict[str, Path]:
         manifest = load_manifest(MANIFESTS / f"{name}.yaml")
         if _scratch is None:
             _scratch = Path(tempfile.mkdtemp(prefix="zoo-reference-"))
+            atexit.register(shutil.rmtree, _scratch, True)
         directory = _scratch / f"{name}-{seed}"
         directory.mkdir(parents=True, exist_ok=True)
         written = get_converter(manifest.framework).write_reference_weights(manifest, directory, seed)

@@ -310,18 +310,24 @@ class FileServer:
         return f"{self.base_url}/{quote(relpath)}"
 
     def add(self, relpath: str, data: bytes) -> str:
-        """Write a file to serve; its URL."""
+        """Write a file to serve (a new file: never through a hard link to someone else's); its URL."""
         path = self.root / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
         path.write_bytes(data)
         return self.url(relpath)
 
     def add_file(self, relpath: str, source: Path) -> str:
+        """Serve an existing file (hard-linked when possible, else copied); its URL."""
         path = self.root / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(source, "rb") as src, open(path, "wb") as dst:
-            while block := src.read(1 << 20):
-                dst.write(block)
+        path.unlink(missing_ok=True)
+        try:
+            os.link(source, path)
+        except OSError:
+            with open(source, "rb") as src, open(path, "wb") as dst:
+                while block := src.read(1 << 20):
+                    dst.write(block)
         return self.url(relpath)
 
     def fault(self, relpath: str, *faults: Fault, times: int | None = 1) -> None:
