@@ -31,7 +31,6 @@ from zoo.bundle import (
     BundleCheckError,
     VerifyResult,
     bundle_dir_name,
-    check_version,
     extract_tarball,
     opened_bundle,
     parse_time,
@@ -274,8 +273,6 @@ def _publish_oci(
     target: OciTarget, tarball: Path, config: Path, record: dict[str, Any], force: bool
 ) -> Published:
     tagged = target.with_tag(target.tag or record["version"])
-    if tagged.tag != record["version"]:
-        check_version(record["version"])
     _registry_reachable(tagged)
     client = _oras_client(tagged)
     status, _ = _oci_call("reading the tag", tagged, _manifest_status, client, tagged)
