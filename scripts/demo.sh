@@ -8,6 +8,21 @@ $zoo list
 echo "== zoo info (every entry)"
 $zoo info --all
 
+# -- convert and verify (zoo convert / zoo verify) --------------------------------------------------
+# The entries whose real weights come from the package index, then AclNet end to end from seeded
+# reference weights in its upstream ONNX format; a second convert shows that nothing is redone.
+offline=$($zoo list --tag offline --json | .venv/bin/python -c 'import json, sys; print(",".join(r["name"] for r in json.load(sys.stdin)))')
+echo "== zoo convert --name $offline"
+$zoo convert --name "$offline" -o "$out"
+echo "== zoo verify --name $offline"
+$zoo verify --name "$offline" -o "$out"
+echo "== zoo convert --name aclnet --reference-weights"
+$zoo convert --name aclnet --reference-weights -o "$out"
+echo "== zoo verify --name aclnet --reference-weights"
+$zoo verify --name aclnet --reference-weights -o "$out"
+echo "== zoo convert --name $offline (again: up to date)"
+$zoo convert --name "$offline" -o "$out"
+
 # -- bundle, sign, verify, publish, pull (zoo bundle / zoo publish / zoo pull) ---------------------
 # Bundles the offline entries' verified outputs (converting and verifying any that are missing),
 # signs the bundle with a key pair made here, verifies it, publishes it to a folder and, when
