@@ -23,7 +23,7 @@ from zoo.errors import UsageError, ZooError
 from zoo.features import prepare_inputs, synthetic_feature_inputs
 from zoo.probes import probe_set
 
-pytestmark = pytest.mark.xdist_group("networks")
+pytestmark = pytest.mark.xdist_group("torch-converters")
 
 CHECKPOINT_ENTRIES = [
     "dcase2018-task2-vggish",

@@ -22,7 +22,7 @@ from zoo.features import prepare_inputs
 from zoo.probes import probe_set
 from zoo.safe_pickle import UnsafePickleError, safe_load_file
 
-pytestmark = pytest.mark.xdist_group("networks")
+pytestmark = pytest.mark.xdist_group("lasagne")
 
 
 @pytest.fixture(scope="module")
