@@ -828,7 +828,7 @@ def extract_tarball(tarball: Path, dest: Path) -> Path:
             members = tar.getmembers()
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             raise BundleCheckError(f"{tarball}: the archive is damaged ({exc}).", Path(tarball).name) from exc
-        tops = set()
+        tops, entries = set(), []
         for member in members:
             rel = _safe_relative(member.name.rstrip("/"), f"{tarball}: member")
             if not (member.isfile() or member.isdir()):
@@ -837,24 +837,26 @@ def extract_tarball(tarball: Path, dest: Path) -> Path:
                     member.name,
                 )
             tops.add(PurePosixPath(rel).parts[0])
+            entries.append((rel, member))
         if len(tops) != 1:
             raise BundleCheckError(
                 f"{tarball}: expected one top folder <bundle>-<version>/, found {sorted(tops)}."
             )
         top = tops.pop()
-        for member in members:
-            target = dest / member.name.rstrip("/")
-            if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = tar.extractfile(member)
+        for rel, member in entries:
+            target = dest / rel
             try:
-                with open(target, "wb") as handle:
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tar.extractfile(member) as source, open(target, "wb") as handle:
                     shutil.copyfileobj(source, handle, _CHUNK)
             except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
                 raise BundleCheckError(
-                    f"{tarball}: the archive is damaged at {member.name} ({exc}).", member.name
+                    f"{tarball}: cannot extract {member.name} (a damaged archive, or a file where a folder "
+                    f"belongs): {exc}.",
+                    member.name,
                 ) from exc
     return dest / top
 
