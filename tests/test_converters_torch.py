@@ -239,6 +239,7 @@ def test_export_matches_pytorch_in_onnx_runtime(references, name):
 # -- silero-vad -------------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:.*torch.jit.load. is deprecated:DeprecationWarning")
 def test_silero_rebuild_is_bit_exact_to_the_torchscript_file(silero):
     """The whole .jit (its own state and context handling) against the rebuild with explicit state."""
     scripted = torch.jit.load(str(silero["files"]["silero_vad.jit"]), map_location="cpu")
@@ -299,6 +300,7 @@ def test_silero_needs_no_reference_weights(catalog, tmp_path):
         pytorch.write_reference_weights(catalog.get("silero-vad"), tmp_path, seed=0)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_torchscript_file_that_is_not_silero_is_refused(catalog, tmp_path):
     other = torch.jit.script(torch.nn.Linear(2, 2))
     path = tmp_path / "other.jit"
