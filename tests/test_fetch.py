@@ -28,7 +28,7 @@ from tests.support.httpserver import (
 )
 from zoo.cache import Cache, entry_key
 from zoo.errors import UsageError, ZooError
-from zoo.fetch import SOURCES_JSON, obtain_sources, read_source_set
+from zoo.fetch import SOURCES_JSON, download_all, obtain_sources, read_source_set
 from zoo.manifest import load_manifest
 
 FILE = "aclnet_des_53.onnx"
@@ -331,3 +331,18 @@ def test_weights_file_and_missing_weights(tmp_path):
     assert again is not None and again.files["weights"] == result.files["weights"]
     with pytest.raises(UsageError, match="is not a file"):
         _obtain(manifest, tmp_path, weights=tmp_path / "nope.pth")
+
+
+def test_two_models_sharing_a_file_in_parallel_make_one_transfer(tmp_path, http_server, payload):
+    relpath = f"{tmp_path.name}/shared.bin"
+    url = http_server.add(relpath, payload)
+    http_server.fault(relpath, Slow(rate=10_000_000), times=None)
+    catalog_with_files(tmp_path, "aclnet", [file_entry(FILE, payload, url)])
+    catalog = catalog_with_files(
+        tmp_path, "aclnet-int8", [file_entry("aclnet_des_53_int8.onnx", payload, url)]
+    )
+    manifests = [load_manifest(catalog / f"{name}.yaml") for name in ("aclnet", "aclnet-int8")]
+    outcomes = download_all(manifests, tmp_path / "out", jobs=2, cache_dir=tmp_path / "cache")
+    assert [o.error for o in outcomes] == [None, None]
+    assert http_server.requests(relpath) == 1
+    assert outcomes[1].sources.files["aclnet_des_53_int8.onnx"].read_bytes() == payload
