@@ -264,7 +264,8 @@ def download(
         )
         for outcome in outcomes:
             if outcome.sources is None:
-                reporter.fail(outcome.name, None, outcome.error.message)
+                if progress == "json":  # as an event too; the error itself ends the command below
+                    reporter.fail(outcome.name, None, outcome.error.message)
                 continue
             kind = "reference weights (seeded, NOT the upstream weights)" if outcome.sources.reference_weights \
                 else "verified"
