@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from tests.conftest import MANIFESTS
 from zoo.errors import UsageError
 from zoo.evaluate import (
     average_precision,
@@ -122,3 +123,113 @@ def test_read_audio_mixes_channels_down(tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"RIFF not really")
     with pytest.raises(Exception, match="cannot read this audio file"):
         read_audio(tmp_path / "bad.wav")
+
+
+# -- real models end to end ------------------------------------------------------------------------
+
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+
+from tests.conftest import run_zoo  # noqa: E402
+from tests.int8_models import GROUP, env, quantized, zoo_ok  # noqa: E402
+
+
+def _espeak(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)  # 22050 Hz
+
+
+@pytest.mark.xdist_group(GROUP)
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng makes the speech")
+def test_evaluate_silero_vad_speech_against_noise(tmp_path):
+    """Four files labelled speech (one of them silent, on purpose) and three that are not: 6 of 7 right."""
+    out, _ = quantized("silero-vad")
+    data = tmp_path / "vad"
+    _espeak(data / "speech" / "one.wav", "The quick brown fox jumps over the lazy dog.")
+    _espeak(data / "speech" / "two.wav", "Please call Stella and ask her to bring these things.")
+    _espeak(data / "speech" / "three.wav", "Turn the volume down, the music is far too loud.")
+    _write(data / "speech" / "mislabelled-silence.wav", seconds=2.0, value=0.0)
+    rng = np.random.RandomState(0)
+    (data / "non-speech").mkdir()
+    soundfile.write(str(data / "non-speech" / "noise.wav"), (0.05 * rng.standard_normal(32000)).astype(np.float32),
+                    16000)
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(48000) / 48000)
+    soundfile.write(str(data / "non-speech" / "tone-48k.wav"), tone.astype(np.float32), 48000)
+    _write(data / "non-speech" / "silence.flac", seconds=1.0, value=0.0)
+
+    report = zoo_ok("evaluate", "--name", "silero-vad", "-o", str(out), "--dataset", str(data), "--json").json()
+    assert report["files"] == 7 and report["classes"] == {"speech": 4, "(negative)": 3}
+    assert report["metric"] == "accuracy" and report["reference_weights"] is False
+    assert list(report["results"]) == ["source", "onnx", "FP32", "INT8"]
+    for artifact, entry in report["results"].items():
+        assert entry["accuracy"] == pytest.approx(6 / 7), artifact
+        assert entry["detected"] == 3 and entry["positives"] == 4
+        if artifact != "source":
+            assert entry["agreement_source"] == 1.0
+
+    table = zoo_ok("evaluate", "--name", "silero-vad", "-o", str(out), "--dataset", str(data),
+                   "--precisions", "source,INT8").stdout
+    assert "85.71 %" in table and "onnx" not in table
+
+
+@pytest.mark.xdist_group(GROUP)
+def test_evaluate_aclnet_top1_top5_match_an_independent_computation(tmp_path):
+    """Folders chosen from an independent run of the ONNX model: 3 top-1 hits, 1 top-5 hit, 1 miss."""
+    import onnxruntime as ort
+    from scipy.signal import resample_poly
+
+    out, _ = quantized("aclnet", True, "--subset-size", "64")
+    labels = [line.strip() for line in (MANIFESTS / "labels" / "aclnet_53cl.txt").read_text().splitlines()
+              if line.strip()]
+    session = ort.InferenceSession(str(out / "aclnet" / "onnx" / "aclnet.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.RandomState(7)
+    t = np.arange(27200) / 16000
+    signals = [
+        (16000, 0.5 * np.sin(2 * np.pi * (200 + 800 * t) * t)),
+        (16000, 0.2 * rng.standard_normal(t.size)),
+        (16000, np.sign(np.sin(2 * np.pi * 3 * t)) * 0.3 * np.sin(2 * np.pi * 1500 * t)),
+        (16000, 0.4 * np.sin(2 * np.pi * 100 * t) + 0.05 * rng.standard_normal(t.size)),
+        (8000, 0.3 * np.sin(2 * np.pi * 700 * np.arange(13600) / 8000)),
+    ]
+
+    def expected_scores(rate, audio):
+        """AclNet's host side written out: 16 kHz, 1 s clips every 0.5 s (last zero-padded), z-score, mean."""
+        audio = audio.astype(np.float32)
+        if rate != 16000:
+            audio = resample_poly(audio.astype(np.float64), 16000 // rate, 1).astype(np.float32)
+        starts = [0] + [8000 * k for k in range(1, int(np.ceil((audio.size - 16000) / 8000)) + 1)]
+        rows = []
+        for start in starts:
+            clip = np.zeros(16000, dtype=np.float32)
+            piece = audio[start:start + 16000]
+            clip[: piece.size] = piece
+            clip = ((clip - clip.mean()) / (clip.std() + 1e-15)).astype(np.float32)
+            rows.append(session.run(None, {"input": clip.reshape(1, 1, 1, 16000)})[0][0])
+        return np.mean(rows, axis=0)
+
+    data = tmp_path / "esc"
+    ranks_wanted = [0, 0, 0, 2, 52]  # top-1, top-1, top-1, third (a top-5 hit only), last (a miss)
+    for index, ((rate, audio), rank) in enumerate(zip(signals, ranks_wanted, strict=True)):
+        order = np.argsort(-expected_scores(rate, audio), kind="stable")
+        folder = data / labels[order[rank]]
+        folder.mkdir(parents=True, exist_ok=True)
+        soundfile.write(str(folder / f"clip-{index}.wav"), audio.astype(np.float32), rate, subtype="FLOAT")
+
+    report = zoo_ok("evaluate", "--name", "aclnet", "-o", str(out), "--dataset", str(data), "--json",
+                    "--precisions", "source,onnx,FP32").json()
+    assert report["reference_weights"] is True and report["files"] == 5
+    for artifact in ("source", "onnx", "FP32"):
+        entry = report["results"][artifact]
+        assert entry["top1"] == pytest.approx(3 / 5), artifact
+        assert entry["top5"] == pytest.approx(4 / 5), artifact
+        assert "mAP" not in entry  # single-label softmax: no mAP
+
+
+def test_evaluate_bad_dataset_is_a_usage_error(tmp_path):
+    (tmp_path / "data" / "not-a-class").mkdir(parents=True)
+    _write(tmp_path / "data" / "not-a-class" / "a.wav")
+    result = run_zoo("evaluate", "--name", "aclnet", "-o", str(tmp_path / "out"), "--dataset",
+                     str(tmp_path / "data"), env=env())
+    assert result.returncode == 2 and "not-a-class" in result.stderr and "Traceback" not in result.stderr
+    result = run_zoo("evaluate", "--name", "aclnet", "--dataset", str(tmp_path), "--precisions", "FP64", env=env())
+    assert result.returncode == 2 and "unknown artifact 'FP64'" in result.stderr

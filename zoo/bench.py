@@ -280,7 +280,7 @@ def plan(manifest, out: Path, runtimes: list[str] | None, precisions: list[str] 
     runtimes = runtimes or list(RUNTIMES)
     precisions = precisions or list(PRECISIONS)
     subjects = []
-    if "source" in runtimes:
+    if "source" in runtimes and (layout.source_dir / "SOURCES.json").is_file():
         subjects.append(("source", "source", None))
     if "onnxruntime" in runtimes and layout.onnx.is_file():
         subjects.append(("onnx", "onnxruntime", layout.onnx))

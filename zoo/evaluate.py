@@ -315,10 +315,11 @@ def predict(model, manifest, feeds: list[dict[str, np.ndarray]]) -> FileResult:
     rows = clip_scores(manifest, run_feeds(model, manifest, feeds))
     result = FileResult(aggregate(manifest, rows), rows)
     if is_detector(manifest):
-        segments = speech_segments(rows[:, 0], chunk_seconds(manifest), decision_threshold(manifest))
-        result.detected = bool(segments) if manifest.audio.streaming else bool(
-            result.scores[0] >= decision_threshold(manifest)
-        )
+        threshold = decision_threshold(manifest)
+        if manifest.audio.streaming:
+            result.detected = bool(speech_segments(rows[:, 0], chunk_seconds(manifest), threshold))
+        else:
+            result.detected = bool(result.scores[0] >= threshold)
     return result
 
 

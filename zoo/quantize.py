@@ -52,6 +52,7 @@ from zoo.layout import ModelLayout
 
 STAGE = "INT8"
 CALIBRATION_PROBES = 100
+STREAM_PROBES = 20
 STREAM_PROBE_SECONDS = 2.0
 STREAM_SPEECH_SECONDS = 10.0
 MANIFEST_FIELDS = {"quantize", "inputs", "outputs", "primary_output", "audio", "verify", "labels"}
@@ -160,7 +161,7 @@ def calibration_samples(manifest, options: QuantizeOptions, subset_size: int) ->
         return ([Sample(f"synthetic-{i + 1}", [f]) for i, f in enumerate(feeds)],
                 f"{count} synthetic feature inputs", f"synthetic:{count}:{options.seed}")
     if manifest.audio.streaming:
-        probes = probe_set(rate, STREAM_PROBE_SECONDS, "calibration", seed=options.seed + 1, count=40)
+        probes = probe_set(rate, STREAM_PROBE_SECONDS, "calibration", seed=options.seed + 1, count=STREAM_PROBES)
         probes += probe_set(rate, STREAM_SPEECH_SECONDS, "speech", seed=options.seed + 1)
         how = f"{len(probes)} calibration and speech probe streams"
     else:
@@ -502,31 +503,42 @@ def _accuracy_controlled(manifest, fp32_model, reference, items, validation: lis
     full_count, kept = count_quantizers(plain), count_quantizers(quantized)
     final, _ = metric.evaluate(compile_f32(quantized))
     plain_metric, _ = metric.evaluate(compile_f32(plain))
-    drop = initial - final
     facts = {
         "metric": metric.name, "samples": len(validation), "max_drop": max_drop,
-        "fp32": initial, "int8_plain": plain_metric, "int8": final, "drop": drop,
+        "fp32": initial, "int8_plain": plain_metric, "int8": final, "drop": initial - final,
         "quantizers_plain": full_count, "quantizers_kept": kept, "reverted": full_count - kept,
     }
-    if kept == 0:
-        raise ZooError(
-            f"{manifest.name}: accuracy-controlled quantization fell back to floating point everywhere: to keep "
-            f"the drop of {metric.name} within --max-drop {max_drop:g} (FP32 {initial:.4f}, plain INT8 "
-            f"{plain_metric:.4f}) NNCF reverted all {full_count} quantizers, so there is no INT8 model. Nothing was "
-            "written; loosen --max-drop, calibrate on more representative audio, or use quantize.mode: weights.",
-            EXIT_FAILED,
-        )
-    if drop > max_drop + 1e-9:
-        raise ZooError(
-            f"{manifest.name}: accuracy-controlled quantization missed --max-drop {max_drop:g}: {metric.name} "
-            f"FP32 {initial:.4f}, INT8 {final:.4f} (drop {drop:.4f}) with {kept} of {full_count} quantizers kept. "
-            "Nothing was written; loosen --max-drop or calibrate on more representative audio.",
-            EXIT_FAILED,
-        )
-    log(f"{manifest.name}: INT8: {metric.name} FP32 {initial:.4f}, plain INT8 {plain_metric:.4f}, "
-        f"controlled INT8 {final:.4f} (drop {drop:.4f} <= {max_drop:g}); {full_count - kept} of {full_count} "
-        "quantizers reverted")
+    check_drop(manifest.name, facts)
+    log(f"{manifest.name}: INT8: {metric.name}: FP32 {initial:.4f}, plain INT8 {plain_metric:.4f}, "
+        f"controlled INT8 {final:.4f} (drop {facts['drop']:.4f} <= {max_drop:g}); {full_count - kept} of "
+        f"{full_count} quantizers reverted")
     return quantized, facts
+
+
+def check_drop(model: str, facts: dict) -> None:
+    """Fail loudly when accuracy control missed its bound or fell back to floating point everywhere.
+
+    NNCF only logs these outcomes and returns a model anyway; an INT8 artifact must not be written
+    on a bound that does not hold, nor be an FP32 model under the INT8 name.
+    """
+    name, bound = facts["metric"], facts["max_drop"]
+    if facts["quantizers_kept"] == 0:
+        raise ZooError(
+            f"{model}: accuracy-controlled quantization fell back to floating point everywhere: to keep the "
+            f"drop of {name} within --max-drop {bound:g} (FP32 {facts['fp32']:.4f}, plain INT8 "
+            f"{facts['int8_plain']:.4f}) NNCF reverted all {facts['quantizers_plain']} quantizers, so there is no "
+            "INT8 model. Nothing was written; loosen --max-drop, calibrate on more representative audio, or use "
+            "quantize.mode: weights.",
+            EXIT_FAILED,
+        )
+    if facts["drop"] > bound + 1e-9:
+        raise ZooError(
+            f"{model}: accuracy-controlled quantization missed --max-drop {bound:g}: {name} FP32 "
+            f"{facts['fp32']:.4f}, INT8 {facts['int8']:.4f} (drop {facts['drop']:.4f}) with "
+            f"{facts['quantizers_kept']} of {facts['quantizers_plain']} quantizers kept. Nothing was written; "
+            "loosen --max-drop or calibrate on more representative audio.",
+            EXIT_FAILED,
+        )
 
 
 def _quantize_onnx(manifest, layout: ModelLayout, items, preset, subset_size: int):

@@ -1,0 +1,89 @@
+"""`zoo bench`: the timing core on calls of known cost, and the command's structure on real models.
+
+Timing figures are never asserted against targets here (benchmarks measure, tests check structure).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_zoo
+from tests.int8_models import GROUP, env, quantized, zoo_ok
+from zoo.bench import Timing, time_calls
+
+pytestmark = pytest.mark.xdist_group(GROUP)
+
+
+def test_timing_statistics_by_hand():
+    timing = Timing(np.array([0.001, 0.002, 0.003, 0.004, 0.010]), wall=0.020, batch=4)
+    assert timing.calls == 5
+    assert timing.p50 == pytest.approx(0.003)
+    assert timing.p90 == pytest.approx(0.004 + 0.6 * 0.006)  # linear between the 4th and 5th values
+    assert timing.mean == pytest.approx(0.004)
+    assert timing.throughput == pytest.approx(5 * 4 / 0.020)
+
+
+def test_time_calls_warms_up_then_measures():
+    calls = []
+
+    def call():
+        calls.append(time.perf_counter())
+        time.sleep(0.02 if len(calls) == 1 else 0.001)  # a slow first call, as with lazy initialisation
+
+    ticks = []
+    timing = time_calls(call, seconds=0.05, warmup_seconds=0.0, min_calls=5, tick=ticks.append)
+    assert len(calls) == timing.calls + 3  # three warm-up calls, not measured
+    assert timing.calls >= 5
+    assert timing.latencies.max() < 0.02  # the slow first call stayed in the warm-up
+    assert timing.wall >= 0.05 and ticks[-1] == 1.0
+    bounded = time_calls(lambda: None, seconds=10, warmup_seconds=0.0, max_calls=7)
+    assert bounded.calls == 7
+
+
+def test_bench_silero_vad_reports_every_subject():
+    out, _ = quantized("silero-vad")
+    zoo_ok("verify", "--name", "silero-vad", "-o", str(out))
+    result = zoo_ok("bench", "--name", "silero-vad", "-o", str(out), "--seconds", "0.2", "--threads", "1",
+                    "--json").json()
+    rows = {row["artifact"]: row for row in result["rows"]}
+    assert list(rows) == ["source", "onnx", "FP32", "INT8"]
+    assert rows["source"]["runtime"].startswith("torch")
+    for row in rows.values():
+        assert row["error"] is None, row
+        assert row["calls"] >= 5 and 0 < row["p50_ms"] <= row["p90_ms"]
+        assert row["throughput"] > 0 and row["size"] > 0 and row["speedup"] > 0 and row["threads"] == 1
+    assert rows["source"]["speedup"] == pytest.approx(1.0)
+    assert rows["INT8"]["size"] < rows["FP32"]["size"]
+    assert rows["INT8"]["agreement_metric"] == "decision" and rows["INT8"]["agreement"] >= 0.98
+    assert rows["FP32"]["inference_precision"] == "f32"
+    assert rows["source"]["gflops"] is None  # the manifest gives no FLOPs for silero-vad
+    assert result["options"] == {"batch": 1, "threads": 1, "seconds": 0.2, "openvino_precision_hint": "f32"}
+
+    table = zoo_ok("bench", "--name", "silero-vad", "-o", str(out), "--seconds", "0.1", "--runtimes", "openvino",
+                   "--precisions", "INT8,FP32").stdout
+    assert "INT8" in table and "FP32" in table and "torch" not in table and "p50 ms" in table
+
+
+def test_bench_aclnet_batch_and_gflops():
+    out, _ = quantized("aclnet", True, "--subset-size", "64")
+    result = zoo_ok("bench", "--name", "aclnet", "-o", str(out), "--seconds", "0.2", "--batch", "2",
+                    "--runtimes", "onnxruntime,openvino", "--json").json()
+    rows = {row["artifact"]: row for row in result["rows"]}
+    assert set(rows) == {"onnx", "FP32", "INT8"}
+    for row in rows.values():
+        assert row["error"] is None, row
+        assert row["batch"] == 2 and row["gflops"] > 0
+        # GFLOP/s is the manifest's FLOPs per item times the batch over the median latency
+        assert row["gflops"] == pytest.approx(1.42e9 * 2 / (row["p50_ms"] / 1e3) / 1e9)
+        assert row["speedup"] is None  # no source row was asked for
+    assert result["machine"]["peak_gflops_f32"] > 0
+
+
+def test_bench_bad_input():
+    result = run_zoo("bench", "--name", "silero-vad", "--runtimes", "tensorrt", env=env())
+    assert result.returncode == 2 and "--runtimes" in result.stderr and "Traceback" not in result.stderr
+    result = run_zoo("bench", "--name", "silero-vad", "-o", "/nonexistent-zoo-out", env=env())
+    assert result.returncode == 2 and "nothing to benchmark" in result.stderr
