@@ -66,6 +66,8 @@ def test_convert_writes_the_layout_and_a_stamp_per_stage(tiny):
     assert stamps["onnx"]["key"]["versions"]["onnxruntime"]
     assert stamps["FP16"]["key"]["from"]["onnx"]["onnx/tiny.onnx"]["sha256"] == sha256(model)
     assert stamps["FP16"]["key"]["precision"] == "FP16"
+    for stamp in stamps.values():
+        assert stamp["reference_weights"] is False and len(stamp["manifest_sha256"]) == 64
     assert stamps["FP32"]["outputs"]["FP32/tiny.bin"]["sha256"] == sha256(root / "FP32" / "tiny.bin")
     assert not [p for p in root.rglob(".*") if p.name != ".lock"], "no temporary files are left behind"
 

@@ -145,7 +145,11 @@ class ModelPipeline:
             started = time.perf_counter()
             outputs, extra = work()
             seconds = time.perf_counter() - started
-            write_stamp(stamp_path, stage, key, outputs, self.layout.root, seconds, extra)
+            facts = {"model": self.manifest.name, "manifest_version": self.manifest.version,
+                     "manifest_sha256": self.manifest.digest,
+                     "reference_weights": bool(self.sources.reference_weights) if self.sources else None,
+                     **(extra or {})}
+            write_stamp(stamp_path, stage, key, outputs, self.layout.root, seconds, facts)
             entry = StageResult(self.manifest.name, stage, "done", seconds)
             self.log(f"{self.manifest.name}: {stage}: done in {seconds:.1f} s")
         self.result.stages.append(entry)
@@ -174,6 +178,7 @@ class ModelPipeline:
 
         leftovers = [p for precision in IR_PRECISIONS for p in self.layout.root.glob(f".{precision}.*.part")]
         leftovers += list(self.layout.onnx_dir.glob(f".{self.layout.onnx.stem}.*.part.onnx"))
+        leftovers += list(self.layout.stamp("source").parent.glob(".*.json.*.part"))
         for path in leftovers:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
