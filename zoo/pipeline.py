@@ -190,9 +190,12 @@ class ModelPipeline:
         from zoo import fetch
 
         options = self.options
-        weights_sha = sha256_file(options.weights) if options.weights else None
         if options.weights and options.reference_weights:
             raise UsageError("give either --weights PATH or --reference-weights, not both.")
+        if options.weights and not Path(options.weights).is_file():
+            raise UsageError(f"--weights: {options.weights} is not a file (expected your own weights file: "
+                             f"{self.manifest.weights.format or 'the format of the published weights'}).")
+        weights_sha = sha256_file(options.weights) if options.weights else None
         key = {
             "manifest": manifest_part(self.manifest, SOURCE_FIELDS),
             "reference_weights": options.reference_weights,
