@@ -517,6 +517,9 @@ def _run_artifact(manifest, kind, path, layout, inputs, reference, reference_mai
     if runner.runtime == "openvino":
         entry["hint"] = hint
         entry["precision"] = runner.precision
+        weights = path.with_suffix(".bin")  # the IR's weights, checked like the .xml
+        entry["files"] = [{"path": weights.relative_to(layout.root).as_posix(), "sha256": sha256_file(weights),
+                           "size": weights.stat().st_size}]
     if not tol:
         entry["note"] = f"no tolerance for {kind} in verify.tolerance: measured, not judged"
     return entry
