@@ -127,6 +127,7 @@ def test_verify_passes_and_writes_the_report_of_the_contract(workspace):
     assert onnx_entry["tolerance"] == {"atol": 1e-6}
     fp32 = report["artifacts"]["FP32"]
     assert fp32["runtime"] == "openvino" and fp32["hint"] == "f32" and fp32["precision"] == "f32"
+    assert fp32["files"][0]["path"] == "FP32/tiny.bin" and len(fp32["files"][0]["sha256"]) == 64
     assert fp32["default_precision"]["judged"] is False
     assert fp32["default_precision"]["precision"] in ("f32", "bf16")
     assert fp32["metrics"]["max_abs"] < 1e-5 and fp32["metrics"]["top1"] == 1.0
