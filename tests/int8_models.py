@@ -1,14 +1,16 @@
-"""Converted models shared by the quantize, evaluate and bench tests, built once per test process.
+"""Converted, quantized and verified models shared by the quantize, evaluate and bench tests.
 
-silero-vad is made from its real weights (the wheel on the package index); AclNet from seeded
-reference weights. Both are converted to FP32 IR only (FP16 is not what these tests are about)
-and quantized with the catalog's settings. The three test files share the xdist group
-"int8", so under `pytest -n 2 --dist loadgroup` one worker builds them once.
+Built once per test process: silero-vad from its real weights (the wheel on the package index),
+AclNet from seeded reference weights. Both are converted to FP32 IR only (FP16 is not what these
+tests are about) and quantized with the catalog's settings (AclNet on a smaller calibration
+subset, to keep the tests quick). The three test files share the xdist group "int8", so under
+`pytest -n 2 --dist loadgroup` one worker builds them once.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,8 +18,10 @@ from pathlib import Path
 from tests.conftest import run_zoo
 
 GROUP = "int8"
+REFERENCE_WEIGHTS = {"silero-vad": False, "aclnet": True}
+QUANTIZE_ARGS = {"silero-vad": (), "aclnet": ("--subset-size", "64")}
 _scratch: Path | None = None
-_built: dict[str, Path] = {}
+_done: set[str] = set()
 
 
 def scratch() -> Path:
@@ -39,25 +43,39 @@ def zoo_ok(*args: str):
     return result
 
 
-def converted(name: str, reference_weights: bool = False) -> Path:
+def _reference(name: str) -> list[str]:
+    return ["--reference-weights"] if REFERENCE_WEIGHTS[name] else []
+
+
+def converted(name: str) -> Path:
     """Output folder holding <name> converted to ONNX and FP32 IR."""
-    key = f"convert:{name}"
-    if key not in _built:
-        out = scratch() / f"out-{name}"
-        args = ["convert", "--name", name, "-o", str(out), "--precisions", "FP32"]
-        zoo_ok(*args, *(["--reference-weights"] if reference_weights else []))
-        _built[key] = out
-    return _built[key]
+    out = scratch() / f"out-{name}"
+    if f"convert:{name}" not in _done:
+        zoo_ok("convert", "--name", name, "-o", str(out), "--precisions", "FP32", *_reference(name))
+        _done.add(f"convert:{name}")
+    return out
 
 
-def quantized(name: str, reference_weights: bool = False, *extra: str) -> tuple[Path, dict]:
-    """(output folder, `zoo quantize --json` result) for <name> with the catalog's settings."""
-    import json
+def quantized(name: str) -> tuple[Path, dict]:
+    """(output folder, `zoo quantize --json` result) for <name>."""
+    out = converted(name)
+    saved = out / f"quantize-{name}.json"
+    if f"quantize:{name}" not in _done:
+        result = zoo_ok("quantize", "--name", name, "-o", str(out), "--json", *QUANTIZE_ARGS[name])
+        saved.write_text(result.stdout)
+        _done.add(f"quantize:{name}")
+    return out, json.loads(saved.read_text())[0]
 
-    key = f"quantize:{name}"
-    out = converted(name, reference_weights)
-    if key not in _built:
-        result = zoo_ok("quantize", "--name", name, "-o", str(out), "--json", *extra)
-        (out / f"quantize-{name}.json").write_text(result.stdout)
-        _built[key] = out
-    return out, json.loads((out / f"quantize-{name}.json").read_text())[0]
+
+def verified(name: str) -> dict:
+    """`zoo verify --json` report of the quantized <name>, with its exit code and stderr (run once)."""
+    out, _ = quantized(name)
+    saved = out / f"verify-{name}.json"
+    if f"verify:{name}" not in _done:
+        result = run_zoo("verify", "--name", name, "-o", str(out), "--json", *_reference(name), env=env())
+        assert result.stdout.strip(), f"zoo verify printed no report ({result.returncode}):\n{result.stderr[-3000:]}"
+        saved.write_text(json.dumps({"report": json.loads(result.stdout), "returncode": result.returncode,
+                                     "stderr": result.stderr}))
+        _done.add(f"verify:{name}")
+    data = json.loads(saved.read_text())
+    return {**data["report"], "_returncode": data["returncode"], "_stderr": data["stderr"]}

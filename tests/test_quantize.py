@@ -13,7 +13,7 @@ import soundfile
 from ruamel.yaml import YAML
 
 from tests.conftest import MANIFESTS, run_zoo
-from tests.int8_models import GROUP, converted, env, quantized, zoo_ok
+from tests.int8_models import GROUP, converted, env, quantized, verified, zoo_ok
 
 pytestmark = pytest.mark.xdist_group(GROUP)
 
@@ -48,8 +48,9 @@ def test_silero_vad_int8_end_to_end():
     assert info["tool"] == "nncf" and "Sigmoid" in info["ignored_scope"]["types"]
 
     # zoo verify judges INT8 against the TorchScript source with the manifest's INT8 tolerance
-    verified = zoo_ok("verify", "--name", "silero-vad", "-o", str(out), "--json").json()
-    entry = verified["artifacts"]["INT8"]
+    report = verified("silero-vad")
+    assert report["_returncode"] == 0, report["_stderr"][-2000:]
+    entry = report["artifacts"]["INT8"]
     assert entry["passed"], entry["failures"]
     assert entry["tolerance"] == {"decision": 0.98}
     assert entry["metrics"]["decision"] >= 0.98
@@ -66,7 +67,7 @@ def test_silero_vad_int8_end_to_end():
 
 
 def test_aclnet_reference_weights_int8_end_to_end():
-    out, result = quantized("aclnet", True, "--subset-size", "64")
+    out, result = quantized("aclnet")
     assert result["status"] == "done" and result["subset_size"] == 64
     assert result["agreement_metric"] == "top-1 agreement"
     xml = out / "aclnet" / "INT8" / "aclnet.xml"
@@ -82,16 +83,15 @@ def test_aclnet_reference_weights_int8_end_to_end():
 
     # verify judges INT8 against the source with the manifest's INT8 tolerance; the seeded AclNet is far
     # more sensitive than a trained one (see the report), so the verdict is checked, not assumed
-    verified = run_zoo("verify", "--name", "aclnet", "-o", str(out), "--reference-weights", "--json", env=env())
-    report = json.loads(verified.stdout)
+    report = verified("aclnet")
     assert report["artifacts"]["onnx"]["passed"] and report["artifacts"]["FP32"]["passed"]
     entry = report["artifacts"]["INT8"]
     assert entry["tolerance"] == {"top1": 0.95} and entry["path"] == "INT8/aclnet.xml"
     assert 0.5 <= entry["metrics"]["top1"] <= 1.0 and entry["metrics"]["cosine_min"] is not None
     assert entry["passed"] == (entry["metrics"]["top1"] >= 0.95)
-    assert verified.returncode == (0 if entry["passed"] else 1)
+    assert report["_returncode"] == (0 if entry["passed"] else 1)
     if not entry["passed"]:
-        assert "aclnet: INT8: top1" in verified.stderr and "below the tolerance 0.95" in verified.stderr
+        assert "aclnet: INT8: top1" in report["_stderr"] and "below the tolerance 0.95" in report["_stderr"]
 
 
 def _catalog_without_ignored_scope(tmp_path):
