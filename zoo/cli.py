@@ -418,7 +418,7 @@ def convert(
 ) -> None:
     """Convert models to ONNX and OpenVINO IR (FP32, FP16); stages that are up to date are skipped."""
     from zoo.layout import default_output_dir
-    from zoo.pipeline import ConvertOptions, convert_many, parse_precisions
+    from zoo.pipeline import ConvertOptions, convert_many, parse_precisions, stdout_to_stderr
 
     chosen = select(name, all_, list_file, manifests)
     options = ConvertOptions(
@@ -433,7 +433,8 @@ def convert(
         offline=offline,
         debug=_state["debug"],
     )
-    results = convert_many(chosen, options, jobs=jobs)
+    with stdout_to_stderr():
+        results = convert_many(chosen, options, jobs=jobs)
     if as_json:
         from dataclasses import asdict
 
@@ -479,6 +480,7 @@ def verify(
 ) -> None:
     """Check every converted artifact against the original framework on the probe set; exit 1 on any miss."""
     from zoo.layout import default_output_dir
+    from zoo.pipeline import stdout_to_stderr
     from zoo.verify import verify_many
 
     chosen = select(name, all_, list_file, manifests)
@@ -487,7 +489,8 @@ def verify(
     def log(message: str) -> None:
         sys.stderr.write(f"zoo: {message}\n")
 
-    reports, errors = verify_many(chosen, out, reference_weights=reference_weights, log=log)
+    with stdout_to_stderr():
+        reports, errors = verify_many(chosen, out, reference_weights=reference_weights, log=log)
     if as_json:
         _print_json(reports if len(reports) != 1 else reports[0])
     elif reports:

@@ -329,6 +329,25 @@ def convert_model(manifest, options: ConvertOptions, log: Callable[[str], None])
     return pipeline.result
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """While stages run, send whatever frameworks print to stdout (progress bars, native logs) to stderr.
+
+    stdout then carries only zoo's own table or JSON. Works at the file-descriptor level, so output
+    from native code and from worker processes started inside is moved too.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _log_stderr(message: str) -> None:
     sys.stderr.write(f"zoo: {message}\n")
     sys.stderr.flush()
