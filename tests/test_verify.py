@@ -261,3 +261,34 @@ def test_a_stream_is_verified_chunk_by_chunk_with_the_state_carried(tmp_path):
     assert any(np.abs(inputs["state"]).max() > 0.05 for inputs, _ in sets[1:])
     assert check_golden(out / "tiny-stream" / "FP32" / "tiny-stream.xml", out / "tiny-stream" / "test_data",
                         {"atol": 1e-5, "decision": 1.0}, output="probability", threshold=0.5)["passed"]
+
+
+def test_an_int8_ir_is_verified_with_its_own_tolerance(workspace):
+    """An INT8 IR (NNCF post-training quantization of the FP32 IR) is found and judged as INT8."""
+    import nncf
+    import openvino as ov
+
+    from zoo.features import prepare_inputs
+    from zoo.manifest import load_manifest
+    from zoo.probes import probe_set
+
+    catalog, out = workspace
+    manifest = load_manifest(catalog / "tiny.yaml")
+    items = [feed for probe in probe_set(8000, 0.1, kind="calibration", count=30)
+             for feed in prepare_inputs(manifest, probe.audio, 8000)]
+    model = ov.Core().read_model(str(out / "tiny" / "FP32" / "tiny.xml"))
+    quantized = nncf.quantize(model, nncf.Dataset(items), subset_size=len(items))
+    (out / "tiny" / "INT8").mkdir()
+    ov.save_model(quantized, str(out / "tiny" / "INT8" / "tiny.xml"))
+    text = (catalog / "tiny.yaml").read_text()
+    (catalog / "tiny.yaml").write_text(text.replace("    FP16: {atol: 5.0e-3, top1: 1.0}\n",
+                                                    "    FP16: {atol: 5.0e-3, top1: 1.0}\n    INT8: {top1: 0.8, cosine: 0.8}\n"))
+    report = verify(catalog, out, "--json").json()
+    entry = report["artifacts"]["INT8"]
+    assert entry["path"] == "INT8/tiny.xml" and entry["tolerance"] == {"top1": 0.8, "cosine": 0.8}
+    assert entry["passed"], entry
+    assert 0 < entry["metrics"]["max_abs"]  # quantized: close, not equal
+    (catalog / "tiny.yaml").write_text(text.replace("    FP16: {atol: 5.0e-3, top1: 1.0}\n",
+                                                    "    FP16: {atol: 5.0e-3, top1: 1.0}\n    INT8: {atol: 1.0e-7}\n"))
+    strict = verify(catalog, out)
+    assert strict.returncode == 1 and "tiny: INT8: max_abs" in strict.stderr
