@@ -57,6 +57,7 @@ class ProbeInputs:
     names: list[str]
     feeds: list[list[dict[str, np.ndarray]]]
     streaming: bool = False
+    kind: str = "standard"  # the probe set's kind, or "synthetic-features"
 
     @property
     def calls(self) -> int:
@@ -83,14 +84,15 @@ def build_inputs(manifest, seed: int = 0) -> ProbeInputs:
     limit = manifest.verify.max_probes
     if features is not None and features.kind == "vggish-embeddings":
         feeds = synthetic_feature_inputs(manifest, min(SYNTHETIC_COUNT, limit or SYNTHETIC_COUNT), seed)
-        return ProbeInputs([f"synthetic-{i + 1}" for i in range(len(feeds))], [[f] for f in feeds])
+        return ProbeInputs([f"synthetic-{i + 1}" for i in range(len(feeds))], [[f] for f in feeds],
+                           kind="synthetic-features")
     rate = manifest.audio.sample_rate
     probes = probe_set(rate, probe_seconds(manifest), kind=manifest.verify.probes, seed=seed)[:limit]
     names, feeds = [], []
     for probe in probes:
         names.append(probe.name)
         feeds.append(prepare_inputs(manifest, probe.audio, rate))
-    return ProbeInputs(names, feeds, streaming=manifest.audio.streaming)
+    return ProbeInputs(names, feeds, streaming=manifest.audio.streaming, kind=manifest.verify.probes)
 
 
 def state_pairs(manifest) -> list[tuple[str, str, list[int], str]]:
@@ -453,9 +455,8 @@ def verify_model(manifest, out: Path, *, reference_weights: bool = False, seed: 
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "reference": {"framework": manifest.framework, "runtime": type(source_model).__name__},
         "probes": {"count": len(inputs.names), "names": inputs.names, "calls": inputs.calls,
-                   "kind": "synthetic-features" if inputs.names[0].startswith("synthetic-")
-                   else manifest.verify.probes, "streaming": inputs.streaming,
-                   "seconds": None if inputs.names[0].startswith("synthetic-") else probe_seconds(manifest)},
+                   "kind": inputs.kind, "streaming": inputs.streaming,
+                   "seconds": None if inputs.kind == "synthetic-features" else probe_seconds(manifest)},
         "artifacts": artifacts,
         "expectations": expectations,
         "golden": {"path": layout.test_data.relative_to(layout.root).as_posix(), "sets": len(golden)},
