@@ -94,13 +94,14 @@ def test_aclnet_reference_weights_int8_end_to_end():
         assert "aclnet: INT8: top1" in report["_stderr"] and "below the tolerance 0.95" in report["_stderr"]
 
 
-def _catalog_without_ignored_scope(tmp_path):
+def _catalog_without_ignored_scope_with_qdq(tmp_path):
     target = tmp_path / "catalog"
     shutil.copytree(MANIFESTS, target)
     yaml = YAML()
     path = target / "silero-vad.yaml"
     data = yaml.load(path.read_text())
     del data["quantize"]["ignored_scope"]
+    data["quantize"]["onnx_qdq"] = True
     with open(path, "w") as handle:
         yaml.dump(data, handle)
     return target
@@ -131,7 +132,7 @@ def test_max_drop_bounds_the_drop(tmp_path):
     """Calibrated on noise alone and without its ignored scope, silero-vad's INT8 misses the speech;
     accuracy control on a labelled folder must win the accuracy back within --max-drop."""
     source_out = converted("silero-vad")
-    catalog = _catalog_without_ignored_scope(tmp_path)
+    catalog = _catalog_without_ignored_scope_with_qdq(tmp_path)
     out = tmp_path / "out"
     shutil.copytree(source_out / "silero-vad", out / "silero-vad", ignore=shutil.ignore_patterns("INT8", "stamps"))
     noise, data = _vad_dataset(tmp_path)
@@ -146,6 +147,18 @@ def test_max_drop_bounds_the_drop(tmp_path):
     assert 0 < control["reverted"] < control["quantizers_plain"]
     stamp = json.loads((out / "silero-vad" / "stamps" / "INT8.json").read_text())
     assert stamp["key"]["max_drop"] == 0.01 and stamp["quantization"]["accuracy_control"] == control
+
+    # beside the IR, the QDQ ONNX the manifest asks for (plain post-training INT8, same calibration)
+    qdq = out / "silero-vad" / "INT8" / "silero-vad.onnx"
+    assert "INT8/silero-vad.onnx" in stamp["outputs"] and controlled["qdq_agreement"] is not None
+    import onnx
+
+    assert any(node.op_type == "QuantizeLinear" for node in onnx.load(str(qdq)).graph.node)
+    from zoo.runtimes import open_artifact
+
+    feeds = {"chunk": np.zeros((1, 512), np.float32), "state": np.zeros((2, 1, 128), np.float32),
+             "context": np.zeros((1, 64), np.float32)}
+    assert set(open_artifact(qdq).run(feeds)) == {"probability", "new_state", "new_context"}
 
     # the INT8 written is the controlled one: it finds the speech that plain INT8 missed
     report = zoo_ok("evaluate", "--name", "silero-vad", "--manifests", str(catalog), "-o", str(out),

@@ -102,6 +102,7 @@ class QuantizeResult:
     quantizers: int | None = None
     agreement: float | None = None
     agreement_metric: str | None = None
+    qdq_agreement: float | None = None
     accuracy_control: dict | None = None
     outputs: list[str] = field(default_factory=list)
     error: str | None = None
@@ -221,6 +222,23 @@ class CompiledRunner:
         self.request.infer({name: feeds[name] for name in self.input_names})
         return {name: np.array(self.request.get_output_tensor(i).data, copy=True)
                 for i, name in enumerate(self.output_names)}
+
+
+class OnnxBytesRunner:
+    """ONNX Runtime on an in-memory ModelProto (the QDQ model before it is written)."""
+
+    def __init__(self, model):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(self.output_names, {name: feeds[name] for name in self.input_names})
+        return dict(zip(self.output_names, values, strict=True))
 
 
 def compile_f32(model) -> CompiledRunner:
@@ -407,6 +425,7 @@ def quantize_model(manifest, options: QuantizeOptions, log: Callable[[str], None
         return QuantizeResult(name, "up to date", mode=manifest.quantize.mode, calibration=calibration_how,
                               subset_size=subset_size, preset=preset, quantizers=facts.get("quantizers"),
                               agreement=facts.get("agreement"), agreement_metric=facts.get("agreement_metric"),
+                              qdq_agreement=facts.get("qdq_agreement"),
                               accuracy_control=facts.get("accuracy_control"), outputs=sorted(stamp.get("outputs", {})))
     log(f"{name}: INT8: {reason}; calibrating on {calibration_how}")
 
@@ -422,7 +441,8 @@ def quantize_model(manifest, options: QuantizeOptions, log: Callable[[str], None
         seconds = time.perf_counter() - started
         facts = {"mode": result.mode, "preset": preset, "subset_size": subset_size, "calibration": calibration_how,
                  "quantizers": result.quantizers, "agreement": result.agreement,
-                 "agreement_metric": result.agreement_metric, "accuracy_control": result.accuracy_control,
+                 "agreement_metric": result.agreement_metric, "qdq_agreement": result.qdq_agreement,
+                 "accuracy_control": result.accuracy_control,
                  "ignored_scope": manifest.quantize.ignored_scope.model_dump(mode="json")}
         write_stamp(layout.stamp(STAGE), STAGE, key, outputs, layout.root, seconds, {"quantization": facts})
     result.seconds = seconds
@@ -473,6 +493,8 @@ def _quantize(manifest, layout: ModelLayout, options: QuantizeOptions, samples: 
     qdq = None
     if manifest.quantize.onnx_qdq:
         qdq = _quantize_onnx(manifest, layout, items, nncf_preset, subset_size)
+        result.qdq_agreement, _ = agreement.evaluate(OnnxBytesRunner(qdq))
+        log(f"{manifest.name}: INT8: QDQ ONNX {result.agreement_metric} {result.qdq_agreement:.4f}")
     _save(manifest, layout, quantized, qdq, result, options)
     return result
 
