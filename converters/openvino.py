@@ -49,7 +49,10 @@ def check_names(model, manifest, origin: str) -> None:
     """The model's inputs and outputs must carry the manifest's tensor names."""
     have_in = [sorted(p.get_names()) for p in model.inputs]
     have_out = [sorted(p.get_names()) for p in model.outputs]
-    for direction, specs, have in (("input", manifest.inputs, have_in), ("output", manifest.outputs, have_out)):
+    for direction, specs, have in (
+        ("input", manifest.inputs, have_in),
+        ("output", manifest.outputs, have_out),
+    ):
         for spec in specs:
             if not any(spec.name in names for names in have):
                 raise ZooError(
@@ -71,10 +74,13 @@ def annotate(model, manifest, labels: list[str] | None = None) -> None:
     model.set_rt_info(manifest.task, ["zoo", "task"])
     model.set_rt_info(manifest.license.name, ["zoo", "license"])
     model.set_rt_info(json.dumps(audio, sort_keys=True), ["zoo", "preprocessing"])
-    model.set_rt_info(json.dumps([t.model_dump(mode="json", exclude_none=True) for t in manifest.inputs]),
-                      ["zoo", "inputs"])
-    model.set_rt_info(json.dumps([t.model_dump(mode="json", exclude_none=True) for t in manifest.outputs]),
-                      ["zoo", "outputs"])
+    model.set_rt_info(
+        json.dumps([t.model_dump(mode="json", exclude_none=True) for t in manifest.inputs]), ["zoo", "inputs"]
+    )
+    model.set_rt_info(
+        json.dumps([t.model_dump(mode="json", exclude_none=True) for t in manifest.outputs]),
+        ["zoo", "outputs"],
+    )
     model.set_rt_info(manifest.main_output.name, ["zoo", "primary_output"])
     if labels:
         model.set_rt_info(json.dumps(labels, ensure_ascii=False), ["zoo", "labels"])

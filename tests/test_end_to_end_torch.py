@@ -55,8 +55,20 @@ def torch_family(shared_http_server, tmp_path_factory):
         set_fields(catalog, name, max_probes=PROBES)
     out = root / "out"
     selection = ",".join(NAMES)
-    converted = run_zoo("convert", "--manifests", str(catalog), "--name", selection, "-o", str(out), "-j", "2",
-                        "--cache-dir", str(root / "cache"), "--json")
+    converted = run_zoo(
+        "convert",
+        "--manifests",
+        str(catalog),
+        "--name",
+        selection,
+        "-o",
+        str(out),
+        "-j",
+        "2",
+        "--cache-dir",
+        str(root / "cache"),
+        "--json",
+    )
     verified = run_zoo("verify", "--manifests", str(catalog), "--name", selection, "-o", str(out), "--json")
     return {"root": root, "catalog": catalog, "out": out, "convert": converted, "verify": verified}
 
@@ -102,8 +114,18 @@ def test_every_entry_matches_its_original_framework(torch_family, name):
 
 
 def test_a_second_convert_is_up_to_date(torch_family):
-    again = run_zoo("convert", "--manifests", str(torch_family["catalog"]), "--name", ",".join(NAMES),
-                    "-o", str(torch_family["out"]), "--cache-dir", str(torch_family["root"] / "cache"), "--json")
+    again = run_zoo(
+        "convert",
+        "--manifests",
+        str(torch_family["catalog"]),
+        "--name",
+        ",".join(NAMES),
+        "-o",
+        str(torch_family["out"]),
+        "--cache-dir",
+        str(torch_family["root"] / "cache"),
+        "--json",
+    )
     assert again.returncode == 0, again.stderr
     for result in again.json():
         assert {s["status"] for s in result["stages"]} == {"up to date"}, result
@@ -124,11 +146,13 @@ def test_one_changed_weight_in_a_real_ir_fails_verify(torch_family, tmp_path):
     xml = out / "aclnet" / "FP32" / "aclnet.xml"
     offset, size = _largest_f32_const(xml)
     weights = bytearray(xml.with_suffix(".bin").read_bytes())
-    values = np.frombuffer(bytes(weights[offset:offset + size]), dtype=np.float32)
+    values = np.frombuffer(bytes(weights[offset : offset + size]), dtype=np.float32)
     index = int(np.argmax(np.abs(values)))  # the weight that matters most
-    weights[offset + 4 * index:offset + 4 * index + 4] = np.float32(-values[index] * 50).tobytes()
+    weights[offset + 4 * index : offset + 4 * index + 4] = np.float32(-values[index] * 50).tobytes()
     xml.with_suffix(".bin").write_bytes(bytes(weights))
-    result = run_zoo("verify", "--manifests", str(torch_family["catalog"]), "--name", "aclnet", "-o", str(out))
+    result = run_zoo(
+        "verify", "--manifests", str(torch_family["catalog"]), "--name", "aclnet", "-o", str(out)
+    )
     assert result.returncode == 1, result.stdout
     assert "aclnet: FP32: max_abs" in result.stderr and "exceeds the tolerance" in result.stderr
     assert "aclnet: onnx" not in result.stderr.split("error:")[-1]
@@ -137,10 +161,21 @@ def test_one_changed_weight_in_a_real_ir_fails_verify(torch_family, tmp_path):
 def test_reference_weights_make_the_whole_pipeline_run_offline(tmp_path):
     """`--reference-weights` on the real catalog: no download, and verify must be told the same."""
     out = tmp_path / "out"
-    converted = run_zoo("convert", "--name", "audioset-attention-single", "--reference-weights", "-o", str(out),
-                        "--offline", "--cache-dir", str(tmp_path / "cache"))
+    converted = run_zoo(
+        "convert",
+        "--name",
+        "audioset-attention-single",
+        "--reference-weights",
+        "-o",
+        str(out),
+        "--offline",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
     assert converted.returncode == 0, converted.stderr
-    verified = run_zoo("verify", "--name", "audioset-attention-single", "--reference-weights", "-o", str(out), "--json")
+    verified = run_zoo(
+        "verify", "--name", "audioset-attention-single", "--reference-weights", "-o", str(out), "--json"
+    )
     assert verified.returncode == 0, verified.stderr
     report = verified.json()
     assert report["reference_weights"] is True and report["passed"]
@@ -159,9 +194,21 @@ def silero(tmp_path_factory):
     shutil.copytree(MANIFESTS, catalog)
     set_fields(catalog, "silero-vad", seconds=4.0)  # streams of 125 chunks instead of 312
     out = root / "out"
-    converted = run_zoo("convert", "--manifests", str(catalog), "--name", "silero-vad", "-o", str(out),
-                        "--cache-dir", str(root / "cache"), "--json")
-    verified = run_zoo("verify", "--manifests", str(catalog), "--name", "silero-vad", "-o", str(out), "--json")
+    converted = run_zoo(
+        "convert",
+        "--manifests",
+        str(catalog),
+        "--name",
+        "silero-vad",
+        "-o",
+        str(out),
+        "--cache-dir",
+        str(root / "cache"),
+        "--json",
+    )
+    verified = run_zoo(
+        "verify", "--manifests", str(catalog), "--name", "silero-vad", "-o", str(out), "--json"
+    )
     return {"root": root, "catalog": catalog, "out": out, "convert": converted, "verify": verified}
 
 
@@ -188,13 +235,27 @@ def test_silero_vad_with_real_weights_converts_and_verifies_over_whole_streams(s
     assert report["artifacts"]["FP16"]["metrics"]["decision"] >= 0.99
     golden = silero["out"] / "silero-vad" / "test_data" / "test_data_set_1"
     assert sorted(p.name for p in golden.iterdir()) == [
-        "input_0.pb", "input_1.pb", "input_2.pb", "output_0.pb", "output_1.pb", "output_2.pb"
+        "input_0.pb",
+        "input_1.pb",
+        "input_2.pb",
+        "output_0.pb",
+        "output_1.pb",
+        "output_2.pb",
     ]
 
 
 @pytest.mark.xdist_group("e2e-silero")
 def test_silero_vad_second_convert_is_up_to_date(silero):
-    again = run_zoo("convert", "--manifests", str(silero["catalog"]), "--name", "silero-vad",
-                    "-o", str(silero["out"]), "--cache-dir", str(silero["root"] / "cache"))
+    again = run_zoo(
+        "convert",
+        "--manifests",
+        str(silero["catalog"]),
+        "--name",
+        "silero-vad",
+        "-o",
+        str(silero["out"]),
+        "--cache-dir",
+        str(silero["root"] / "cache"),
+    )
     assert again.returncode == 0, again.stderr
     assert "silero-vad: up to date, nothing to do" in again.stderr

@@ -31,8 +31,19 @@ def tiny(tmp_path):
 
 
 def convert(catalog: Path, out: Path, *args: str, name: str = "tiny"):
-    return run_zoo("convert", "--manifests", str(catalog), "--name", name, "-o", str(out),
-                   "--cache-dir", str(out.parent / "cache"), "--json", *args)
+    return run_zoo(
+        "convert",
+        "--manifests",
+        str(catalog),
+        "--name",
+        name,
+        "-o",
+        str(out),
+        "--cache-dir",
+        str(out.parent / "cache"),
+        "--json",
+        *args,
+    )
 
 
 def statuses(result) -> dict[str, dict[str, str]]:
@@ -55,8 +66,15 @@ def test_convert_writes_the_layout_and_a_stamp_per_stage(tiny):
     result = convert(catalog, out)
     assert statuses(result) == {"tiny": dict.fromkeys(STAGES, "done")}
     root = out / "tiny"
-    for relative in ("source/tiny.onnx", "source/SOURCES.json", "onnx/tiny.onnx", "FP32/tiny.xml", "FP32/tiny.bin",
-                     "FP16/tiny.xml", "FP16/tiny.bin"):
+    for relative in (
+        "source/tiny.onnx",
+        "source/SOURCES.json",
+        "onnx/tiny.onnx",
+        "FP32/tiny.xml",
+        "FP32/tiny.bin",
+        "FP16/tiny.xml",
+        "FP16/tiny.bin",
+    ):
         assert (root / relative).is_file(), relative
     assert sha256(root / "onnx" / "tiny.onnx") == sha256(model)  # framework onnx: the source is the model
     stamps = {stage: json.loads((root / "stamps" / f"{stage}.json").read_text()) for stage in STAGES}
@@ -76,8 +94,17 @@ def test_a_rerun_with_nothing_changed_does_no_work_and_says_so(tiny):
     catalog, out, _ = tiny
     assert convert(catalog, out).returncode == 0
     before = snapshot(out / "tiny")
-    again = run_zoo("convert", "--manifests", str(catalog), "--name", "tiny", "-o", str(out),
-                    "--cache-dir", str(out.parent / "cache"))
+    again = run_zoo(
+        "convert",
+        "--manifests",
+        str(catalog),
+        "--name",
+        "tiny",
+        "-o",
+        str(out),
+        "--cache-dir",
+        str(out.parent / "cache"),
+    )
     assert again.returncode == 0, again.stderr
     assert "up to date, nothing to do" in again.stdout
     assert "tiny: up to date, nothing to do" in again.stderr
@@ -96,18 +123,36 @@ def test_a_changed_manifest_redoes_only_what_depends_on_the_change(tiny):
     edit(manifest, "FP16: {atol: 5.0e-3, top1: 1.0}", "FP16: {atol: 6.0e-3, top1: 1.0}")  # verify only
     assert statuses(convert(catalog, out))["tiny"] == dict.fromkeys(STAGES, "up to date")
 
-    edit(manifest, "openvino: {precisions: [FP32, FP16]}", "openvino: {precisions: [FP32, FP16], fp16_keep_fp32: [dense1]}")
-    assert statuses(convert(catalog, out))["tiny"] == {"source": "up to date", "onnx": "up to date",
-                                                       "FP32": "up to date", "FP16": "done"}
+    edit(
+        manifest,
+        "openvino: {precisions: [FP32, FP16]}",
+        "openvino: {precisions: [FP32, FP16], fp16_keep_fp32: [dense1]}",
+    )
+    assert statuses(convert(catalog, out))["tiny"] == {
+        "source": "up to date",
+        "onnx": "up to date",
+        "FP32": "up to date",
+        "FP16": "done",
+    }
 
-    edit(manifest, "sample_rate: 8000", "sample_rate: 8000\n  notes: mono only")  # preprocessing goes into the IR
-    assert statuses(convert(catalog, out))["tiny"] == {"source": "up to date", "onnx": "up to date",
-                                                       "FP32": "done", "FP16": "done"}
+    edit(
+        manifest, "sample_rate: 8000", "sample_rate: 8000\n  notes: mono only"
+    )  # preprocessing goes into the IR
+    assert statuses(convert(catalog, out))["tiny"] == {
+        "source": "up to date",
+        "onnx": "up to date",
+        "FP32": "done",
+        "FP16": "done",
+    }
 
     edit(manifest, "onnx: {opset: 17, exporter: copy}", "onnx: {opset: 18, exporter: copy}")
     # the ONNX stage runs again; its copy has the same bytes, so the IRs made from it stay valid
-    assert statuses(convert(catalog, out))["tiny"] == {"source": "up to date", "onnx": "done",
-                                                       "FP32": "up to date", "FP16": "up to date"}
+    assert statuses(convert(catalog, out))["tiny"] == {
+        "source": "up to date",
+        "onnx": "done",
+        "FP32": "up to date",
+        "FP16": "up to date",
+    }
 
 
 def test_a_changed_source_redoes_everything(tiny, tmp_path):
@@ -129,14 +174,22 @@ def test_an_output_edited_or_deleted_after_the_fact_is_made_again(tiny):
     weights.write_bytes(bytes(data))
     (out / "tiny" / "FP32" / "tiny.xml").unlink()
     result = convert(catalog, out)
-    assert statuses(result)["tiny"] == {"source": "up to date", "onnx": "up to date", "FP32": "done", "FP16": "done"}
+    assert statuses(result)["tiny"] == {
+        "source": "up to date",
+        "onnx": "up to date",
+        "FP32": "done",
+        "FP16": "done",
+    }
     assert "outputs missing or modified" in result.stderr
 
 
 def test_precisions_option_chooses_the_irs(tiny):
     catalog, out, _ = tiny
-    assert statuses(convert(catalog, out, "--precisions", "FP32"))["tiny"] == {"source": "done", "onnx": "done",
-                                                                                 "FP32": "done"}
+    assert statuses(convert(catalog, out, "--precisions", "FP32"))["tiny"] == {
+        "source": "done",
+        "onnx": "done",
+        "FP32": "done",
+    }
     assert not (out / "tiny" / "FP16").exists()
     for bad, message in (("INT8", "zoo quantize"), ("FP64", "FP32, FP16")):
         result = convert(catalog, out, "--precisions", bad)
@@ -149,17 +202,35 @@ def test_parallel_jobs_convert_several_models_and_one_failure_does_not_stop_the_
     for index, name in enumerate(("tiny-a", "tiny-b", "tiny-c")):
         model = make_tiny_onnx(tmp_path / name / "tiny.onnx", seed=index)
         write_tiny_entry(catalog, model, name=name)
-    edit(catalog / "tiny-c.yaml", f"sha256: {sha256(tmp_path / 'tiny-c' / 'tiny.onnx')}", "sha256: " + "f" * 64)
+    edit(
+        catalog / "tiny-c.yaml", f"sha256: {sha256(tmp_path / 'tiny-c' / 'tiny.onnx')}", "sha256: " + "f" * 64
+    )
     out = tmp_path / "out"
-    result = run_zoo("convert", "--manifests", str(catalog), "--name", "tiny-*", "-o", str(out), "-j", "3",
-                     "--cache-dir", str(tmp_path / "cache"), "--json")
+    result = run_zoo(
+        "convert",
+        "--manifests",
+        str(catalog),
+        "--name",
+        "tiny-*",
+        "-o",
+        str(out),
+        "-j",
+        "3",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--json",
+    )
     assert result.returncode == 1
     data = {r["model"]: r for r in result.json()}
     for name in ("tiny-a", "tiny-b"):
         assert data[name]["error"] is None
         assert [s["status"] for s in data[name]["stages"]] == ["done"] * 4
         assert (out / name / "FP16" / f"{name}.xml").is_file()
-    assert data["tiny-c"]["stages"][-1] == {**data["tiny-c"]["stages"][-1], "stage": "source", "status": "failed"}
+    assert data["tiny-c"]["stages"][-1] == {
+        **data["tiny-c"]["stages"][-1],
+        "stage": "source",
+        "status": "failed",
+    }
     assert "tiny-c" in result.stderr and "1 of 3 models failed" in result.stderr
     assert not (out / "tiny-c" / "onnx").exists()
 
@@ -184,12 +255,25 @@ def _finished_files_are_whole(root: Path) -> None:
 def test_a_killed_convert_never_leaves_a_finished_looking_file(tiny):
     """SIGKILL each stage while it works; what is left must be whole, and the next run must finish."""
     catalog, out, _ = tiny
-    command = [sys.executable, "-m", "zoo.cli", "convert", "--manifests", str(catalog), "--name", "tiny",
-               "-o", str(out), "--cache-dir", str(out.parent / "cache")]
+    command = [
+        sys.executable,
+        "-m",
+        "zoo.cli",
+        "convert",
+        "--manifests",
+        str(catalog),
+        "--name",
+        "tiny",
+        "-o",
+        str(out),
+        "--cache-dir",
+        str(out.parent / "cache"),
+    ]
     killed_in = []
     for stage in STAGES:
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
         for line in proc.stderr:
             if line.startswith(f"zoo: tiny: {stage}: ") and "making it" in line:
                 time.sleep(0.05 * len(killed_in))  # a little further into the stage each time
@@ -203,7 +287,9 @@ def test_a_killed_convert_never_leaves_a_finished_looking_file(tiny):
     result = convert(catalog, out)
     assert result.returncode == 0, result.stderr
     _finished_files_are_whole(out / "tiny")
-    assert not [p for p in (out / "tiny").rglob(".*") if p.name != ".lock"], "partials of killed runs are cleaned"
+    assert not [p for p in (out / "tiny").rglob(".*") if p.name != ".lock"], (
+        "partials of killed runs are cleaned"
+    )
     assert statuses(convert(catalog, out))["tiny"] == dict.fromkeys(STAGES, "up to date")
 
 
@@ -214,7 +300,16 @@ def test_bad_option_combinations_are_usage_errors(tiny, tmp_path):
     result = convert(catalog, out, "--weights", str(weights), "--reference-weights")
     assert result.returncode == 2 and "--reference-weights" in result.stderr
     write_tiny_entry(catalog, tmp_path / "upstream" / "tiny.onnx", name="tiny-two")
-    result = run_zoo("convert", "--manifests", str(catalog), "--name", "tiny,tiny-two", "-o", str(out),
-                     "--weights", str(weights))
+    result = run_zoo(
+        "convert",
+        "--manifests",
+        str(catalog),
+        "--name",
+        "tiny,tiny-two",
+        "-o",
+        str(out),
+        "--weights",
+        str(weights),
+    )
     assert result.returncode == 2 and "exactly one" in result.stderr
     assert "Traceback" not in result.stderr

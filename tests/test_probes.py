@@ -14,8 +14,18 @@ from zoo.errors import UsageError
 from zoo.probes import GRID, UNIFORM_NOISE_SEED, probe_set
 
 STANDARD = [
-    "zeros", "uniform-noise", "sine-440", "white-noise", "pink-noise", "chirp", "clicks", "tone-bursts",
-    "am-tone", "fm-tone", "loud-sine", "loud-noise",
+    "zeros",
+    "uniform-noise",
+    "sine-440",
+    "white-noise",
+    "pink-noise",
+    "chirp",
+    "clicks",
+    "tone-bursts",
+    "am-tone",
+    "fm-tone",
+    "loud-sine",
+    "loud-noise",
 ]
 espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -59,7 +69,9 @@ def test_same_arguments_give_the_same_bytes_in_another_process():
         "    d.update(p.name.encode()); d.update(p.audio.tobytes())\n"
         "print(d.hexdigest())\n"
     )
-    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    there = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert here == there
 
 
@@ -166,5 +178,7 @@ def test_probes_import_no_framework():
         "import sys; from zoo.probes import probe_set; probe_set(8000, 0.1)\n"
         "print(','.join(m for m in ('torch', 'tensorflow', 'openvino', 'onnxruntime', 'onnx') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == ""

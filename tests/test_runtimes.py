@@ -31,7 +31,10 @@ def _numpy_forward(model_path, audio: np.ndarray) -> np.ndarray:
     import onnx
     from onnx import numpy_helper
 
-    weights = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in onnx.load(str(model_path)).graph.initializer}
+    weights = {
+        t.name: numpy_helper.to_array(t).astype(np.float64)
+        for t in onnx.load(str(model_path)).graph.initializer
+    }
     hidden = np.maximum(audio.reshape(1, SAMPLES) @ weights["w1"] + weights["b1"], 0)
     logits = hidden @ weights["w2"] + weights["b2"]
     exp = np.exp(logits - logits.max())
@@ -61,7 +64,9 @@ def test_openvino_fp32_runs_with_the_f32_hint_and_matches(tiny):
     assert runner.input_names == ["input"] and runner.output_names == ["output"]
     for seed in range(3):
         feed = _feed(seed)
-        np.testing.assert_allclose(runner.run(feed)["output"], _numpy_forward(model, feed["input"]), atol=1e-6)
+        np.testing.assert_allclose(
+            runner.run(feed)["output"], _numpy_forward(model, feed["input"]), atol=1e-6
+        )
 
 
 def test_default_precision_is_the_plugins_choice(tiny):
@@ -93,11 +98,16 @@ def test_fp16_ir_stores_half_precision_weights_and_stays_close(tiny):
 
 def test_fp16_keeps_what_the_manifest_lists_in_fp32(tmp_path, tiny):
     root, model, _ = tiny
-    manifest = load_manifest(write_tiny_entry(
-        tmp_path / "catalog", model, extra="",
-    ))
+    manifest = load_manifest(
+        write_tiny_entry(
+            tmp_path / "catalog",
+            model,
+            extra="",
+        )
+    )
     text = manifest.path.read_text().replace(
-        "openvino: {precisions: [FP32, FP16]}", "openvino: {precisions: [FP32, FP16], fp16_keep_fp32: [dense1]}"
+        "openvino: {precisions: [FP32, FP16]}",
+        "openvino: {precisions: [FP32, FP16], fp16_keep_fp32: [dense1]}",
     )
     manifest.path.write_text(text)
     manifest = load_manifest(manifest.path)
@@ -112,8 +122,13 @@ def test_fp16_keeps_what_the_manifest_lists_in_fp32(tmp_path, tiny):
     feeding = [layers[e.get("from-layer")] for e in root_xml.iter("edge") if e.get("to-layer") == dense]
     weight = next(layer for layer in feeding if layer.get("type") == "Const")
     assert weight.find("data").get("element_type") == "f32"  # the kept op's weights stay f32
-    others = [layer.find("data").get("element_type") for layer in layers.values() if layer.get("type") == "Const"
-              and layer is not weight and layer.find("data").get("element_type") in ("f16", "f32")]
+    others = [
+        layer.find("data").get("element_type")
+        for layer in layers.values()
+        if layer.get("type") == "Const"
+        and layer is not weight
+        and layer.find("data").get("element_type") in ("f16", "f32")
+    ]
     assert "f16" in others  # the rest is still compressed
     runner = open_artifact(tmp_path / "FP16" / "tiny.xml")
     feed = _feed(5)

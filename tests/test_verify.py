@@ -70,10 +70,17 @@ def test_judge_applies_each_tolerance():
     assert judge(metrics, {"atol": 0.05, "top1": 1.0, "cosine": 0.99}) == []
     rule = judge(metrics, {"atol": 0.01, "rtol": 0.0})
     assert "2 of 2 elements beyond atol + rtol*|ref|" in rule[0]["rule"]
-    assert judge(compare([[np.array([[0.1, 0.9]])]], [[np.array([[0.1, 0.9]])]], atol=0.0, rtol=0.1),
-                 {"atol": 0.0, "rtol": 0.1}) == []
-    low = judge({"max_abs": 0.0, "top1": 0.5, "top5": None, "cosine_min": 1.0, "decision": None},
-                {"top1": 0.9, "top5": 0.8})
+    assert (
+        judge(
+            compare([[np.array([[0.1, 0.9]])]], [[np.array([[0.1, 0.9]])]], atol=0.0, rtol=0.1),
+            {"atol": 0.0, "rtol": 0.1},
+        )
+        == []
+    )
+    low = judge(
+        {"max_abs": 0.0, "top1": 0.5, "top5": None, "cosine_min": 1.0, "decision": None},
+        {"top1": 0.9, "top5": 0.8},
+    )
     assert [(f["metric"], f["measured"]) for f in low] == [("top1", 0.5), ("top5", None)]
 
 
@@ -88,8 +95,17 @@ def converted(tmp_path_factory):
     catalog = root / "catalog"
     write_tiny_entry(catalog, model)
     out = root / "out"
-    result = run_zoo("convert", "--manifests", str(catalog), "--name", "tiny", "-o", str(out),
-                     "--cache-dir", str(root / "cache"))
+    result = run_zoo(
+        "convert",
+        "--manifests",
+        str(catalog),
+        "--name",
+        "tiny",
+        "-o",
+        str(out),
+        "--cache-dir",
+        str(root / "cache"),
+    )
     assert result.returncode == 0, result.stderr
     return catalog, out
 
@@ -115,8 +131,20 @@ def test_verify_passes_and_writes_the_report_of_the_contract(workspace):
     for artifact in ("onnx", "FP32", "FP16"):
         assert f"tiny  │ {artifact}" in result.stdout or f"tiny │ {artifact}" in result.stdout
     report = json.loads((out / "tiny" / "report.json").read_text())
-    for key in ("schema", "model", "manifest_version", "manifest_sha256", "reference_weights", "sources", "versions",
-                "created", "probes", "artifacts", "expectations", "passed"):
+    for key in (
+        "schema",
+        "model",
+        "manifest_version",
+        "manifest_sha256",
+        "reference_weights",
+        "sources",
+        "versions",
+        "created",
+        "probes",
+        "artifacts",
+        "expectations",
+        "passed",
+    ):
         assert key in report, key
     assert report["passed"] is True and report["reference_weights"] is False
     assert set(report["sources"]) == {"tiny.onnx"}
@@ -153,8 +181,11 @@ def test_golden_vectors_are_onnx_test_data_that_check_any_artifact(workspace):
     assert list(outputs) == ["output"] and outputs["output"].shape == (1, len(LABELS))
     index = json.loads((test_data / "index.json").read_text())
     assert index["sets"][0]["probe"] == "zeros"
-    for artifact, tolerance in (("onnx/tiny.onnx", {"atol": 1e-6}), ("FP32/tiny.xml", {"atol": 1e-5}),
-                                ("FP16/tiny.xml", {"atol": 5e-3, "top1": 1.0})):
+    for artifact, tolerance in (
+        ("onnx/tiny.onnx", {"atol": 1e-6}),
+        ("FP32/tiny.xml", {"atol": 1e-5}),
+        ("FP16/tiny.xml", {"atol": 5e-3, "top1": 1.0}),
+    ):
         checked = check_golden(out / "tiny" / artifact, test_data, tolerance)
         assert checked["passed"], (artifact, checked)
         assert checked["sets"] == 5
@@ -164,14 +195,17 @@ def _damage_one_weight(xml: Path, elements: int, value: float) -> None:
     """Overwrite the first value of the f32 Const layer with this many elements in the IR's .bin."""
     root = ET.parse(xml).getroot()
     layer = next(
-        e for e in root.iter("layer") if e.get("type") == "Const" and e.find("data").get("element_type") == "f32"
+        e
+        for e in root.iter("layer")
+        if e.get("type") == "Const"
+        and e.find("data").get("element_type") == "f32"
         and int(np.prod([int(d) for d in e.find("data").get("shape").split(",") if d.strip()])) == elements
     )
     data = layer.find("data")
     assert data.get("element_type") == "f32"
     offset = int(data.get("offset"))
     weights = bytearray(xml.with_suffix(".bin").read_bytes())
-    weights[offset:offset + 4] = np.float32(value).tobytes()
+    weights[offset : offset + 4] = np.float32(value).tobytes()
     xml.with_suffix(".bin").write_bytes(bytes(weights))
 
 
@@ -214,7 +248,9 @@ def test_expectations_are_checked_on_the_source_outputs(workspace):
     best = LABELS[int(np.argmax(golden[0][1]["output"]))]  # set 0 is the zeros probe
     worst = LABELS[int(np.argmin(golden[0][1]["output"]))]
     manifest = catalog / "tiny.yaml"
-    manifest.write_text(manifest.read_text() + f"  expectations:\n    - {{probe: zeros, label: {best}, top_k: 1}}\n")
+    manifest.write_text(
+        manifest.read_text() + f"  expectations:\n    - {{probe: zeros, label: {best}, top_k: 1}}\n"
+    )
     passed = verify(catalog, out, "--json")
     assert passed.returncode == 0, passed.stderr
     assert passed.json()["expectations"][0] == {**passed.json()["expectations"][0], "rank": 1, "passed": True}
@@ -242,8 +278,17 @@ def test_a_stream_is_verified_chunk_by_chunk_with_the_state_carried(tmp_path):
     catalog = tmp_path / "catalog"
     write_stream_entry(catalog, model)
     out = tmp_path / "out"
-    converted = run_zoo("convert", "--manifests", str(catalog), "--name", "tiny-stream", "-o", str(out),
-                        "--cache-dir", str(tmp_path / "cache"))
+    converted = run_zoo(
+        "convert",
+        "--manifests",
+        str(catalog),
+        "--name",
+        "tiny-stream",
+        "-o",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
     assert converted.returncode == 0, converted.stderr
     result = verify(catalog, out, "--json", name="tiny-stream")
     assert result.returncode == 0, result.stderr
@@ -259,8 +304,13 @@ def test_a_stream_is_verified_chunk_by_chunk_with_the_state_carried(tmp_path):
     sets = read_golden(out / "tiny-stream" / "test_data")
     assert all(set(inputs) == {"chunk", "state"} for inputs, _ in sets)
     assert any(np.abs(inputs["state"]).max() > 0.05 for inputs, _ in sets[1:])
-    assert check_golden(out / "tiny-stream" / "FP32" / "tiny-stream.xml", out / "tiny-stream" / "test_data",
-                        {"atol": 1e-5, "decision": 1.0}, output="probability", threshold=0.5)["passed"]
+    assert check_golden(
+        out / "tiny-stream" / "FP32" / "tiny-stream.xml",
+        out / "tiny-stream" / "test_data",
+        {"atol": 1e-5, "decision": 1.0},
+        output="probability",
+        threshold=0.5,
+    )["passed"]
 
 
 def test_an_int8_ir_is_verified_with_its_own_tolerance(workspace):
@@ -274,21 +324,32 @@ def test_an_int8_ir_is_verified_with_its_own_tolerance(workspace):
 
     catalog, out = workspace
     manifest = load_manifest(catalog / "tiny.yaml")
-    items = [feed for probe in probe_set(8000, 0.1, kind="calibration", count=30)
-             for feed in prepare_inputs(manifest, probe.audio, 8000)]
+    items = [
+        feed
+        for probe in probe_set(8000, 0.1, kind="calibration", count=30)
+        for feed in prepare_inputs(manifest, probe.audio, 8000)
+    ]
     model = ov.Core().read_model(str(out / "tiny" / "FP32" / "tiny.xml"))
     quantized = nncf.quantize(model, nncf.Dataset(items), subset_size=len(items))
     (out / "tiny" / "INT8").mkdir()
     ov.save_model(quantized, str(out / "tiny" / "INT8" / "tiny.xml"))
     text = (catalog / "tiny.yaml").read_text()
-    (catalog / "tiny.yaml").write_text(text.replace("    FP16: {atol: 5.0e-3, top1: 1.0}\n",
-                                                    "    FP16: {atol: 5.0e-3, top1: 1.0}\n    INT8: {top1: 0.8, cosine: 0.8}\n"))
+    (catalog / "tiny.yaml").write_text(
+        text.replace(
+            "    FP16: {atol: 5.0e-3, top1: 1.0}\n",
+            "    FP16: {atol: 5.0e-3, top1: 1.0}\n    INT8: {top1: 0.8, cosine: 0.8}\n",
+        )
+    )
     report = verify(catalog, out, "--json").json()
     entry = report["artifacts"]["INT8"]
     assert entry["path"] == "INT8/tiny.xml" and entry["tolerance"] == {"top1": 0.8, "cosine": 0.8}
     assert entry["passed"], entry
     assert 0 < entry["metrics"]["max_abs"]  # quantized: close, not equal
-    (catalog / "tiny.yaml").write_text(text.replace("    FP16: {atol: 5.0e-3, top1: 1.0}\n",
-                                                    "    FP16: {atol: 5.0e-3, top1: 1.0}\n    INT8: {atol: 1.0e-7}\n"))
+    (catalog / "tiny.yaml").write_text(
+        text.replace(
+            "    FP16: {atol: 5.0e-3, top1: 1.0}\n",
+            "    FP16: {atol: 5.0e-3, top1: 1.0}\n    INT8: {atol: 1.0e-7}\n",
+        )
+    )
     strict = verify(catalog, out)
     assert strict.returncode == 1 and "tiny: INT8: max_abs" in strict.stderr

@@ -42,9 +42,12 @@ def make_tiny_onnx(path: Path, seed: int = 0, input_name: str = "input", output_
         "tiny",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [1, 1, 1, SAMPLES])],
         [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [1, CLASSES])],
-        [shape] + [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))],
+        [shape]
+        + [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="zoo-tests", ir_version=8)
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="zoo-tests", ir_version=8
+    )
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
@@ -127,14 +130,19 @@ def make_stateful_onnx(path: Path, seed: int = 0) -> Path:
     graph = helper.make_graph(
         nodes,
         "tiny-stream",
-        [helper.make_tensor_value_info("chunk", TensorProto.FLOAT, [1, CHUNK]),
-         helper.make_tensor_value_info("state", TensorProto.FLOAT, [1, STATE])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, [1, 1]),
-         helper.make_tensor_value_info("new_state", TensorProto.FLOAT, [1, STATE])],
+        [
+            helper.make_tensor_value_info("chunk", TensorProto.FLOAT, [1, CHUNK]),
+            helper.make_tensor_value_info("state", TensorProto.FLOAT, [1, STATE]),
+        ],
+        [
+            helper.make_tensor_value_info("probability", TensorProto.FLOAT, [1, 1]),
+            helper.make_tensor_value_info("new_state", TensorProto.FLOAT, [1, STATE]),
+        ],
         [numpy_helper.from_array(a, n) for n, a in arrays.items()],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="zoo-tests",
-                              ir_version=8)
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="zoo-tests", ir_version=8
+    )
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))

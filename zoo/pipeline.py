@@ -82,7 +82,9 @@ def precisions_for(manifest, requested: list[str] | None) -> list[str]:
         return list(manifest.convert.openvino.precisions)
     for value in requested:
         if value == "INT8":
-            raise UsageError("--precisions: INT8 is made by `zoo quantize`, not `zoo convert`; give FP32 and/or FP16.")
+            raise UsageError(
+                "--precisions: INT8 is made by `zoo quantize`, not `zoo convert`; give FP32 and/or FP16."
+            )
         if value not in IR_PRECISIONS:
             raise UsageError(f"--precisions: expected a comma-separated list of FP32, FP16; got {value!r}.")
     return [p for p in IR_PRECISIONS if p in requested]
@@ -132,7 +134,9 @@ class ModelPipeline:
             self._source_model = self.converter.load(self.sources.files, self.manifest)
         return self._source_model
 
-    def _stage(self, stage: str, key: dict, work: Callable[[], tuple[list[Path], dict | None]]) -> StageResult:
+    def _stage(
+        self, stage: str, key: dict, work: Callable[[], tuple[list[Path], dict | None]]
+    ) -> StageResult:
         """Run *work* unless the stamp says the stage is up to date; stamp what it wrote."""
         self.current = stage
         stamp_path = self.layout.stamp(stage)
@@ -145,10 +149,13 @@ class ModelPipeline:
             started = time.perf_counter()
             outputs, extra = work()
             seconds = time.perf_counter() - started
-            facts = {"model": self.manifest.name, "manifest_version": self.manifest.version,
-                     "manifest_sha256": self.manifest.digest,
-                     "reference_weights": bool(self.sources.reference_weights) if self.sources else None,
-                     **(extra or {})}
+            facts = {
+                "model": self.manifest.name,
+                "manifest_version": self.manifest.version,
+                "manifest_sha256": self.manifest.digest,
+                "reference_weights": bool(self.sources.reference_weights) if self.sources else None,
+                **(extra or {}),
+            }
             write_stamp(stamp_path, stage, key, outputs, self.layout.root, seconds, facts)
             entry = StageResult(self.manifest.name, stage, "done", seconds)
             self.log(f"{self.manifest.name}: {stage}: done in {seconds:.1f} s")
@@ -193,8 +200,10 @@ class ModelPipeline:
         if options.weights and options.reference_weights:
             raise UsageError("give either --weights PATH or --reference-weights, not both.")
         if options.weights and not Path(options.weights).is_file():
-            raise UsageError(f"--weights: {options.weights} is not a file (expected your own weights file: "
-                             f"{self.manifest.weights.format or 'the format of the published weights'}).")
+            raise UsageError(
+                f"--weights: {options.weights} is not a file (expected your own weights file: "
+                f"{self.manifest.weights.format or 'the format of the published weights'})."
+            )
         weights_sha = sha256_file(options.weights) if options.weights else None
         key = {
             "manifest": manifest_part(self.manifest, SOURCE_FIELDS),
@@ -322,7 +331,9 @@ def convert_model(manifest, options: ConvertOptions, log: Callable[[str], None])
         pipeline.result.exit_code = 3
     if pipeline.result.error is not None:
         failed_stage = pipeline.current
-        pipeline.result.stages.append(StageResult(manifest.name, failed_stage, "failed", 0.0, pipeline.result.error))
+        pipeline.result.stages.append(
+            StageResult(manifest.name, failed_stage, "failed", 0.0, pipeline.result.error)
+        )
         log(f"{manifest.name}: {failed_stage}: FAILED: {pipeline.result.error}")
     elif pipeline.result.up_to_date:
         log(f"{manifest.name}: up to date, nothing to do")
@@ -367,8 +378,9 @@ def _worker(manifest_path: str, options: dict) -> dict:
     return asdict(result)
 
 
-def convert_many(manifests: list, options: ConvertOptions, jobs: int = 1,
-                 log: Callable[[str], None] = _log_stderr) -> list[ModelResult]:
+def convert_many(
+    manifests: list, options: ConvertOptions, jobs: int = 1, log: Callable[[str], None] = _log_stderr
+) -> list[ModelResult]:
     """Convert every selected model, in *jobs* worker processes when more than one."""
     for manifest in manifests:
         precisions_for(manifest, options.precisions)  # bad --precisions fail before any work

@@ -139,7 +139,9 @@ def _espeak(text: str) -> tuple[int, bytes]:
             timeout=60,
         )
         if proc.returncode != 0 or not wav.is_file():
-            raise UsageError(f"espeak-ng failed to speak a probe sentence: {proc.stderr.decode(errors='replace')}")
+            raise UsageError(
+                f"espeak-ng failed to speak a probe sentence: {proc.stderr.decode(errors='replace')}"
+            )
         with wave.open(str(wav), "rb") as handle:
             if handle.getsampwidth() != 2 or handle.getnchannels() != 1:
                 raise UsageError("espeak-ng wrote audio that is not 16-bit mono; cannot make speech probes.")

@@ -171,8 +171,9 @@ def _port_name(port) -> str:
     return port.get_any_name() if port.get_any_name() in names else names[0]
 
 
-def open_artifact(path: str | Path, kind: str | None = None, hint: str | None = "f32",
-                  threads: int | None = None) -> Runner:
+def open_artifact(
+    path: str | Path, kind: str | None = None, hint: str | None = "f32", threads: int | None = None
+) -> Runner:
     """A Runner for `path`: `.onnx` on ONNX Runtime, `.xml` on OpenVINO's CPU plugin.
 
     *kind* is the artifact kind ('onnx', 'FP32', 'FP16', 'INT8'), used in messages only; *hint* is
@@ -186,4 +187,6 @@ def open_artifact(path: str | Path, kind: str | None = None, hint: str | None = 
         return OnnxRuntimeRunner(path, threads=threads)
     if path.suffix == ".xml":
         return OpenVinoRunner(path, hint=hint, threads=threads)
-    raise UsageError(f"{label}{path}: expected an .onnx file or an OpenVINO .xml IR, got {path.suffix or 'no suffix'}.")
+    raise UsageError(
+        f"{label}{path}: expected an .onnx file or an OpenVINO .xml IR, got {path.suffix or 'no suffix'}."
+    )

@@ -79,8 +79,15 @@ def why_stale(path: Path, key: dict, root: Path) -> str | None:
     return None
 
 
-def write_stamp(path: Path, stage: str, key: dict, outputs: list[Path], root: Path, seconds: float,
-                extra: dict | None = None) -> dict:
+def write_stamp(
+    path: Path,
+    stage: str,
+    key: dict,
+    outputs: list[Path],
+    root: Path,
+    seconds: float,
+    extra: dict | None = None,
+) -> dict:
     """Record the stage's key and its outputs' checksums (relative to *root*), atomically."""
     stamp = {
         "schema": SCHEMA,
