@@ -57,7 +57,7 @@ class Drop(Fault):
 
 @dataclass
 class Slow(Fault):
-    """Send the body at ``rate`` bytes per second."""
+    """Send the body at ``rate`` bytes per second (on average, as a link of that bandwidth would)."""
 
     rate: int
 
@@ -243,13 +243,18 @@ class _Handler(BaseHTTPRequestHandler):
                 except OSError:
                     pass
                 return status
-            if isinstance(fault, Slow):
-                step = max(1, min(CHUNK, fault.rate // 20))
-                remaining = length
-                while remaining > 0:
-                    self._send(handle.read(min(step, remaining)), stats)
-                    remaining -= step
-                    time.sleep(step / fault.rate)
+            if isinstance(fault, Slow):  # a link of this bandwidth: a client that fell behind may catch up
+                step = max(1, min(CHUNK, fault.rate // 50))
+                started, sent = time.monotonic(), 0
+                while sent < length:
+                    block = handle.read(min(step, length - sent))
+                    if not block:
+                        break
+                    self._send(block, stats)
+                    sent += len(block)
+                    delay = started + sent / fault.rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
                 return status
             if owner.use_sendfile:
                 sent = 0
