@@ -115,7 +115,11 @@ class Fetcher:
         self.progress = progress or Progress()
         self.timeout = timeout
         if retry_base is None:
-            retry_base = float(os.environ.get(ENV_RETRY_BASE) or 1.0)
+            value = os.environ.get(ENV_RETRY_BASE) or "1.0"
+            try:
+                retry_base = float(value)
+            except ValueError:
+                raise UsageError(f"{ENV_RETRY_BASE}: expected seconds as a number, got {value!r}.") from None
         self.retry_base = retry_base
 
     # -- public -------------------------------------------------------------------------------
