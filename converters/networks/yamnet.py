@@ -28,7 +28,6 @@ LOG_OFFSET = 0.001
 PATCH_FRAMES = 96  # 0.96 s
 PATCH_HOP_FRAMES = 48  # 0.48 s
 BN_EPSILON = 1e-4
-EMBEDDING_SIZE = 1024
 
 #: samples for one patch: 95 hops plus one STFT window (0.975 s)
 MIN_SAMPLES = (PATCH_FRAMES - 1) * STFT_HOP + STFT_WINDOW
@@ -170,10 +169,6 @@ def build_frames_model(samples: int = MIN_SAMPLES, num_classes: int = 521):
         inputs=waveform,
         outputs={"scores": scores, "embeddings": embeddings, "log_mel_spectrogram": log_mel},
     )
-
-
-def weighted_layers(model) -> list:
-    return [layer for layer in model.layers if layer.weights]
 
 
 # -- seeded reference weights ----------------------------------------------------------------
