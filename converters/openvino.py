@@ -150,8 +150,7 @@ def save_ir(model, xml_path: str | Path, precision: str, manifest, labels: list[
             labels = manifest.read_labels()
         except ZooError:
             labels = None
-    if labels is not None:
-        annotate(model, manifest, labels)
+    annotate(model, manifest, labels)
     kept: list[str] = []
     with atomic_dir(xml_path.parent) as folder:
         target = folder / xml_path.name
