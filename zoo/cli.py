@@ -558,9 +558,15 @@ def quantize(
         typer.Option("--dataset", help="Labelled folder (one subfolder per class): accuracy control on top-1 accuracy."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Quantize again even when INT8 is up to date.")] = False,
+    reference_weights: Annotated[
+        bool, typer.Option("--reference-weights", help="When not converted yet: convert from seeded reference weights.")
+    ] = False,
+    weights: Annotated[
+        Path | None, typer.Option("--weights", help="When not converted yet: convert from your own weights file.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Quantize the FP32 IR to INT8 with NNCF (<out>/<name>/INT8/); optionally accuracy-controlled."""
+    """Quantize the FP32 IR to INT8 with NNCF (<out>/<name>/INT8/), converting first if needed."""
     from dataclasses import asdict
 
     from zoo.layout import default_output_dir
@@ -570,7 +576,7 @@ def quantize(
     options = QuantizeOptions(
         out=output_dir or default_output_dir(), calibration=calibration, subset_size=subset_size,
         preset=preset.lower() if preset else None, max_drop=max_drop, dataset=dataset, force=force,
-        debug=_state["debug"],
+        debug=_state["debug"], reference_weights=reference_weights, weights=weights,
     )
 
     def log(message: str) -> None:

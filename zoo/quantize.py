@@ -78,6 +78,8 @@ class QuantizeOptions:
     force: bool = False
     seed: int = 0
     debug: bool = False
+    reference_weights: bool = False  # used when the model must be converted first
+    weights: Path | None = None
 
 
 @dataclass
@@ -396,11 +398,8 @@ def quantize_model(manifest, options: QuantizeOptions, log: Callable[[str], None
     if not manifest.quantize.enabled:
         log(f"{name}: INT8: skipped (quantize.enabled is false in its manifest)")
         return QuantizeResult(name, "skipped", detail="quantize.enabled: false")
-    fp32 = layout.ir_xml("FP32")
-    if not fp32.is_file():
-        raise UsageError(f"{name}: no FP32 IR at {fp32}; run `zoo convert --name {name} -o {options.out}` first.")
-    if manifest.quantize.onnx_qdq and not layout.onnx.is_file():
-        raise UsageError(f"{name}: quantize.onnx_qdq needs the ONNX export {layout.onnx}; run `zoo convert` first.")
+    if not layout.ir_xml("FP32").is_file() or (manifest.quantize.onnx_qdq and not layout.onnx.is_file()):
+        convert_first(manifest, options, log)
     subset_size, preset = resolve(manifest, options)
     controlled = options.max_drop is not None or options.dataset is not None
     if controlled and manifest.quantize.mode == "weights":
@@ -449,6 +448,23 @@ def quantize_model(manifest, options: QuantizeOptions, log: Callable[[str], None
     result.outputs = [p.relative_to(layout.root).as_posix() for p in outputs]
     log(f"{name}: INT8: done in {seconds:.1f} s ({result.agreement_metric} {result.agreement:.4f})")
     return result
+
+
+def convert_first(manifest, options: QuantizeOptions, log) -> None:
+    """Nothing converted yet: run `zoo convert`'s stages (sources, ONNX, IR) for this model first."""
+    from zoo.pipeline import ConvertOptions, convert_model
+
+    log(f"{manifest.name}: INT8: no FP32 IR yet; converting first")
+    result = convert_model(manifest, ConvertOptions(
+        out=Path(options.out), weights=options.weights, reference_weights=options.reference_weights,
+        seed=options.seed, debug=options.debug), log)
+    if result.error is not None:
+        raise ZooError(f"{manifest.name}: converting before quantizing failed: {result.error}", result.exit_code)
+    if not ModelLayout(Path(options.out).resolve(), manifest.name).ir_xml("FP32").is_file():
+        raise UsageError(
+            f"{manifest.name}: `zoo convert` made no FP32 IR (convert.openvino.precisions in {manifest.path} "
+            "does not list FP32), and INT8 is quantized from it."
+        )
 
 
 def qdq_path(layout: ModelLayout) -> Path:
@@ -614,6 +630,8 @@ def quantize_many(manifests: list, options: QuantizeOptions, log: Callable[[str]
     """Quantize each selected model; a failure is recorded and the others still run (bad input stops all)."""
     if options.calibration is not None:
         audio_files(Path(options.calibration))  # a bad folder fails before any work
+    if options.weights is not None and len(manifests) != 1:
+        raise UsageError("--weights PATH applies to one model: select exactly one with --name.")
     results = []
     for manifest in manifests:
         try:
