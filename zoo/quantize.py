@@ -145,6 +145,7 @@ def probe_seconds(manifest) -> float:
 
 def calibration_samples(manifest, options: QuantizeOptions, subset_size: int) -> tuple[list[Sample], str, str]:
     """(samples, a description for people, a digest for the stamp) of the calibration audio."""
+    from zoo.bars import bar
     from zoo.features import prepare_inputs, synthetic_feature_inputs
     from zoo.probes import probe_set
 
@@ -153,9 +154,11 @@ def calibration_samples(manifest, options: QuantizeOptions, subset_size: int) ->
         root = Path(options.calibration)
         paths = audio_files(root)
         samples = []
-        for path in paths:
-            audio, file_rate = read_audio(path)
-            samples.append(Sample(path.relative_to(root).as_posix(), prepare_inputs(manifest, audio, file_rate)))
+        with bar(f"{manifest.name}: reading calibration audio", len(paths)) as progress:
+            for path in paths:
+                audio, file_rate = read_audio(path)
+                samples.append(Sample(path.relative_to(root).as_posix(), prepare_inputs(manifest, audio, file_rate)))
+                progress.advance()
         return samples, f"{len(paths)} files from {root}", "files:" + files_digest(paths, root)
     features = manifest.audio.features
     if features is not None and features.kind == "vggish-embeddings":
@@ -199,12 +202,17 @@ def spread(items: list, count: int) -> list:
 
 def calibration_items(reference, manifest, samples: list[Sample], subset_size: int) -> list[dict[str, np.ndarray]]:
     """Complete feeds for NNCF: streams are run through FP32 so each chunk carries its real state."""
+    from zoo.bars import bar
+
     items: list[dict[str, np.ndarray]] = []
-    for sample in samples:
-        if manifest.audio.streaming:
-            items += stream_feeds(manifest, sample.feeds, run_feeds(reference, manifest, sample.feeds))
-        else:
+    if not manifest.audio.streaming:
+        for sample in samples:
             items += sample.feeds
+        return spread(items, subset_size)
+    with bar(f"{manifest.name}: recurrent state of the calibration streams", len(samples)) as progress:
+        for sample in samples:
+            items += stream_feeds(manifest, sample.feeds, run_feeds(reference, manifest, sample.feeds))
+            progress.advance()
     return spread(items, subset_size)
 
 
@@ -310,13 +318,21 @@ class Metric:
         agree = call_agreement(self.manifest, self.reference[index], run_feeds(model, self.manifest, sample.feeds))
         return float(np.mean(agree)), len(agree)
 
-    def evaluate(self, model, indices: list[int] | None = None) -> tuple[float, list[float]]:
-        """(metric, per-sample values): the metric weights each sample by its calls (agreement) or 1."""
+    def evaluate(self, model, indices: list[int] | None = None, describe: str | None = None) -> tuple[float, list[float]]:
+        """(metric, per-sample values): the metric weights each sample by its calls (agreement) or 1.
+
+        With *describe*, a progress bar shows the samples going by.
+        """
+        from zoo.bars import bar
+
         values, weights = [], []
-        for index in range(len(self.samples)) if indices is None else indices:
-            value, weight = self.item_value(model, index)
-            values.append(value)
-            weights.append(weight)
+        chosen = list(range(len(self.samples))) if indices is None else list(indices)
+        with bar(describe or "", len(chosen), enabled=describe is not None) as progress:
+            for index in chosen:
+                value, weight = self.item_value(model, index)
+                values.append(value)
+                weights.append(weight)
+                progress.advance()
         metric = float(np.average(values, weights=weights)) if values else float("nan")
         return metric, values
 
@@ -503,7 +519,7 @@ def _quantize(manifest, layout: ModelLayout, options: QuantizeOptions, samples: 
         )
     int8 = compile_f32(quantized)
     agreement = Metric(manifest, samples, reference)
-    result.agreement, _ = agreement.evaluate(int8)
+    result.agreement, _ = agreement.evaluate(int8, describe=f"{manifest.name}: INT8 agreement with FP32")
     result.agreement_metric = agreement.name.replace(" with FP32", "")
 
     qdq = None
@@ -539,8 +555,8 @@ def _accuracy_controlled(manifest, fp32_model, reference, items, validation: lis
     )
     plain = nncf.quantize(fp32_model, nncf.Dataset(items), preset=preset, subset_size=len(items), ignored_scope=scope)
     full_count, kept = count_quantizers(plain), count_quantizers(quantized)
-    final, _ = metric.evaluate(compile_f32(quantized))
-    plain_metric, _ = metric.evaluate(compile_f32(plain))
+    final, _ = metric.evaluate(compile_f32(quantized), describe=f"{manifest.name}: {metric.name}, controlled INT8")
+    plain_metric, _ = metric.evaluate(compile_f32(plain), describe=f"{manifest.name}: {metric.name}, plain INT8")
     facts = {
         "metric": metric.name, "samples": len(validation), "max_drop": max_drop,
         "fp32": initial, "int8_plain": plain_metric, "int8": final, "drop": initial - final,
