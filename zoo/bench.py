@@ -387,6 +387,13 @@ def measure_peak_gflops(threads: int | None = None, size: int = 1024, seconds: f
     return 2.0 * size**3 / timing.p50 / 1e9
 
 
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -404,6 +411,7 @@ def bench(manifests, out: str | Path, *, runtimes=None, precisions=None, batch: 
     """Benchmark each selected model; the result is what `--json` prints."""
     from zoo.versions import versions
 
+    load_before = _load()
     rows = []
     for manifest in manifests:
         rows += bench_model(manifest, out, runtimes=runtimes, precisions=precisions, batch=batch, threads=threads,
@@ -411,6 +419,8 @@ def bench(manifests, out: str | Path, *, runtimes=None, precisions=None, batch: 
     host = machine()
     if peak and any(r.gflops for r in rows):
         host["peak_gflops_f32"] = measure_peak_gflops(threads)
+    # other work on the cores shows in every figure (OpenVINO's worker threads suffer most)
+    host["load_average"] = {"before": load_before, "after": _load()}
     versions_used = {k: v for k, v in versions().items() if k in ("zoo", "torch", "onnxruntime", "openvino",
                                                                    "tensorflow", "nncf")}
     return {

@@ -744,6 +744,9 @@ def _print_bench_table(result: dict) -> None:
     line = f"{machine['cpu']}, {machine['cores']} logical cores"
     if peak:
         line += f"; measured f32 peak (one 1024x1024 MatMul on OpenVINO): {peak:.1f} GFLOP/s"
+    load = machine.get("load_average") or {}
+    if load.get("before") is not None:
+        line += f"; load average {load['before']:.2f} before, {load['after']:.2f} after"
     sys.stdout.write(line + "\n")
     for row in result["rows"]:
         if row["error"]:
