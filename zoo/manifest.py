@@ -349,6 +349,11 @@ class Manifest(Strict):
             return "package index"
         return "published"
 
+    @property
+    def real_weights_offline(self) -> bool:
+        """Real weights ship on the package index: --reference-weights keeps using them."""
+        return self.weights_available == "package index"
+
     @cached_property
     def digest(self) -> str:
         """sha256 of the validated content; changes whenever a field that matters changes."""

@@ -444,7 +444,8 @@ def verify_model(
             f"{manifest.name}: nothing converted in {layout.root}; run `zoo convert --name {manifest.name}"
             f"{' --reference-weights' if reference_weights else ''} -o {out}` first."
         )
-    if bool(sources.reference_weights) != bool(reference_weights):
+    asked_reference = bool(reference_weights) and not manifest.real_weights_offline
+    if bool(sources.reference_weights) != asked_reference:
         made = "with --reference-weights" if sources.reference_weights else "from the real weights"
         asked = "with --reference-weights" if reference_weights else "without --reference-weights"
         raise UsageError(
