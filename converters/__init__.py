@@ -17,6 +17,7 @@ Frameworks are imported inside these functions, never at module level.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
 from typing import Protocol
 
@@ -42,6 +43,23 @@ class SourceModel(Protocol):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
+def weights_path(files: dict[str, Path], manifest, what: str = "weights") -> Path:
+    """The file a converter loads: a user's --weights / reference file ("weights"), else the manifest's."""
+    from zoo.errors import UsageError
+
+    if "weights" in files:
+        return Path(files["weights"])
+    for entry in manifest.files:
+        if entry.role == "weights" and entry.name in files:
+            return Path(files[entry.name])
+    hint = (
+        f"pass --weights PATH ({manifest.weights.format})"
+        if not manifest.weights.published
+        else "run `zoo download` or pass --weights PATH"
+    )
+    raise UsageError(f"{manifest.name}: no {what} among the sources ({', '.join(files) or 'none'}); {hint}.")
+
+
 def get_converter(framework: str) -> ModuleType:
     """The adapter module for a manifest's framework."""
     from zoo.errors import UsageError
@@ -49,10 +67,14 @@ def get_converter(framework: str) -> ModuleType:
     try:
         module_name = ADAPTERS[framework]
     except KeyError:
-        raise UsageError(f"framework {framework!r} has no converter (known: {', '.join(ADAPTERS)}).") from None
+        raise UsageError(
+            f"framework {framework!r} has no converter (known: {', '.join(ADAPTERS)})."
+        ) from None
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name == module_name:
-            raise UsageError(f"the {framework} converter ({module_name}) is not available in this build.") from exc
+            raise UsageError(
+                f"the {framework} converter ({module_name}) is not available in this build."
+            ) from exc
         raise

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.errors import ManifestError, UsageError, ZooError
+from converters import weights_path
+from zoo.errors import ManifestError, ZooError
 
 #: network.name -> module under converters/networks/ for framework keras
 NETWORKS = {"yamnet": "converters.networks.yamnet"}
@@ -78,19 +79,6 @@ def build_model(manifest):
     return model
 
 
-def weights_path(files: dict[str, Path], manifest) -> Path:
-    """The HDF5 weights among the sources: a user's --weights file, else the manifest's weights file."""
-    if "weights" in files:
-        return Path(files["weights"])
-    for entry in manifest.files:
-        if entry.role == "weights" and entry.name in files:
-            return Path(files[entry.name])
-    raise UsageError(
-        f"{manifest.name}: no Keras weights file among the sources ({', '.join(files) or 'none'}); "
-        "run `zoo download` or pass --weights PATH."
-    )
-
-
 # -- weights ------------------------------------------------------------------------------
 
 
@@ -100,8 +88,9 @@ def _weighted_layers_in_file(group) -> dict[str, list[tuple[int, ...]]]:
     for raw in group.attrs.get("layer_names", []):
         name = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
         layer = group[name]
-        weight_names = [w.decode("utf-8") if isinstance(w, bytes) else str(w)
-                        for w in layer.attrs.get("weight_names", [])]
+        weight_names = [
+            w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in layer.attrs.get("weight_names", [])
+        ]
         if weight_names:
             found[name] = [tuple(layer[w].shape) for w in weight_names]
     return found
@@ -119,10 +108,14 @@ def load_weights(model, path: Path, origin: str) -> str:
     with handle:
         group = handle["model_weights"] if "model_weights" in handle else handle
         in_file = _weighted_layers_in_file(group)
-        wanted = {layer.name: [tuple(w.shape) for w in layer.weights] for layer in model.layers if layer.weights}
+        wanted = {
+            layer.name: [tuple(w.shape) for w in layer.weights] for layer in model.layers if layer.weights
+        }
         missing = [name for name in wanted if name not in in_file]
         if not in_file:
-            raise ZooError(f"{path}: holds no Keras layer weights ({origin}); expected a Keras 2 .h5 weights file.")
+            raise ZooError(
+                f"{path}: holds no Keras layer weights ({origin}); expected a Keras 2 .h5 weights file."
+            )
         if not missing:
             for name, shapes in wanted.items():
                 if sorted(in_file[name]) != sorted(shapes):
@@ -195,7 +188,9 @@ class KerasSourceModel:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         name = self.input_names[0]
         if name not in feeds:
-            raise ZooError(f"{self.manifest.name}: the Keras model needs input {name!r}, got {sorted(feeds)}.")
+            raise ZooError(
+                f"{self.manifest.name}: the Keras model needs input {name!r}, got {sorted(feeds)}."
+            )
         array = np.asarray(feeds[name], dtype=np.float32)
         if array.size != int(np.prod(self.input_shape)):
             raise ZooError(
@@ -206,7 +201,7 @@ class KerasSourceModel:
 
 
 def load(files: dict[str, Path], manifest) -> KerasSourceModel:
-    path = weights_path(files, manifest)
+    path = weights_path(files, manifest, "Keras weights file")
     model = build_model(manifest)
     how = load_weights(model, path, origin=f"{manifest.name}, {manifest.network.name} weights")
     return KerasSourceModel(model, manifest, path, how)
@@ -217,7 +212,9 @@ def write_reference_weights(manifest, directory: str | Path, seed: int) -> dict[
     network = network_module(manifest)
     names = [f.name for f in manifest.files if f.role == "weights"]
     if not names:
-        raise ManifestError(f"{manifest.path}: field files: no file with role 'weights' to write reference weights as.")
+        raise ManifestError(
+            f"{manifest.path}: field files: no file with role 'weights' to write reference weights as."
+        )
     model = build_model(manifest)
     network.set_reference_weights(model, seed)
     target = Path(directory) / names[0]
@@ -245,9 +242,13 @@ def export_onnx(source_model: KerasSourceModel, path: str | Path, manifest) -> N
             source_model.function, input_signature=source_model.signature, opset=opset
         )
     except Exception as exc:  # tf2onnx raises many kinds with its own text
-        raise ZooError(f"{manifest.name}: tf2onnx cannot convert the Keras model: {type(exc).__name__}: {exc}") from exc
+        raise ZooError(
+            f"{manifest.name}: tf2onnx cannot convert the Keras model: {type(exc).__name__}: {exc}"
+        ) from exc
     order_outputs(proto, source_model.output_names, manifest)
-    proto.doc_string = f"{manifest.name} {manifest.version}: converted by zoo from Keras 2 weights with tf2onnx"
+    proto.doc_string = (
+        f"{manifest.name} {manifest.version}: converted by zoo from Keras 2 weights with tf2onnx"
+    )
     write_bytes(path, proto.SerializeToString())
 
 
@@ -256,7 +257,9 @@ def order_outputs(proto, names: list[str], manifest) -> None:
     outputs = {o.name: o for o in proto.graph.output}
     missing = [n for n in names if n not in outputs]
     if missing:
-        raise ZooError(f"{manifest.name}: the ONNX export lacks outputs {missing} (it has {sorted(outputs)}).")
+        raise ZooError(
+            f"{manifest.name}: the ONNX export lacks outputs {missing} (it has {sorted(outputs)})."
+        )
     ordered = [outputs[n] for n in names]
     copies = [type(o)() for o in ordered]
     for copy, original in zip(copies, ordered, strict=True):

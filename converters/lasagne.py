@@ -139,7 +139,8 @@ def load(files: dict[str, Path], manifest):
     """Kahl's pickle on the PyTorch rebuild; the SourceModel is that rebuild (Theano is not runnable)."""
     import torch
 
-    from converters.pytorch import TorchSourceModel, build_network, weights_path
+    from converters import weights_path
+    from converters.pytorch import TorchSourceModel, build_network
 
     path = weights_path(files, manifest)
     data = read_pickle(path, manifest)

@@ -14,21 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from converters import weights_path
 from zoo.atomic import copy_file
 from zoo.errors import UsageError, ZooError
-
-
-def weights_path(files: dict[str, Path], manifest) -> Path:
-    """The ONNX file among the sources: a user's --weights file, else the manifest's weights file."""
-    if "weights" in files:
-        return Path(files["weights"])
-    for entry in manifest.files:
-        if entry.role == "weights" and entry.name in files:
-            return Path(files[entry.name])
-    raise UsageError(
-        f"{manifest.name}: no ONNX weights file among the sources ({', '.join(files) or 'none'}); "
-        "run `zoo download` or pass --weights PATH."
-    )
 
 
 class OnnxSourceModel:
@@ -84,7 +72,7 @@ def check_interface(path: Path, manifest) -> None:
 
 
 def load(files: dict[str, Path], manifest) -> OnnxSourceModel:
-    return OnnxSourceModel(weights_path(files, manifest), manifest)
+    return OnnxSourceModel(weights_path(files, manifest, "ONNX weights file"), manifest)
 
 
 def export_onnx(source_model: OnnxSourceModel, path: str | Path, manifest) -> None:

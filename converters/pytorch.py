@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from converters import weights_path
 from zoo.errors import UsageError, ZooError
 
 #: state-dict keys a checkpoint may lack without harm (torch < 0.4.1 did not save them)
@@ -28,21 +29,6 @@ OPTIONAL_KEYS = ("num_batches_tracked",)
 
 
 # -- loading -----------------------------------------------------------------------
-
-
-def weights_path(files: dict[str, Path], manifest) -> Path:
-    """A user's --weights / reference file ("weights"), else the manifest's weights file."""
-    if "weights" in files:
-        return Path(files["weights"])
-    for entry in manifest.files:
-        if entry.role == "weights" and entry.name in files:
-            return Path(files[entry.name])
-    hint = (
-        f"pass --weights PATH ({manifest.weights.format})"
-        if not manifest.weights.published
-        else "run `zoo download`"
-    )
-    raise UsageError(f"{manifest.name}: no weights among the sources ({', '.join(files) or 'none'}); {hint}.")
 
 
 def read_checkpoint(path: Path) -> dict:

@@ -26,24 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from converters import weights_path
 from zoo.errors import ManifestError, UsageError, ZooError
 
 #: tf2onnx 1.17 emits opsets up to this one; ONNX DFT needs 17
 MIN_OPSET, MAX_OPSET = 17, 18
 FRONT_END_PREFIX = "front_end/"
-
-
-def model_path(files: dict[str, Path], manifest) -> Path:
-    """The .tflite file among the sources: a user's --weights file, else the manifest's weights file."""
-    if "weights" in files:
-        return Path(files["weights"])
-    for entry in manifest.files:
-        if entry.role == "weights" and entry.name in files:
-            return Path(files[entry.name])
-    raise UsageError(
-        f"{manifest.name}: no .tflite file among the sources ({', '.join(files) or 'none'}); "
-        "run `zoo download` or pass --weights PATH."
-    )
 
 
 def _quiet() -> None:
@@ -76,8 +64,10 @@ class TfliteSourceModel:
         details_out = self.interpreter.get_output_details()
         self._inputs = {d["name"]: d for d in details_in}
         self._outputs = {d["name"]: d for d in details_out}
-        for direction, specs, have in (("input", manifest.inputs, self._inputs),
-                                       ("output", manifest.outputs, self._outputs)):
+        for direction, specs, have in (
+            ("input", manifest.inputs, self._inputs),
+            ("output", manifest.outputs, self._outputs),
+        ):
             for index, spec in enumerate(specs):
                 if spec.name not in have:
                     raise ZooError(
@@ -92,7 +82,9 @@ class TfliteSourceModel:
                         f"{self.path}: {direction} {spec.name!r} has shape {shape}, the manifest says {spec.shape}."
                     )
         for spec in manifest.inputs:
-            self.interpreter.resize_tensor_input(self._inputs[spec.name]["index"], [int(d) for d in spec.shape])
+            self.interpreter.resize_tensor_input(
+                self._inputs[spec.name]["index"], [int(d) for d in spec.shape]
+            )
         self.interpreter.allocate_tensors()
         self.input_names = [spec.name for spec in manifest.inputs]
         self.output_names = [spec.name for spec in manifest.outputs]
@@ -100,7 +92,9 @@ class TfliteSourceModel:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         for spec in self.manifest.inputs:
             if spec.name not in feeds:
-                raise ZooError(f"{self.manifest.name}: the TFLite model needs input {spec.name!r}, got {sorted(feeds)}.")
+                raise ZooError(
+                    f"{self.manifest.name}: the TFLite model needs input {spec.name!r}, got {sorted(feeds)}."
+                )
             array = np.asarray(feeds[spec.name], dtype=np.float32)
             shape = [int(d) for d in spec.shape]
             if array.size != int(np.prod(shape)):
@@ -109,12 +103,14 @@ class TfliteSourceModel:
                 )
             self.interpreter.set_tensor(self._inputs[spec.name]["index"], array.reshape(shape))
         self.interpreter.invoke()
-        return {name: np.array(self.interpreter.get_tensor(self._outputs[name]["index"]), copy=True)
-                for name in self.output_names}
+        return {
+            name: np.array(self.interpreter.get_tensor(self._outputs[name]["index"]), copy=True)
+            for name in self.output_names
+        }
 
 
 def load(files: dict[str, Path], manifest) -> TfliteSourceModel:
-    return TfliteSourceModel(model_path(files, manifest), manifest)
+    return TfliteSourceModel(weights_path(files, manifest, ".tflite file"), manifest)
 
 
 def write_reference_weights(manifest, directory: str | Path, seed: int) -> dict[str, Path]:
@@ -148,12 +144,21 @@ def _rfft2d_as_real_dft(ctx, node, name, args) -> None:
     axes = ctx.make_const(utils.make_name(f"{name}_axes"), np.array([rank], dtype=np.int64))
     signal = ctx.make_node("Unsqueeze", [wide.output[0], axes.output[0]])
     length = ctx.make_const(utils.make_name(f"{name}_length"), np.array(lengths[1], dtype=np.int64))
-    spectrum = ctx.make_node("DFT", [signal.output[0], length.output[0]], attr={"axis": rank - 1, "onesided": 1})
+    spectrum = ctx.make_node(
+        "DFT", [signal.output[0], length.output[0]], attr={"axis": rank - 1, "onesided": 1}
+    )
     real_index = ctx.make_const(utils.make_name(f"{name}_real"), np.array(0, dtype=np.int64))
     real = ctx.make_node("Gather", [spectrum.output[0], real_index.output[0]], attr={"axis": rank})
     ctx.remove_node(node.name)
-    ctx.make_node("Cast", [real.output[0]], attr={"to": TensorProto.FLOAT}, outputs=outputs, name=name,
-                  shapes=[out_shape], dtypes=[TensorProto.FLOAT])
+    ctx.make_node(
+        "Cast",
+        [real.output[0]],
+        attr={"to": TensorProto.FLOAT},
+        outputs=outputs,
+        name=name,
+        shapes=[out_shape],
+        dtypes=[TensorProto.FLOAT],
+    )
     # what followed the complex output (squeeze, then the cast to float) now carries real values
     pending = list(outputs)
     while pending:
@@ -183,15 +188,25 @@ def export_onnx(source_model: TfliteSourceModel, path: str | Path, manifest) -> 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, inside tf2onnx
             proto, _ = tf2onnx.convert.from_tflite(
-                str(source_model.path), opset=opset, shape_override=shapes,
+                str(source_model.path),
+                opset=opset,
+                shape_override=shapes,
                 custom_op_handlers={"RFFT2D": (_rfft2d_as_real_dft, [])},
             )
     except ZooError:
         raise
     except Exception as exc:  # tf2onnx raises many kinds with its own text
-        raise ZooError(f"{manifest.name}: tf2onnx cannot convert {source_model.path.name}: {type(exc).__name__}: {exc}") from exc
+        raise ZooError(
+            f"{manifest.name}: tf2onnx cannot convert {source_model.path.name}: {type(exc).__name__}: {exc}"
+        ) from exc
     # from_tflite carries on past ops it cannot map: make sure none is left
-    leftovers = sorted({n.op_type for n in proto.graph.node if n.op_type.startswith("TFL_") or n.domain not in ("", "ai.onnx")})
+    leftovers = sorted(
+        {
+            n.op_type
+            for n in proto.graph.node
+            if n.op_type.startswith("TFL_") or n.domain not in ("", "ai.onnx")
+        }
+    )
     if leftovers:
         raise ZooError(f"{manifest.name}: tf2onnx left TFLite ops it cannot convert: {', '.join(leftovers)}.")
     proto.doc_string = f"{manifest.name} {manifest.version}: converted by zoo from TFLite with tf2onnx"
@@ -242,8 +257,10 @@ def _rfft2d_real_part(node):
 
 def front_end_nodes(model) -> list:
     """Every op the first convolution's input depends on: the in-graph spectrogram front end."""
-    first = next((op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")),
-                 None)
+    first = next(
+        (op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")),
+        None,
+    )
     if first is None:
         return []
     seen: dict[str, object] = {}  # friendly names are unique in a converted model
@@ -272,7 +289,10 @@ def power_without_square(model) -> int:
         if square.get_type_name() != "Multiply" or exponent.get_type_name() != "Constant":
             continue
         left, right = square.input_value(0), square.input_value(1)
-        if left.get_node() is not right.get_node() and left.get_node().get_friendly_name() != right.get_node().get_friendly_name():
+        if (
+            left.get_node() is not right.get_node()
+            and left.get_node().get_friendly_name() != right.get_node().get_friendly_name()
+        ):
             continue
         if left.get_index() != right.get_index():
             continue
@@ -287,7 +307,10 @@ def power_without_square(model) -> int:
 
 def name_ports(model, manifest) -> None:
     """Each port keeps exactly its manifest name (the front end adds graph-internal aliases)."""
-    for direction, ports, specs in (("input", model.inputs, manifest.inputs), ("output", model.outputs, manifest.outputs)):
+    for direction, ports, specs in (
+        ("input", model.inputs, manifest.inputs),
+        ("output", model.outputs, manifest.outputs),
+    ):
         for spec in specs:
             matching = [p for p in ports if spec.name in p.get_names()]
             if len(matching) != 1:
@@ -310,7 +333,9 @@ def to_openvino(source_model: TfliteSourceModel, files, manifest):
                 str(source_model.path), extension=[ConversionExtension("RFFT2D", _rfft2d_real_part)]
             )
         except Exception as exc:  # the front end raises generic errors with its own text
-            raise ZooError(f"{manifest.name}: OpenVINO cannot convert {source_model.path.name}: {exc}") from exc
+            raise ZooError(
+                f"{manifest.name}: OpenVINO cannot convert {source_model.path.name}: {exc}"
+            ) from exc
         converted.reshape({spec.name: [int(d) for d in spec.shape] for spec in manifest.inputs})
         power_without_square(converted)
         converted.validate_nodes_and_infer_types()

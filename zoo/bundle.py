@@ -38,6 +38,7 @@ from typing import Any
 
 from zoo.atomic import atomic_dir, atomic_open, copy_file, write_bytes, write_text
 from zoo.errors import UsageError, ZooError
+from zoo.integrity import sha256_file
 from zoo.layout import ModelLayout
 from zoo.manifest import ARTIFACTS, Manifest
 
@@ -61,14 +62,6 @@ class BundleCheckError(ZooError):
 
 
 # -- small helpers ----------------------------------------------------------------------------
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_version(version: str) -> str:

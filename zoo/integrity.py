@@ -126,6 +126,11 @@ def hash_file(path: Path, algos: tuple[str, ...] = ("sha256",)) -> Digest:
     return hasher.result()
 
 
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file on disk."""
+    return hash_file(Path(path)).sha256
+
+
 def mismatch(expected: Expected, digest: Digest) -> str | None:
     """Why a digest does not satisfy what was expected, or None when it does."""
     if expected.size is not None and digest.size != expected.size:

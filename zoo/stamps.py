@@ -17,16 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from zoo.atomic import write_json
+from zoo.integrity import sha256_file  # noqa: F401 - re-exported for the stages
 
 SCHEMA = 1
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def digest(value: Any) -> str:
