@@ -49,14 +49,14 @@ def test_bench_silero_vad_reports_every_subject():
     result = zoo_ok("bench", "--name", "silero-vad", "-o", str(out), "--seconds", "0.2", "--threads", "1",
                     "--json").json()
     rows = {row["artifact"]: row for row in result["rows"]}
-    assert list(rows) == ["source", "onnx", "FP32", "INT8"]
+    assert list(rows) == ["source", "onnx", "FP32", "FP16", "INT8"]
     assert rows["source"]["runtime"].startswith("torch")
     for row in rows.values():
         assert row["error"] is None, row
         assert row["calls"] >= 5 and 0 < row["p50_ms"] <= row["p90_ms"]
         assert row["throughput"] > 0 and row["size"] > 0 and row["speedup"] > 0 and row["threads"] == 1
     assert rows["source"]["speedup"] == pytest.approx(1.0)
-    assert rows["INT8"]["size"] < rows["FP32"]["size"]
+    assert rows["INT8"]["size"] < rows["FP16"]["size"] < rows["FP32"]["size"]
     assert rows["INT8"]["agreement_metric"] == "decision" and rows["INT8"]["agreement"] >= 0.98
     assert rows["FP32"]["inference_precision"] == "f32"
     assert rows["source"]["gflops"] is None  # the manifest gives no FLOPs for silero-vad

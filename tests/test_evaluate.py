@@ -160,7 +160,7 @@ def test_evaluate_silero_vad_speech_against_noise(tmp_path):
     report = zoo_ok("evaluate", "--name", "silero-vad", "-o", str(out), "--dataset", str(data), "--json").json()
     assert report["files"] == 7 and report["classes"] == {"speech": 4, "(negative)": 3}
     assert report["metric"] == "accuracy" and report["reference_weights"] is False
-    assert list(report["results"]) == ["source", "onnx", "FP32", "INT8"]
+    assert list(report["results"]) == ["source", "onnx", "FP32", "FP16", "INT8"]
     for artifact, entry in report["results"].items():
         assert entry["accuracy"] == pytest.approx(6 / 7), artifact
         assert entry["detected"] == 3 and entry["positives"] == 4

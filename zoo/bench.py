@@ -217,7 +217,8 @@ class LeanOpenVino:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
-        self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        precision = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = precision.get_type_name() if hasattr(precision, "get_type_name") else str(precision)
         self.names = [p.get_any_name() for p in self.compiled.inputs]
 
     def run(self, feeds):
