@@ -237,9 +237,9 @@ class LeanOpenVino:
 
 
 class LeanOnnxRuntime:
-    """ONNX Runtime on the CPU provider with all graph optimizations (its default), called directly.
-
-    With batch > 1 the inputs' first dimension is made symbolic, so any batch runs.
+    """ONNX Runtime on the CPU provider with all graph optimizations (its default), through an I/O
+    binding made once, like LeanOpenVino. With batch > 1 the inputs' first dimension is made
+    symbolic, so any batch runs.
     """
 
     def __init__(self, path: Path, batch: int, threads: int | None):
@@ -261,9 +261,23 @@ class LeanOnnxRuntime:
             source = model.SerializeToString()
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.names = [i.name for i in self.session.get_inputs()]
+        self.binding = self.session.io_binding()
+        self._bound: list[int] = []
 
     def run(self, feeds):
-        return self.session.run(None, {name: feeds[name] for name in self.names})
+        arrays = [np.ascontiguousarray(feeds[name]) for name in self.names]
+        if self._bound != [id(feeds[name]) for name in self.names]:
+            # bind the caller's arrays once (as with OpenVINO); outputs stay in ONNX Runtime's buffers
+            self.binding.clear_binding_inputs()
+            self.binding.clear_binding_outputs()
+            for name, array in zip(self.names, arrays, strict=True):
+                self.binding.bind_cpu_input(name, array)
+            for output in self.session.get_outputs():
+                self.binding.bind_output(output.name, "cpu")
+            self._arrays = arrays  # keep the bound memory alive
+            self._bound = [id(feeds[name]) for name in self.names]
+        self.session.run_with_iobinding(self.binding)
+        return self.binding
 
 
 def _open(artifact: str, path: Path, batch: int, hint: str | None, threads: int | None):
