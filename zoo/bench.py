@@ -254,7 +254,7 @@ class LeanOnnxRuntime:
         source: str | bytes = str(path)
         if batch != 1:
             model = onnx.load(str(path))
-            for value in model.graph.input:
+            for value in [*model.graph.input, *model.graph.output]:
                 dims = value.type.tensor_type.shape.dim
                 if dims:
                     dims[0].dim_param = "batch"
