@@ -180,12 +180,33 @@ def bench_input(manifest, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
 TORCH_FRAMEWORKS = ("pytorch", "torchscript", "lasagne")
 
 
-def set_source_threads(manifest, threads: int | None) -> None:
-    """Thread count for a source model that runs in torch; the runtimes take theirs on load."""
+def load_source_model(manifest, out: Path, threads: int | None):
+    """(the source-framework model, whether *threads* applies to it).
+
+    torch takes a process-wide thread count; the ONNX source (ONNX Runtime on the published file,
+    graph optimizations off, as its converter runs it) gets a session with the thread count. TFLite
+    and Keras keep their framework's own choice, and the row says so (threads: null).
+    """
+    from zoo.evaluate import load_source
+
+    if manifest.framework == "onnx" and threads:
+        from converters.onnx import weights_path
+        from zoo.fetch import read_source_set
+        from zoo.runtimes import OnnxRuntimeRunner
+
+        sources = read_source_set(manifest, out)
+        if sources is None:
+            raise ZooError(f"{manifest.name}: no verified sources under {out / manifest.name / 'source'}.")
+        return OnnxRuntimeRunner(weights_path(sources.files, manifest), threads=threads, optimize=False), True
+    model, why = load_source(manifest, out)
+    if model is None:
+        raise ZooError(why)
     if threads and manifest.framework in TORCH_FRAMEWORKS:
         import torch
 
         torch.set_num_threads(int(threads))
+        return model, True
+    return model, not threads
 
 
 class LeanOpenVino:
@@ -338,7 +359,6 @@ def bench_model(manifest, out: str | Path, *, runtimes: list[str] | None = None,
                 show_progress: bool = True) -> list[Row]:
     """Measure every subject of one model; a subject that fails to load or run gets a row with its error."""
     from zoo.bars import bar
-    from zoo.evaluate import load_source
     from zoo.layout import ModelLayout
 
     out = Path(out)
@@ -352,7 +372,6 @@ def bench_model(manifest, out: str | Path, *, runtimes: list[str] | None = None,
             "run `zoo download` and `zoo convert` (and `zoo quantize` for INT8) first."
         )
     feed = bench_input(manifest, batch)
-    set_source_threads(manifest, threads)
     rows: list[Row] = []
     with bar(f"{manifest.name}: bench", len(subjects), show_progress) as progress:
         for index, (artifact, runtime, path) in enumerate(subjects):
@@ -361,9 +380,9 @@ def bench_model(manifest, out: str | Path, *, runtimes: list[str] | None = None,
                       ("INT8" if artifact == "INT8-QDQ" else "FP32"), batch=batch, threads=threads)
             try:
                 if artifact == "source":
-                    model, why = load_source(manifest, out)
-                    if model is None:
-                        raise ZooError(why)
+                    model, threads_applied = load_source_model(manifest, out, threads)
+                    if not threads_applied:
+                        row.threads = None
                     row.runtime = source_runtime(manifest)
                     row.size = file_size(*_source_weights(manifest, out))
                     inference_precision = None
