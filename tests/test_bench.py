@@ -60,7 +60,7 @@ def test_bench_silero_vad_reports_every_subject():
     assert rows["INT8"]["agreement_metric"] == "decision" and rows["INT8"]["agreement"] >= 0.98
     assert rows["FP32"]["inference_precision"] == "f32"
     assert rows["source"]["gflops"] is None  # the manifest gives no FLOPs for silero-vad
-    assert result["options"] == {"batch": 1, "threads": 1, "seconds": 0.2, "openvino_precision_hint": "f32"}
+    assert result["options"] == {"batch": 1, "threads": 1, "seconds": 0.2, "rounds": 3, "openvino_precision_hint": "f32"}
 
     table = zoo_ok("bench", "--name", "silero-vad", "-o", str(out), "--seconds", "0.1", "--runtimes", "openvino",
                    "--precisions", "INT8,FP32").stdout

@@ -354,10 +354,22 @@ def plan(manifest, out: Path, runtimes: list[str] | None, precisions: list[str] 
     return subjects
 
 
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, ZooError):
+        return exc.message
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"
+
+
 def bench_model(manifest, out: str | Path, *, runtimes: list[str] | None = None, precisions: list[str] | None = None,
                 batch: int = 1, threads: int | None = None, seconds: float = 3.0, hint: str | None = "f32",
-                show_progress: bool = True) -> list[Row]:
-    """Measure every subject of one model; a subject that fails to load or run gets a row with its error."""
+                rounds: int = 3, show_progress: bool = True) -> list[Row]:
+    """Measure every subject of one model; a subject that fails to load or run gets a row with its error.
+
+    All subjects are loaded first, then measured in *rounds* interleaved rounds of seconds/rounds
+    each (A B C, A B C ...), so a change of load on a shared machine touches every subject alike
+    instead of skewing the speed-ups; each subject's statistics pool its calls from every round.
+    """
     from zoo.bars import bar
     from zoo.layout import ModelLayout
 
@@ -365,6 +377,8 @@ def bench_model(manifest, out: str | Path, *, runtimes: list[str] | None = None,
     layout = ModelLayout(out, manifest.name)
     if batch < 1:
         raise UsageError(f"--batch must be at least 1, got {batch}.")
+    if rounds < 1:
+        raise UsageError(f"--rounds must be at least 1, got {rounds}.")
     subjects = plan(manifest, out, runtimes, precisions)
     if not subjects:
         raise UsageError(
@@ -373,9 +387,9 @@ def bench_model(manifest, out: str | Path, *, runtimes: list[str] | None = None,
         )
     feed = bench_input(manifest, batch)
     rows: list[Row] = []
-    with bar(f"{manifest.name}: bench", len(subjects), show_progress) as progress:
+    models: dict[int, object] = {}
+    with bar(f"{manifest.name}: loading", len(subjects), show_progress) as progress:
         for index, (artifact, runtime, path) in enumerate(subjects):
-            progress.describe(f"{manifest.name}: {artifact} ({runtime})")
             row = Row(manifest.name, artifact, runtime, artifact if artifact in PRECISIONS else
                       ("INT8" if artifact == "INT8-QDQ" else "FP32"), batch=batch, threads=threads)
             try:
@@ -385,26 +399,45 @@ def bench_model(manifest, out: str | Path, *, runtimes: list[str] | None = None,
                         row.threads = None
                     row.runtime = source_runtime(manifest)
                     row.size = file_size(*_source_weights(manifest, out))
-                    inference_precision = None
                 else:
-                    model, inference_precision = _open(artifact, path, batch, hint, threads)
+                    model, row.inference_precision = _open(artifact, path, batch, hint, threads)
                     row.size = file_size(path, path.with_suffix(".bin")) if path.suffix == ".xml" else file_size(path)
-                row.inference_precision = inference_precision
-                timing = time_calls(lambda model=model: model.run(feed), seconds=seconds, batch=batch,
-                                    tick=lambda fraction, i=index: progress.set(i + fraction))
-                row.calls = timing.calls
-                row.p50_ms, row.p90_ms, row.mean_ms = timing.p50 * 1e3, timing.p90 * 1e3, timing.mean * 1e3
-                row.throughput = timing.throughput
-                if manifest.flops:
-                    row.gflops = manifest.flops * batch / timing.p50 / 1e9
-            except ZooError as exc:
-                row.error = exc.message
+                model.run(feed)  # a subject that cannot run is reported now, not timed
+                models[index] = model
             except Exception as exc:  # a runtime failing on one subject must not hide the others
-                row.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                row.error = _failure(exc)
             if artifact in PRECISIONS or artifact == "onnx":
                 row.agreement, row.agreement_metric = agreement_from_report(layout, artifact)
             rows.append(row)
-            progress.set(index + 1)
+            progress.advance()
+    latencies: dict[int, list[np.ndarray]] = {index: [] for index in models}
+    walls: dict[int, float] = dict.fromkeys(models, 0.0)
+    steps = rounds * len(models)
+    with bar(f"{manifest.name}: bench", steps, show_progress) as progress:
+        for round_number in range(rounds):
+            for step, (index, model) in enumerate(models.items()):
+                done = round_number * len(models) + step
+                progress.describe(f"{manifest.name}: {rows[index].artifact} ({rows[index].runtime}), "
+                                  f"round {round_number + 1}/{rounds}")
+                try:
+                    timing = time_calls(lambda model=model: model.run(feed), seconds=seconds / rounds, batch=batch,
+                                        warmup_seconds=None if round_number == 0 else 0.0,
+                                        tick=lambda fraction, d=done: progress.set(d + fraction))
+                except Exception as exc:  # keep measuring the others
+                    rows[index].error = _failure(exc)
+                    continue
+                latencies[index].append(timing.latencies)
+                walls[index] += timing.wall
+    for index, parts in latencies.items():
+        row = rows[index]
+        if row.error is not None or not parts:
+            continue
+        timing = Timing(np.concatenate(parts), walls[index], batch)
+        row.calls = timing.calls
+        row.p50_ms, row.p90_ms, row.mean_ms = timing.p50 * 1e3, timing.p90 * 1e3, timing.mean * 1e3
+        row.throughput = timing.throughput
+        if manifest.flops:
+            row.gflops = manifest.flops * batch / timing.p50 / 1e9
     source = next((r for r in rows if r.artifact == "source" and r.p50_ms), None)
     for row in rows:
         if source is not None and row.p50_ms:
@@ -465,7 +498,8 @@ def machine() -> dict:
 
 
 def bench(manifests, out: str | Path, *, runtimes=None, precisions=None, batch: int = 1, threads: int | None = None,
-          seconds: float = 3.0, hint: str | None = "f32", peak: bool = True, show_progress: bool = True) -> dict:
+          seconds: float = 3.0, hint: str | None = "f32", rounds: int = 3, peak: bool = True,
+          show_progress: bool = True) -> dict:
     """Benchmark each selected model; the result is what `--json` prints."""
     from zoo.versions import versions
 
@@ -473,7 +507,7 @@ def bench(manifests, out: str | Path, *, runtimes=None, precisions=None, batch: 
     rows = []
     for manifest in manifests:
         rows += bench_model(manifest, out, runtimes=runtimes, precisions=precisions, batch=batch, threads=threads,
-                            seconds=seconds, hint=hint, show_progress=show_progress)
+                            seconds=seconds, hint=hint, rounds=rounds, show_progress=show_progress)
     host = machine()
     if peak and any(r.gflops for r in rows):
         host["peak_gflops_f32"] = measure_peak_gflops(threads)
@@ -484,7 +518,7 @@ def bench(manifests, out: str | Path, *, runtimes=None, precisions=None, batch: 
     return {
         "machine": host,
         "versions": versions_used,
-        "options": {"batch": batch, "threads": threads, "seconds": seconds,
+        "options": {"batch": batch, "threads": threads, "seconds": seconds, "rounds": rounds,
                     "openvino_precision_hint": hint or "default"},
         "rows": [asdict(r) for r in rows],
     }

@@ -678,6 +678,9 @@ def bench_command(
         int | None, typer.Option("--threads", min=1, help="Threads per runtime (default: the runtime's choice).")
     ] = None,
     seconds: Annotated[float, typer.Option("--seconds", min=0.05, help="Measured time per subject, after warm-up.")] = 3.0,
+    rounds: Annotated[
+        int, typer.Option("--rounds", min=1, help="Interleaved rounds the measured time is split into.")
+    ] = 3,
     hint: Annotated[
         str, typer.Option("--hint", help="OpenVINO inference precision: f32 (as verified) or default (the plugin's).")
     ] = "f32",
@@ -693,7 +696,7 @@ def bench_command(
     result = bench(
         chosen, output_dir or default_output_dir(),
         runtimes=parse_list(runtimes, RUNTIMES, "--runtimes"), precisions=parse_list(precisions, PRECISIONS, "--precisions"),
-        batch=batch, threads=threads, seconds=seconds, hint=None if hint == "default" else hint,
+        batch=batch, threads=threads, seconds=seconds, rounds=rounds, hint=None if hint == "default" else hint,
     )
     if as_json:
         _print_json(result)
@@ -709,7 +712,8 @@ def _print_bench_table(result: dict) -> None:
 
     options = result["options"]
     table = Table(title=f"zoo bench (batch {options['batch']}, threads {options['threads'] or 'default'}, "
-                        f"{options['seconds']:g} s each, OpenVINO precision {options['openvino_precision_hint']})")
+                        f"{options['seconds']:g} s each in {options['rounds']} interleaved rounds, "
+                        f"OpenVINO precision {options['openvino_precision_hint']})")
     for column in ("model", "artifact", "runtime", "size MB", "p50 ms", "p90 ms", "items/s", "speed-up",
                    "GFLOP/s", "agreement"):
         table.add_column(column, justify="left" if column in ("model", "artifact", "runtime") else "right")
