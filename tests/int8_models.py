@@ -39,7 +39,9 @@ def env() -> dict[str, str]:
 
 def zoo_ok(*args: str):
     result = run_zoo(*args, env=env())
-    assert result.returncode == 0, f"zoo {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"zoo {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -67,8 +69,9 @@ def quantized(name: str) -> tuple[Path, dict]:
     out = scratch() / f"out-{name}" if name == "silero-vad" else converted(name)
     saved = out / f"quantize-{name}.json"
     if f"quantize:{name}" not in _done:
-        result = zoo_ok("quantize", "--name", name, "-o", str(out), "--json", *QUANTIZE_ARGS[name],
-                        *_reference(name))
+        result = zoo_ok(
+            "quantize", "--name", name, "-o", str(out), "--json", *QUANTIZE_ARGS[name], *_reference(name)
+        )
         out.mkdir(parents=True, exist_ok=True)
         saved.write_text(result.stdout)
         _done.add(f"quantize:{name}")
@@ -81,9 +84,18 @@ def verified(name: str) -> dict:
     saved = out / f"verify-{name}.json"
     if f"verify:{name}" not in _done:
         result = run_zoo("verify", "--name", name, "-o", str(out), "--json", *_reference(name), env=env())
-        assert result.stdout.strip(), f"zoo verify printed no report ({result.returncode}):\n{result.stderr[-3000:]}"
-        saved.write_text(json.dumps({"report": json.loads(result.stdout), "returncode": result.returncode,
-                                     "stderr": result.stderr}))
+        assert result.stdout.strip(), (
+            f"zoo verify printed no report ({result.returncode}):\n{result.stderr[-3000:]}"
+        )
+        saved.write_text(
+            json.dumps(
+                {
+                    "report": json.loads(result.stdout),
+                    "returncode": result.returncode,
+                    "stderr": result.stderr,
+                }
+            )
+        )
         _done.add(f"verify:{name}")
     data = json.loads(saved.read_text())
     return {**data["report"], "_returncode": data["returncode"], "_stderr": data["stderr"]}

@@ -46,8 +46,9 @@ def test_time_calls_warms_up_then_measures():
 def test_bench_silero_vad_reports_every_subject():
     out, _ = quantized("silero-vad")
     verified("silero-vad")  # the agreement column comes from verify's report
-    result = zoo_ok("bench", "--name", "silero-vad", "-o", str(out), "--seconds", "0.2", "--threads", "1",
-                    "--json").json()
+    result = zoo_ok(
+        "bench", "--name", "silero-vad", "-o", str(out), "--seconds", "0.2", "--threads", "1", "--json"
+    ).json()
     rows = {row["artifact"]: row for row in result["rows"]}
     assert list(rows) == ["source", "onnx", "FP32", "FP16", "INT8"]
     assert rows["source"]["runtime"].startswith("torch")
@@ -60,17 +61,46 @@ def test_bench_silero_vad_reports_every_subject():
     assert rows["INT8"]["agreement_metric"] == "decision" and rows["INT8"]["agreement"] >= 0.98
     assert rows["FP32"]["inference_precision"] == "f32"
     assert rows["source"]["gflops"] is None  # the manifest gives no FLOPs for silero-vad
-    assert result["options"] == {"batch": 1, "threads": 1, "seconds": 0.2, "rounds": 3, "openvino_precision_hint": "f32"}
+    assert result["options"] == {
+        "batch": 1,
+        "threads": 1,
+        "seconds": 0.2,
+        "rounds": 3,
+        "openvino_precision_hint": "f32",
+    }
 
-    table = zoo_ok("bench", "--name", "silero-vad", "-o", str(out), "--seconds", "0.1", "--runtimes", "openvino",
-                   "--precisions", "INT8,FP32").stdout
+    table = zoo_ok(
+        "bench",
+        "--name",
+        "silero-vad",
+        "-o",
+        str(out),
+        "--seconds",
+        "0.1",
+        "--runtimes",
+        "openvino",
+        "--precisions",
+        "INT8,FP32",
+    ).stdout
     assert "INT8" in table and "FP32" in table and "torch" not in table and "p50 ms" in table
 
 
 def test_bench_aclnet_batch_and_gflops():
     out, _ = quantized("aclnet")
-    result = zoo_ok("bench", "--name", "aclnet", "-o", str(out), "--seconds", "0.2", "--batch", "2",
-                    "--runtimes", "onnxruntime,openvino", "--json").json()
+    result = zoo_ok(
+        "bench",
+        "--name",
+        "aclnet",
+        "-o",
+        str(out),
+        "--seconds",
+        "0.2",
+        "--batch",
+        "2",
+        "--runtimes",
+        "onnxruntime,openvino",
+        "--json",
+    ).json()
     rows = {row["artifact"]: row for row in result["rows"]}
     assert set(rows) == {"onnx", "FP32", "INT8"}
     for row in rows.values():

@@ -151,13 +151,16 @@ def test_evaluate_silero_vad_speech_against_noise(tmp_path):
     _write(data / "speech" / "mislabelled-silence.wav", seconds=2.0, value=0.0)
     rng = np.random.RandomState(0)
     (data / "non-speech").mkdir()
-    soundfile.write(str(data / "non-speech" / "noise.wav"), (0.05 * rng.standard_normal(32000)).astype(np.float32),
-                    16000)
+    soundfile.write(
+        str(data / "non-speech" / "noise.wav"), (0.05 * rng.standard_normal(32000)).astype(np.float32), 16000
+    )
     tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(48000) / 48000)
     soundfile.write(str(data / "non-speech" / "tone-48k.wav"), tone.astype(np.float32), 48000)
     _write(data / "non-speech" / "silence.flac", seconds=1.0, value=0.0)
 
-    report = zoo_ok("evaluate", "--name", "silero-vad", "-o", str(out), "--dataset", str(data), "--json").json()
+    report = zoo_ok(
+        "evaluate", "--name", "silero-vad", "-o", str(out), "--dataset", str(data), "--json"
+    ).json()
     assert report["files"] == 7 and report["classes"] == {"speech": 4, "(negative)": 3}
     assert report["metric"] == "accuracy" and report["reference_weights"] is False
     assert list(report["results"]) == ["source", "onnx", "FP32", "FP16", "INT8"]
@@ -167,8 +170,9 @@ def test_evaluate_silero_vad_speech_against_noise(tmp_path):
         if artifact != "source":
             assert entry["agreement_source"] == 1.0
 
-    table = zoo_ok("evaluate", "--name", "silero-vad", "-o", str(out), "--dataset", str(data),
-                   "--precisions", "INT8").stdout
+    table = zoo_ok(
+        "evaluate", "--name", "silero-vad", "-o", str(out), "--dataset", str(data), "--precisions", "INT8"
+    ).stdout
     assert "85.71 %" in table and "onnx" not in table and "source" not in table
 
 
@@ -179,9 +183,14 @@ def test_evaluate_aclnet_top1_top5_match_an_independent_computation(tmp_path):
     from scipy.signal import resample_poly
 
     out, _ = quantized("aclnet")
-    labels = [line.strip() for line in (MANIFESTS / "labels" / "aclnet_53cl.txt").read_text().splitlines()
-              if line.strip()]
-    session = ort.InferenceSession(str(out / "aclnet" / "onnx" / "aclnet.onnx"), providers=["CPUExecutionProvider"])
+    labels = [
+        line.strip()
+        for line in (MANIFESTS / "labels" / "aclnet_53cl.txt").read_text().splitlines()
+        if line.strip()
+    ]
+    session = ort.InferenceSession(
+        str(out / "aclnet" / "onnx" / "aclnet.onnx"), providers=["CPUExecutionProvider"]
+    )
     rng = np.random.RandomState(7)
     t = np.arange(27200) / 16000
     signals = [
@@ -201,7 +210,7 @@ def test_evaluate_aclnet_top1_top5_match_an_independent_computation(tmp_path):
         rows = []
         for start in starts:
             clip = np.zeros(16000, dtype=np.float32)
-            piece = audio[start:start + 16000]
+            piece = audio[start : start + 16000]
             clip[: piece.size] = piece
             clip = ((clip - clip.mean()) / (clip.std() + 1e-15)).astype(np.float32)
             rows.append(session.run(None, {"input": clip.reshape(1, 1, 1, 16000)})[0][0])
@@ -215,8 +224,18 @@ def test_evaluate_aclnet_top1_top5_match_an_independent_computation(tmp_path):
         folder.mkdir(parents=True, exist_ok=True)
         soundfile.write(str(folder / f"clip-{index}.wav"), audio.astype(np.float32), rate, subtype="FLOAT")
 
-    report = zoo_ok("evaluate", "--name", "aclnet", "-o", str(out), "--dataset", str(data), "--json",
-                    "--precisions", "source,onnx,FP32").json()
+    report = zoo_ok(
+        "evaluate",
+        "--name",
+        "aclnet",
+        "-o",
+        str(out),
+        "--dataset",
+        str(data),
+        "--json",
+        "--precisions",
+        "source,onnx,FP32",
+    ).json()
     assert report["reference_weights"] is True and report["files"] == 5
     for artifact in ("source", "onnx", "FP32"):
         entry = report["results"][artifact]
@@ -228,8 +247,18 @@ def test_evaluate_aclnet_top1_top5_match_an_independent_computation(tmp_path):
 def test_evaluate_bad_dataset_is_a_usage_error(tmp_path):
     (tmp_path / "data" / "not-a-class").mkdir(parents=True)
     _write(tmp_path / "data" / "not-a-class" / "a.wav")
-    result = run_zoo("evaluate", "--name", "aclnet", "-o", str(tmp_path / "out"), "--dataset",
-                     str(tmp_path / "data"), env=env())
+    result = run_zoo(
+        "evaluate",
+        "--name",
+        "aclnet",
+        "-o",
+        str(tmp_path / "out"),
+        "--dataset",
+        str(tmp_path / "data"),
+        env=env(),
+    )
     assert result.returncode == 2 and "not-a-class" in result.stderr and "Traceback" not in result.stderr
-    result = run_zoo("evaluate", "--name", "aclnet", "--dataset", str(tmp_path), "--precisions", "FP64", env=env())
+    result = run_zoo(
+        "evaluate", "--name", "aclnet", "--dataset", str(tmp_path), "--precisions", "FP64", env=env()
+    )
     assert result.returncode == 2 and "unknown artifact 'FP64'" in result.stderr

@@ -42,7 +42,8 @@ def test_silero_vad_int8_end_to_end():
     model = ov.Core().read_model(str(xml))
     quantized_inputs = {
         target.get_node().get_type_name()
-        for op in model.get_ordered_ops() if op.get_type_name() == "FakeQuantize"
+        for op in model.get_ordered_ops()
+        if op.get_type_name() == "FakeQuantize"
         for target in op.output(0).get_target_inputs()
     }
     assert not quantized_inputs & {"Sigmoid", "Tanh", "Sqrt", "Power"}
@@ -59,8 +60,9 @@ def test_silero_vad_int8_end_to_end():
     # the golden vectors re-check INT8 without the source framework
     from zoo.verify import check_golden
 
-    golden = check_golden(xml, out / "silero-vad" / "test_data", {"decision": 0.8}, output="probability",
-                          threshold=0.5)
+    golden = check_golden(
+        xml, out / "silero-vad" / "test_data", {"decision": 0.8}, output="probability", threshold=0.5
+    )
     assert golden["sets"] >= 1 and golden["passed"]
 
     # a second run is up to date; a changed option redoes it
@@ -75,7 +77,10 @@ def test_aclnet_reference_weights_int8_end_to_end():
     xml = out / "aclnet" / "INT8" / "aclnet.xml"
     assert _fake_quantize_ops(xml) > 10
     stamp = json.loads((out / "aclnet" / "stamps" / "INT8.json").read_text())
-    assert stamp["key"]["subset_size"] == 64 and set(stamp["outputs"]) == {"INT8/aclnet.xml", "INT8/aclnet.bin"}
+    assert stamp["key"]["subset_size"] == 64 and set(stamp["outputs"]) == {
+        "INT8/aclnet.xml",
+        "INT8/aclnet.bin",
+    }
 
     from zoo.runtimes import open_artifact
 
@@ -115,15 +120,21 @@ def _vad_dataset(tmp_path, rate=16000):
     noise.mkdir()
     rng = np.random.RandomState(3)
     soundfile.write(str(noise / "white.wav"), (0.05 * rng.standard_normal(rate * 2)).astype(np.float32), rate)
-    soundfile.write(str(noise / "quiet.wav"), (0.005 * rng.standard_normal(rate * 2)).astype(np.float32), rate)
+    soundfile.write(
+        str(noise / "quiet.wav"), (0.005 * rng.standard_normal(rate * 2)).astype(np.float32), rate
+    )
     data = tmp_path / "data"
     (data / "speech").mkdir(parents=True)
     (data / "non-speech").mkdir()
-    for index, text in enumerate(["The quick brown fox jumps over the lazy dog.", "Turn the volume down please."]):
-        subprocess.run(["espeak-ng", "-w", str(data / "speech" / f"s{index}.wav"), text], check=True,
-                       capture_output=True)
-    soundfile.write(str(data / "non-speech" / "noise.wav"), (0.05 * rng.standard_normal(rate)).astype(np.float32),
-                    rate)
+    for index, text in enumerate(
+        ["The quick brown fox jumps over the lazy dog.", "Turn the volume down please."]
+    ):
+        subprocess.run(
+            ["espeak-ng", "-w", str(data / "speech" / f"s{index}.wav"), text], check=True, capture_output=True
+        )
+    soundfile.write(
+        str(data / "non-speech" / "noise.wav"), (0.05 * rng.standard_normal(rate)).astype(np.float32), rate
+    )
     tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)
     soundfile.write(str(data / "non-speech" / "tone.wav"), tone.astype(np.float32), rate)
     return noise, data
@@ -136,10 +147,24 @@ def test_max_drop_bounds_the_drop(tmp_path):
     source_out = converted("silero-vad")
     catalog = _catalog_without_ignored_scope_with_qdq(tmp_path)
     out = tmp_path / "out"
-    shutil.copytree(source_out / "silero-vad", out / "silero-vad", ignore=shutil.ignore_patterns("INT8", "stamps"))
+    shutil.copytree(
+        source_out / "silero-vad", out / "silero-vad", ignore=shutil.ignore_patterns("INT8", "stamps")
+    )
     noise, data = _vad_dataset(tmp_path)
-    common = ("quantize", "--name", "silero-vad", "--manifests", str(catalog), "-o", str(out),
-              "--calibration", str(noise), "--subset-size", "100", "--json")
+    common = (
+        "quantize",
+        "--name",
+        "silero-vad",
+        "--manifests",
+        str(catalog),
+        "-o",
+        str(out),
+        "--calibration",
+        str(noise),
+        "--subset-size",
+        "100",
+        "--json",
+    )
 
     controlled = zoo_ok(*common, "--dataset", str(data), "--max-drop", "0.01").json()[0]
     control = controlled["accuracy_control"]
@@ -158,13 +183,28 @@ def test_max_drop_bounds_the_drop(tmp_path):
     assert any(node.op_type == "QuantizeLinear" for node in onnx.load(str(qdq)).graph.node)
     from zoo.runtimes import open_artifact
 
-    feeds = {"chunk": np.zeros((1, 512), np.float32), "state": np.zeros((2, 1, 128), np.float32),
-             "context": np.zeros((1, 64), np.float32)}
+    feeds = {
+        "chunk": np.zeros((1, 512), np.float32),
+        "state": np.zeros((2, 1, 128), np.float32),
+        "context": np.zeros((1, 64), np.float32),
+    }
     assert set(open_artifact(qdq).run(feeds)) == {"probability", "new_state", "new_context"}
 
     # the INT8 written is the controlled one: it finds the speech that plain INT8 missed
-    report = zoo_ok("evaluate", "--name", "silero-vad", "--manifests", str(catalog), "-o", str(out),
-                    "--dataset", str(data), "--precisions", "FP32,INT8", "--json").json()
+    report = zoo_ok(
+        "evaluate",
+        "--name",
+        "silero-vad",
+        "--manifests",
+        str(catalog),
+        "-o",
+        str(out),
+        "--dataset",
+        str(data),
+        "--precisions",
+        "FP32,INT8",
+        "--json",
+    ).json()
     assert report["results"]["INT8"]["accuracy"] == 1.0 and report["results"]["FP32"]["accuracy"] == 1.0
 
 
@@ -172,9 +212,19 @@ def test_check_drop_fails_loudly_on_a_missed_bound_or_a_full_fallback():
     from zoo.errors import ZooError
     from zoo.quantize import check_drop
 
-    facts = {"metric": "accuracy", "max_drop": 0.01, "fp32": 0.9, "int8_plain": 0.7, "int8": 0.85, "drop": 0.05,
-             "quantizers_plain": 30, "quantizers_kept": 12}
-    with pytest.raises(ZooError, match=r"missed --max-drop 0.01: accuracy FP32 0.9000, INT8 0.8500 \(drop 0.0500\)"):
+    facts = {
+        "metric": "accuracy",
+        "max_drop": 0.01,
+        "fp32": 0.9,
+        "int8_plain": 0.7,
+        "int8": 0.85,
+        "drop": 0.05,
+        "quantizers_plain": 30,
+        "quantizers_kept": 12,
+    }
+    with pytest.raises(
+        ZooError, match=r"missed --max-drop 0.01: accuracy FP32 0.9000, INT8 0.8500 \(drop 0.0500\)"
+    ):
         check_drop("m", facts)
     with pytest.raises(ZooError, match="fell back to floating point everywhere.*reverted all 30 quantizers"):
         check_drop("m", {**facts, "int8": 0.9, "drop": 0.0, "quantizers_kept": 0})
@@ -187,7 +237,9 @@ def test_bad_input_is_one_paragraph(tmp_path):
     assert result.returncode == 2 and "--max-drop" in result.stderr and "Traceback" not in result.stderr
     empty = tmp_path / "calib"
     empty.mkdir()
-    result = run_zoo("quantize", "--name", "silero-vad", "-o", str(out), "--calibration", str(empty), env=env())
+    result = run_zoo(
+        "quantize", "--name", "silero-vad", "-o", str(out), "--calibration", str(empty), env=env()
+    )
     assert result.returncode == 2 and "holds no audio files" in result.stderr
     result = run_zoo("quantize", "--name", "silero-vad", "-o", str(out), "--preset", "fast", env=env())
     assert result.returncode == 2 and "--preset" in result.stderr

@@ -62,8 +62,16 @@ class Timing:
         return self.calls * self.batch / self.wall if self.wall > 0 else float("nan")
 
 
-def time_calls(call, *, seconds: float = 3.0, warmup_seconds: float | None = None, min_calls: int = 5,
-               max_calls: int | None = None, batch: int = 1, tick=None) -> Timing:
+def time_calls(
+    call,
+    *,
+    seconds: float = 3.0,
+    warmup_seconds: float | None = None,
+    min_calls: int = 5,
+    max_calls: int | None = None,
+    batch: int = 1,
+    tick=None,
+) -> Timing:
     """Warm *call* up, then call it back to back for *seconds* (at least *min_calls* times).
 
     Warm-up runs at least three calls and at least *warmup_seconds* (default: a fifth of the
@@ -169,7 +177,9 @@ def bench_input(manifest, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     feed = dict(synthetic_feature_inputs(manifest, 1, seed)[0])
     if manifest.audio.streaming:
         if batch != 1:
-            raise UsageError(f"{manifest.name}: a streaming entry (recurrent state) runs with --batch 1 only.")
+            raise UsageError(
+                f"{manifest.name}: a streaming entry (recurrent state) runs with --batch 1 only."
+            )
         feed.update(initial_state(manifest))
         return feed
     if batch == 1:
@@ -223,7 +233,9 @@ class LeanOpenVino:
 
         core = openvino_core()
         if not path.with_suffix(".bin").is_file():
-            raise ZooError(f"{path}: the IR's weights file {path.with_suffix('.bin').name} is missing beside it.")
+            raise ZooError(
+                f"{path}: the IR's weights file {path.with_suffix('.bin').name} is missing beside it."
+            )
         model = core.read_model(str(path))
         if batch != 1:
             shapes = {}
@@ -332,7 +344,9 @@ def agreement_from_report(layout, artifact: str) -> tuple[float | None, str | No
     return None, None
 
 
-def plan(manifest, out: Path, runtimes: list[str] | None, precisions: list[str] | None) -> list[tuple[str, str, Path | None]]:
+def plan(
+    manifest, out: Path, runtimes: list[str] | None, precisions: list[str] | None
+) -> list[tuple[str, str, Path | None]]:
     """(artifact, runtime, path) subjects present in the layout, in display order."""
     from zoo.layout import ModelLayout
 
@@ -361,9 +375,19 @@ def _failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def bench_model(manifest, out: str | Path, *, runtimes: list[str] | None = None, precisions: list[str] | None = None,
-                batch: int = 1, threads: int | None = None, seconds: float = 3.0, hint: str | None = "f32",
-                rounds: int = 3, show_progress: bool = True) -> list[Row]:
+def bench_model(
+    manifest,
+    out: str | Path,
+    *,
+    runtimes: list[str] | None = None,
+    precisions: list[str] | None = None,
+    batch: int = 1,
+    threads: int | None = None,
+    seconds: float = 3.0,
+    hint: str | None = "f32",
+    rounds: int = 3,
+    show_progress: bool = True,
+) -> list[Row]:
     """Measure every subject of one model; a subject that fails to load or run gets a row with its error.
 
     All subjects are loaded first, then measured in *rounds* interleaved rounds of seconds/rounds
@@ -390,8 +414,14 @@ def bench_model(manifest, out: str | Path, *, runtimes: list[str] | None = None,
     models: dict[int, object] = {}
     with bar(f"{manifest.name}: loading", len(subjects), show_progress) as progress:
         for index, (artifact, runtime, path) in enumerate(subjects):
-            row = Row(manifest.name, artifact, runtime, artifact if artifact in PRECISIONS else
-                      ("INT8" if artifact == "INT8-QDQ" else "FP32"), batch=batch, threads=threads)
+            row = Row(
+                manifest.name,
+                artifact,
+                runtime,
+                artifact if artifact in PRECISIONS else ("INT8" if artifact == "INT8-QDQ" else "FP32"),
+                batch=batch,
+                threads=threads,
+            )
             try:
                 if artifact == "source":
                     model, threads_applied = load_source_model(manifest, out, threads)
@@ -401,7 +431,11 @@ def bench_model(manifest, out: str | Path, *, runtimes: list[str] | None = None,
                     row.size = file_size(*_source_weights(manifest, out))
                 else:
                     model, row.inference_precision = _open(artifact, path, batch, hint, threads)
-                    row.size = file_size(path, path.with_suffix(".bin")) if path.suffix == ".xml" else file_size(path)
+                    row.size = (
+                        file_size(path, path.with_suffix(".bin"))
+                        if path.suffix == ".xml"
+                        else file_size(path)
+                    )
                 model.run(feed)  # a subject that cannot run is reported now, not timed
                 models[index] = model
             except Exception as exc:  # a runtime failing on one subject must not hide the others
@@ -417,12 +451,18 @@ def bench_model(manifest, out: str | Path, *, runtimes: list[str] | None = None,
         for round_number in range(rounds):
             for step, (index, model) in enumerate(models.items()):
                 done = round_number * len(models) + step
-                progress.describe(f"{manifest.name}: {rows[index].artifact} ({rows[index].runtime}), "
-                                  f"round {round_number + 1}/{rounds}")
+                progress.describe(
+                    f"{manifest.name}: {rows[index].artifact} ({rows[index].runtime}), "
+                    f"round {round_number + 1}/{rounds}"
+                )
                 try:
-                    timing = time_calls(lambda model=model: model.run(feed), seconds=seconds / rounds, batch=batch,
-                                        warmup_seconds=None if round_number == 0 else 0.0,
-                                        tick=lambda fraction, d=done: progress.set(d + fraction))
+                    timing = time_calls(
+                        lambda model=model: model.run(feed),
+                        seconds=seconds / rounds,
+                        batch=batch,
+                        warmup_seconds=None if round_number == 0 else 0.0,
+                        tick=lambda fraction, d=done: progress.set(d + fraction),
+                    )
                 except Exception as exc:  # keep measuring the others
                     rows[index].error = _failure(exc)
                     continue
@@ -497,29 +537,58 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": f"{platform.system()}-{platform.machine()}"}
 
 
-def bench(manifests, out: str | Path, *, runtimes=None, precisions=None, batch: int = 1, threads: int | None = None,
-          seconds: float = 3.0, hint: str | None = "f32", rounds: int = 3, peak: bool = True,
-          show_progress: bool = True) -> dict:
+def bench(
+    manifests,
+    out: str | Path,
+    *,
+    runtimes=None,
+    precisions=None,
+    batch: int = 1,
+    threads: int | None = None,
+    seconds: float = 3.0,
+    hint: str | None = "f32",
+    rounds: int = 3,
+    peak: bool = True,
+    show_progress: bool = True,
+) -> dict:
     """Benchmark each selected model; the result is what `--json` prints."""
     from zoo.versions import versions
 
     load_before = _load()
     rows = []
     for manifest in manifests:
-        rows += bench_model(manifest, out, runtimes=runtimes, precisions=precisions, batch=batch, threads=threads,
-                            seconds=seconds, hint=hint, rounds=rounds, show_progress=show_progress)
+        rows += bench_model(
+            manifest,
+            out,
+            runtimes=runtimes,
+            precisions=precisions,
+            batch=batch,
+            threads=threads,
+            seconds=seconds,
+            hint=hint,
+            rounds=rounds,
+            show_progress=show_progress,
+        )
     host = machine()
     if peak and any(r.gflops for r in rows):
         host["peak_gflops_f32"] = measure_peak_gflops(threads)
     # other work on the cores shows in every figure (OpenVINO's worker threads suffer most)
     host["load_average"] = {"before": load_before, "after": _load()}
-    versions_used = {k: v for k, v in versions().items() if k in ("zoo", "torch", "onnxruntime", "openvino",
-                                                                   "tensorflow", "nncf")}
+    versions_used = {
+        k: v
+        for k, v in versions().items()
+        if k in ("zoo", "torch", "onnxruntime", "openvino", "tensorflow", "nncf")
+    }
     return {
         "machine": host,
         "versions": versions_used,
-        "options": {"batch": batch, "threads": threads, "seconds": seconds, "rounds": rounds,
-                    "openvino_precision_hint": hint or "default"},
+        "options": {
+            "batch": batch,
+            "threads": threads,
+            "seconds": seconds,
+            "rounds": rounds,
+            "openvino_precision_hint": hint or "default",
+        },
         "rows": [asdict(r) for r in rows],
     }
 

@@ -89,7 +89,9 @@ def read_dataset(directory: str | Path, classes: list[str], *, detector: bool = 
     """Map each subfolder to a class index; refuse folders that name no class."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise UsageError(f"--dataset {directory}: not a folder (expected one subfolder per class with audio files).")
+        raise UsageError(
+            f"--dataset {directory}: not a folder (expected one subfolder per class with audio files)."
+        )
     index = {}
     for position, name in enumerate(classes):
         index.setdefault(name, position)
@@ -117,7 +119,8 @@ def read_dataset(directory: str | Path, classes: list[str], *, detector: bool = 
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             extra = (
                 f" A detector also takes a negative folder named {NEGATIVE_FOLDERS[0].format(label=classes[0])!r}."
-                if detector else ""
+                if detector
+                else ""
             )
             raise UsageError(
                 f"--dataset {directory}: subfolder {folder.name!r} is not a class name of this model's labels "
@@ -237,11 +240,13 @@ def run_feeds(model, manifest, feeds: list[dict[str, np.ndarray]]) -> list[dict[
     return results
 
 
-def stream_feeds(manifest, feeds: list[dict[str, np.ndarray]], outputs: list[dict]) -> list[dict[str, np.ndarray]]:
+def stream_feeds(
+    manifest, feeds: list[dict[str, np.ndarray]], outputs: list[dict]
+) -> list[dict[str, np.ndarray]]:
     """Complete per-chunk feeds (chunk plus the state that went in) from a run_feeds pass."""
     full = []
     for feed, out in zip(feeds, outputs, strict=True):
-        state = {k[len("__in__"):]: v for k, v in out.items() if k.startswith("__in__")}
+        state = {k[len("__in__") :]: v for k, v in out.items() if k.startswith("__in__")}
         full.append({**feed, **state})
     return full
 
@@ -265,7 +270,9 @@ def aggregate(manifest, rows: np.ndarray) -> np.ndarray:
     return rows.max(axis=0)
 
 
-def speech_segments(probabilities: np.ndarray, chunk_seconds: float, threshold: float) -> list[tuple[int, int]]:
+def speech_segments(
+    probabilities: np.ndarray, chunk_seconds: float, threshold: float
+) -> list[tuple[int, int]]:
     """Speech segments (first chunk, end chunk) by upstream silero-vad's hysteresis rules.
 
     A segment starts at a chunk with p >= threshold, ends after VAD_MIN_SILENCE_S of chunks with
@@ -329,8 +336,12 @@ def score_results(manifest, dataset: LabelledSet, results: list[FileResult]) -> 
     if is_detector(manifest):
         truth = labels >= 0
         decided = np.array([bool(r.detected) for r in results])
-        return {"files": len(results), "accuracy": float((decided == truth).mean()),
-                "detected": int(decided.sum()), "positives": int(truth.sum())}
+        return {
+            "files": len(results),
+            "accuracy": float((decided == truth).mean()),
+            "detected": int(decided.sum()),
+            "positives": int(truth.sum()),
+        }
     scores = np.stack([r.scores for r in results])
     found = {"files": len(results), "top1": top_k_accuracy(scores, labels, 1)}
     if scores.shape[1] >= 5:
@@ -345,7 +356,10 @@ def agreement(manifest, reference: list[FileResult], other: list[FileResult]) ->
     if is_detector(manifest):
         same = [a.detected == b.detected for a, b in zip(reference, other, strict=True)]
     else:
-        same = [int(np.argmax(a.scores)) == int(np.argmax(b.scores)) for a, b in zip(reference, other, strict=True)]
+        same = [
+            int(np.argmax(a.scores)) == int(np.argmax(b.scores))
+            for a, b in zip(reference, other, strict=True)
+        ]
     return float(np.mean(same)) if same else float("nan")
 
 
@@ -363,14 +377,17 @@ def parse_artifacts(values: list[str] | None, option: str = "--precisions") -> l
             if not part:
                 continue
             if part.casefold() not in known:
-                raise UsageError(f"{option}: unknown artifact {part!r}; expected some of {', '.join(ARTIFACT_ORDER)}.")
+                raise UsageError(
+                    f"{option}: unknown artifact {part!r}; expected some of {', '.join(ARTIFACT_ORDER)}."
+                )
             if known[part.casefold()] not in chosen:
                 chosen.append(known[part.casefold()])
     return chosen
 
 
-def load_models(manifest, out: Path, wanted: list[str] | None, *, hint: str | None = "f32",
-                threads: int | None = None) -> tuple[dict[str, object], dict[str, str]]:
+def load_models(
+    manifest, out: Path, wanted: list[str] | None, *, hint: str | None = "f32", threads: int | None = None
+) -> tuple[dict[str, object], dict[str, str]]:
     """({artifact: model with .run}, {artifact: why skipped}) for the artifacts present in the layout."""
     from zoo.layout import ModelLayout
     from zoo.runtimes import open_artifact
@@ -423,8 +440,14 @@ def read_classes(manifest, out: Path) -> list[str]:
     return manifest.read_labels(ModelLayout(Path(out), manifest.name).source_dir)
 
 
-def evaluate(manifest, out: str | Path, dataset_dir: str | Path, *, artifacts: list[str] | None = None,
-             show_progress: bool = True) -> dict:
+def evaluate(
+    manifest,
+    out: str | Path,
+    dataset_dir: str | Path,
+    *,
+    artifacts: list[str] | None = None,
+    show_progress: bool = True,
+) -> dict:
     """Score every wanted artifact (and the source model) on a labelled folder, file by file."""
     from zoo.bars import bar
     from zoo.features import prepare_inputs

@@ -58,10 +58,24 @@ STREAM_SPEECH_SECONDS = 10.0
 MANIFEST_FIELDS = {"quantize", "inputs", "outputs", "primary_output", "audio", "verify", "labels"}
 #: OpenVINO op types (the manifest's vocabulary) -> ONNX op types, for the QDQ ONNX ignored scope
 ONNX_TYPES = {
-    "Power": "Pow", "Multiply": "Mul", "Divide": "Div", "Subtract": "Sub", "Convolution": "Conv",
-    "GroupConvolution": "Conv", "ReduceMean": "ReduceMean", "Sigmoid": "Sigmoid", "Tanh": "Tanh",
-    "Add": "Add", "Sqrt": "Sqrt", "Concat": "Concat", "Gather": "Gather", "Squeeze": "Squeeze",
-    "MatMul": "MatMul", "Relu": "Relu", "Softmax": "Softmax", "Transpose": "Transpose",
+    "Power": "Pow",
+    "Multiply": "Mul",
+    "Divide": "Div",
+    "Subtract": "Sub",
+    "Convolution": "Conv",
+    "GroupConvolution": "Conv",
+    "ReduceMean": "ReduceMean",
+    "Sigmoid": "Sigmoid",
+    "Tanh": "Tanh",
+    "Add": "Add",
+    "Sqrt": "Sqrt",
+    "Concat": "Concat",
+    "Gather": "Gather",
+    "Squeeze": "Squeeze",
+    "MatMul": "MatMul",
+    "Relu": "Relu",
+    "Softmax": "Softmax",
+    "Transpose": "Transpose",
 }
 
 
@@ -117,8 +131,11 @@ class QuantizeResult:
 def audio_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise UsageError(f"--calibration {directory}: not a folder of audio files.")
-    found = sorted(p for p in directory.rglob("*")
-                   if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
+    found = sorted(
+        p
+        for p in directory.rglob("*")
+        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+    )
     if not found:
         raise UsageError(f"--calibration {directory}: holds no audio files ({', '.join(AUDIO_SUFFIXES)}).")
     return found
@@ -143,7 +160,9 @@ def probe_seconds(manifest) -> float:
     return 1.0
 
 
-def calibration_samples(manifest, options: QuantizeOptions, subset_size: int) -> tuple[list[Sample], str, str]:
+def calibration_samples(
+    manifest, options: QuantizeOptions, subset_size: int
+) -> tuple[list[Sample], str, str]:
     """(samples, a description for people, a digest for the stamp) of the calibration audio."""
     from zoo.bars import bar
     from zoo.features import prepare_inputs, synthetic_feature_inputs
@@ -157,17 +176,24 @@ def calibration_samples(manifest, options: QuantizeOptions, subset_size: int) ->
         with bar(f"{manifest.name}: reading calibration audio", len(paths)) as progress:
             for path in paths:
                 audio, file_rate = read_audio(path)
-                samples.append(Sample(path.relative_to(root).as_posix(), prepare_inputs(manifest, audio, file_rate)))
+                samples.append(
+                    Sample(path.relative_to(root).as_posix(), prepare_inputs(manifest, audio, file_rate))
+                )
                 progress.advance()
         return samples, f"{len(paths)} files from {root}", "files:" + files_digest(paths, root)
     features = manifest.audio.features
     if features is not None and features.kind == "vggish-embeddings":
         count = max(CALIBRATION_PROBES, subset_size)
         feeds = synthetic_feature_inputs(manifest, count, options.seed + 1)
-        return ([Sample(f"synthetic-{i + 1}", [f]) for i, f in enumerate(feeds)],
-                f"{count} synthetic feature inputs", f"synthetic:{count}:{options.seed}")
+        return (
+            [Sample(f"synthetic-{i + 1}", [f]) for i, f in enumerate(feeds)],
+            f"{count} synthetic feature inputs",
+            f"synthetic:{count}:{options.seed}",
+        )
     if manifest.audio.streaming:
-        probes = probe_set(rate, STREAM_PROBE_SECONDS, "calibration", seed=options.seed + 1, count=STREAM_PROBES)
+        probes = probe_set(
+            rate, STREAM_PROBE_SECONDS, "calibration", seed=options.seed + 1, count=STREAM_PROBES
+        )
         probes += probe_set(rate, STREAM_SPEECH_SECONDS, "speech", seed=options.seed + 1)
         how = f"{len(probes)} calibration and speech probe streams"
     else:
@@ -187,8 +213,13 @@ def labelled_samples(manifest, out: Path, dataset_dir: Path) -> tuple[list[Sampl
     samples = []
     for item in dataset.files:
         audio, rate = read_audio(item.path)
-        samples.append(Sample(item.path.relative_to(dataset.directory).as_posix(),
-                              prepare_inputs(manifest, audio, rate), item.label))
+        samples.append(
+            Sample(
+                item.path.relative_to(dataset.directory).as_posix(),
+                prepare_inputs(manifest, audio, rate),
+                item.label,
+            )
+        )
     return samples, files_digest([f.path for f in dataset.files], dataset.directory)
 
 
@@ -200,7 +231,9 @@ def spread(items: list, count: int) -> list:
     return [items[i] for i in index]
 
 
-def calibration_items(reference, manifest, samples: list[Sample], subset_size: int) -> list[dict[str, np.ndarray]]:
+def calibration_items(
+    reference, manifest, samples: list[Sample], subset_size: int
+) -> list[dict[str, np.ndarray]]:
     """Complete feeds for NNCF: streams are run through FP32 so each chunk carries its real state."""
     from zoo.bars import bar
 
@@ -230,8 +263,10 @@ class CompiledRunner:
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.request.infer({name: feeds[name] for name in self.input_names})
-        return {name: np.array(self.request.get_output_tensor(i).data, copy=True)
-                for i, name in enumerate(self.output_names)}
+        return {
+            name: np.array(self.request.get_output_tensor(i).data, copy=True)
+            for i, name in enumerate(self.output_names)
+        }
 
 
 class OnnxBytesRunner:
@@ -242,7 +277,9 @@ class OnnxBytesRunner:
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
@@ -262,7 +299,9 @@ def count_quantizers(model) -> int:
     quantizers = 0
     for op in model.get_ordered_ops():
         kind = op.get_type_name()
-        if kind == "FakeQuantize" or (kind == "Constant" and op.get_element_type().get_type_name() in ("i8", "u8")):
+        if kind == "FakeQuantize" or (
+            kind == "Constant" and op.get_element_type().get_type_name() in ("i8", "u8")
+        ):
             quantizers += 1
     return quantizers
 
@@ -275,7 +314,9 @@ def ignored_scope(manifest, onnx: bool = False):
     if onnx:
         types = sorted({ONNX_TYPES.get(t, t) for t in types})
     # validate=False: a type the graph does not have (after the converter's fusions) is not an error
-    return nncf.IgnoredScope(names=list(scope.names), patterns=list(scope.patterns), types=types, validate=False)
+    return nncf.IgnoredScope(
+        names=list(scope.names), patterns=list(scope.patterns), types=types, validate=False
+    )
 
 
 # -- metrics ---------------------------------------------------------------------------------------
@@ -297,8 +338,11 @@ class Metric:
         self.manifest = manifest
         self.samples = samples
         self.labelled = all(s.label is not None for s in samples)
-        self.name = ("accuracy" if is_detector(manifest) else "top1") if self.labelled else (
-            "decision agreement with FP32" if is_detector(manifest) else "top-1 agreement with FP32")
+        self.name = (
+            ("accuracy" if is_detector(manifest) else "top1")
+            if self.labelled
+            else ("decision agreement with FP32" if is_detector(manifest) else "top-1 agreement with FP32")
+        )
         self.reference = None
         if not self.labelled:
             if reference_model is None:
@@ -315,10 +359,14 @@ class Metric:
             else:
                 correct = int(np.argmax(result.scores)) == sample.label
             return float(correct), 1
-        agree = call_agreement(self.manifest, self.reference[index], run_feeds(model, self.manifest, sample.feeds))
+        agree = call_agreement(
+            self.manifest, self.reference[index], run_feeds(model, self.manifest, sample.feeds)
+        )
         return float(np.mean(agree)), len(agree)
 
-    def evaluate(self, model, indices: list[int] | None = None, describe: str | None = None) -> tuple[float, list[float]]:
+    def evaluate(
+        self, model, indices: list[int] | None = None, describe: str | None = None
+    ) -> tuple[float, list[float]]:
         """(metric, per-sample values): the metric weights each sample by its calls (agreement) or 1.
 
         With *describe*, a progress bar shows the samples going by.
@@ -369,11 +417,22 @@ def nncf_to_stderr(verbose: bool):
 def _versions() -> dict:
     from zoo.versions import versions
 
-    return {k: v for k, v in versions().items() if k in ("zoo", "openvino", "nncf", "onnx", "onnxruntime", "numpy")}
+    return {
+        k: v
+        for k, v in versions().items()
+        if k in ("zoo", "openvino", "nncf", "onnx", "onnxruntime", "numpy")
+    }
 
 
-def stage_key(manifest, layout: ModelLayout, options: QuantizeOptions, subset_size: int, preset: str,
-              calibration_digest: str, dataset_digest: str | None) -> dict:
+def stage_key(
+    manifest,
+    layout: ModelLayout,
+    options: QuantizeOptions,
+    subset_size: int,
+    preset: str,
+    calibration_digest: str,
+    dataset_digest: str | None,
+) -> dict:
     from zoo.stamps import manifest_part, sha256_file
 
     fp32 = layout.ir_xml("FP32")
@@ -401,7 +460,9 @@ def resolve(manifest, options: QuantizeOptions) -> tuple[int, str]:
     if preset not in ("performance", "mixed"):
         raise UsageError(f"--preset must be 'performance' or 'mixed', got {preset!r}.")
     if options.max_drop is not None and not 0 <= options.max_drop < 1:
-        raise UsageError(f"--max-drop is an absolute drop of a 0..1 metric (e.g. 0.01), got {options.max_drop}.")
+        raise UsageError(
+            f"--max-drop is an absolute drop of a 0..1 metric (e.g. 0.01), got {options.max_drop}."
+        )
     return subset_size, preset
 
 
@@ -437,11 +498,20 @@ def quantize_model(manifest, options: QuantizeOptions, log: Callable[[str], None
         stamp = read_stamp(layout.stamp(STAGE)) or {}
         log(f"{name}: INT8: up to date")
         facts = stamp.get("quantization", {})
-        return QuantizeResult(name, "up to date", mode=manifest.quantize.mode, calibration=calibration_how,
-                              subset_size=subset_size, preset=preset, quantizers=facts.get("quantizers"),
-                              agreement=facts.get("agreement"), agreement_metric=facts.get("agreement_metric"),
-                              qdq_agreement=facts.get("qdq_agreement"),
-                              accuracy_control=facts.get("accuracy_control"), outputs=sorted(stamp.get("outputs", {})))
+        return QuantizeResult(
+            name,
+            "up to date",
+            mode=manifest.quantize.mode,
+            calibration=calibration_how,
+            subset_size=subset_size,
+            preset=preset,
+            quantizers=facts.get("quantizers"),
+            agreement=facts.get("agreement"),
+            agreement_metric=facts.get("agreement_metric"),
+            qdq_agreement=facts.get("qdq_agreement"),
+            accuracy_control=facts.get("accuracy_control"),
+            outputs=sorted(stamp.get("outputs", {})),
+        )
     log(f"{name}: INT8: {reason}; calibrating on {calibration_how}")
 
     from filelock import FileLock
@@ -454,11 +524,18 @@ def quantize_model(manifest, options: QuantizeOptions, log: Callable[[str], None
         if manifest.quantize.onnx_qdq:
             outputs.append(qdq_path(layout))
         seconds = time.perf_counter() - started
-        facts = {"mode": result.mode, "preset": preset, "subset_size": subset_size, "calibration": calibration_how,
-                 "quantizers": result.quantizers, "agreement": result.agreement,
-                 "agreement_metric": result.agreement_metric, "qdq_agreement": result.qdq_agreement,
-                 "accuracy_control": result.accuracy_control,
-                 "ignored_scope": manifest.quantize.ignored_scope.model_dump(mode="json")}
+        facts = {
+            "mode": result.mode,
+            "preset": preset,
+            "subset_size": subset_size,
+            "calibration": calibration_how,
+            "quantizers": result.quantizers,
+            "agreement": result.agreement,
+            "agreement_metric": result.agreement_metric,
+            "qdq_agreement": result.qdq_agreement,
+            "accuracy_control": result.accuracy_control,
+            "ignored_scope": manifest.quantize.ignored_scope.model_dump(mode="json"),
+        }
         write_stamp(layout.stamp(STAGE), STAGE, key, outputs, layout.root, seconds, {"quantization": facts})
     result.seconds = seconds
     result.outputs = [p.relative_to(layout.root).as_posix() for p in outputs]
@@ -471,11 +548,21 @@ def convert_first(manifest, options: QuantizeOptions, log) -> None:
     from zoo.pipeline import ConvertOptions, convert_model
 
     log(f"{manifest.name}: INT8: no FP32 IR yet; converting first")
-    result = convert_model(manifest, ConvertOptions(
-        out=Path(options.out), weights=options.weights, reference_weights=options.reference_weights,
-        seed=options.seed, debug=options.debug), log)
+    result = convert_model(
+        manifest,
+        ConvertOptions(
+            out=Path(options.out),
+            weights=options.weights,
+            reference_weights=options.reference_weights,
+            seed=options.seed,
+            debug=options.debug,
+        ),
+        log,
+    )
     if result.error is not None:
-        raise ZooError(f"{manifest.name}: converting before quantizing failed: {result.error}", result.exit_code)
+        raise ZooError(
+            f"{manifest.name}: converting before quantizing failed: {result.error}", result.exit_code
+        )
     if not ModelLayout(Path(options.out).resolve(), manifest.name).ir_xml("FP32").is_file():
         raise UsageError(
             f"{manifest.name}: `zoo convert` made no FP32 IR (convert.openvino.precisions in {manifest.path} "
@@ -487,8 +574,16 @@ def qdq_path(layout: ModelLayout) -> Path:
     return layout.ir_dir(STAGE) / f"{layout.name}.onnx"
 
 
-def _quantize(manifest, layout: ModelLayout, options: QuantizeOptions, samples: list[Sample],
-              labelled: list[Sample] | None, subset_size: int, preset: str, log) -> QuantizeResult:
+def _quantize(
+    manifest,
+    layout: ModelLayout,
+    options: QuantizeOptions,
+    samples: list[Sample],
+    labelled: list[Sample] | None,
+    subset_size: int,
+    preset: str,
+    log,
+) -> QuantizeResult:
     import nncf
 
     from zoo.runtimes import openvino_core
@@ -503,13 +598,25 @@ def _quantize(manifest, layout: ModelLayout, options: QuantizeOptions, samples: 
     nncf_preset = nncf.QuantizationPreset.MIXED if preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
 
     if mode == "weights":
-        quantized = nncf.compress_weights(fp32_model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=scope)
+        quantized = nncf.compress_weights(
+            fp32_model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=scope
+        )
     elif options.max_drop is None:
-        quantized = nncf.quantize(fp32_model, nncf.Dataset(items), preset=nncf_preset, subset_size=len(items),
-                                  ignored_scope=scope)
+        quantized = nncf.quantize(
+            fp32_model, nncf.Dataset(items), preset=nncf_preset, subset_size=len(items), ignored_scope=scope
+        )
     else:
         quantized, result.accuracy_control = _accuracy_controlled(
-            manifest, fp32_model, reference, items, labelled or samples, options.max_drop, nncf_preset, scope, log)
+            manifest,
+            fp32_model,
+            reference,
+            items,
+            labelled or samples,
+            options.max_drop,
+            nncf_preset,
+            scope,
+            log,
+        )
     result.quantizers = count_quantizers(quantized)
     if result.quantizers == 0:
         raise ZooError(
@@ -531,16 +638,19 @@ def _quantize(manifest, layout: ModelLayout, options: QuantizeOptions, samples: 
     return result
 
 
-def _accuracy_controlled(manifest, fp32_model, reference, items, validation: list[Sample], max_drop: float,
-                         preset, scope, log) -> tuple[object, dict]:
+def _accuracy_controlled(
+    manifest, fp32_model, reference, items, validation: list[Sample], max_drop: float, preset, scope, log
+) -> tuple[object, dict]:
     """nncf.quantize_with_accuracy_control, then our own measurement of the drop it reached."""
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
     metric = Metric(manifest, validation, reference)
     initial, _ = metric.evaluate(reference)
-    log(f"{manifest.name}: INT8: accuracy control on {len(validation)} samples, metric {metric.name}, "
-        f"FP32 {initial:.4f}, --max-drop {max_drop:g}")
+    log(
+        f"{manifest.name}: INT8: accuracy control on {len(validation)} samples, metric {metric.name}, "
+        f"FP32 {initial:.4f}, --max-drop {max_drop:g}"
+    )
     quantized = nncf.quantize_with_accuracy_control(
         fp32_model,
         calibration_dataset=nncf.Dataset(items),
@@ -553,19 +663,34 @@ def _accuracy_controlled(manifest, fp32_model, reference, items, validation: lis
         ignored_scope=scope,
         advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(num_ranking_workers=1),
     )
-    plain = nncf.quantize(fp32_model, nncf.Dataset(items), preset=preset, subset_size=len(items), ignored_scope=scope)
+    plain = nncf.quantize(
+        fp32_model, nncf.Dataset(items), preset=preset, subset_size=len(items), ignored_scope=scope
+    )
     full_count, kept = count_quantizers(plain), count_quantizers(quantized)
-    final, _ = metric.evaluate(compile_f32(quantized), describe=f"{manifest.name}: {metric.name}, controlled INT8")
-    plain_metric, _ = metric.evaluate(compile_f32(plain), describe=f"{manifest.name}: {metric.name}, plain INT8")
+    final, _ = metric.evaluate(
+        compile_f32(quantized), describe=f"{manifest.name}: {metric.name}, controlled INT8"
+    )
+    plain_metric, _ = metric.evaluate(
+        compile_f32(plain), describe=f"{manifest.name}: {metric.name}, plain INT8"
+    )
     facts = {
-        "metric": metric.name, "samples": len(validation), "max_drop": max_drop,
-        "fp32": initial, "int8_plain": plain_metric, "int8": final, "drop": initial - final,
-        "quantizers_plain": full_count, "quantizers_kept": kept, "reverted": full_count - kept,
+        "metric": metric.name,
+        "samples": len(validation),
+        "max_drop": max_drop,
+        "fp32": initial,
+        "int8_plain": plain_metric,
+        "int8": final,
+        "drop": initial - final,
+        "quantizers_plain": full_count,
+        "quantizers_kept": kept,
+        "reverted": full_count - kept,
     }
     check_drop(manifest.name, facts)
-    log(f"{manifest.name}: INT8: {metric.name}: FP32 {initial:.4f}, plain INT8 {plain_metric:.4f}, "
+    log(
+        f"{manifest.name}: INT8: {metric.name}: FP32 {initial:.4f}, plain INT8 {plain_metric:.4f}, "
         f"controlled INT8 {final:.4f} (drop {facts['drop']:.4f} <= {max_drop:g}); {full_count - kept} of "
-        f"{full_count} quantizers reverted")
+        f"{full_count} quantizers reverted"
+    )
     return quantized, facts
 
 
@@ -603,11 +728,18 @@ def _quantize_onnx(manifest, layout: ModelLayout, items, preset, subset_size: in
     model = onnx.load(str(layout.onnx))
     names = {i.name for i in model.graph.input}
     feeds = [{k: v for k, v in item.items() if k in names} for item in items]
-    return nncf.quantize(model, nncf.Dataset(feeds), preset=preset, subset_size=min(subset_size, len(feeds)),
-                         ignored_scope=ignored_scope(manifest, onnx=True))
+    return nncf.quantize(
+        model,
+        nncf.Dataset(feeds),
+        preset=preset,
+        subset_size=min(subset_size, len(feeds)),
+        ignored_scope=ignored_scope(manifest, onnx=True),
+    )
 
 
-def _save(manifest, layout: ModelLayout, quantized, qdq, result: QuantizeResult, options: QuantizeOptions) -> None:
+def _save(
+    manifest, layout: ModelLayout, quantized, qdq, result: QuantizeResult, options: QuantizeOptions
+) -> None:
     """The INT8 folder, built aside and swapped into place: IR (+ QDQ ONNX), labels and options in rt_info."""
     import json
     import os
@@ -622,11 +754,20 @@ def _save(manifest, layout: ModelLayout, quantized, qdq, result: QuantizeResult,
     except ZooError:
         labels = None
     annotate(quantized, manifest, labels)
-    quantized.set_rt_info(json.dumps({
-        "tool": "nncf", "mode": result.mode, "preset": result.preset, "subset_size": result.subset_size,
-        "ignored_scope": manifest.quantize.ignored_scope.model_dump(mode="json"),
-        "max_drop": options.max_drop,
-    }, sort_keys=True), ["zoo", "quantization"])
+    quantized.set_rt_info(
+        json.dumps(
+            {
+                "tool": "nncf",
+                "mode": result.mode,
+                "preset": result.preset,
+                "subset_size": result.subset_size,
+                "ignored_scope": manifest.quantize.ignored_scope.model_dump(mode="json"),
+                "max_drop": options.max_drop,
+            },
+            sort_keys=True,
+        ),
+        ["zoo", "quantization"],
+    )
     with atomic_dir(layout.ir_dir(STAGE)) as folder:
         target = folder / layout.ir_xml(STAGE).name
         ov.save_model(quantized, str(target), compress_to_fp16=False)
@@ -642,7 +783,9 @@ def _save(manifest, layout: ModelLayout, quantized, qdq, result: QuantizeResult,
                 os.fsync(handle.fileno())
 
 
-def quantize_many(manifests: list, options: QuantizeOptions, log: Callable[[str], None]) -> list[QuantizeResult]:
+def quantize_many(
+    manifests: list, options: QuantizeOptions, log: Callable[[str], None]
+) -> list[QuantizeResult]:
     """Quantize each selected model; a failure is recorded and the others still run (bad input stops all)."""
     if options.calibration is not None:
         audio_files(Path(options.calibration))  # a bad folder fails before any work
@@ -656,5 +799,7 @@ def quantize_many(manifests: list, options: QuantizeOptions, log: Callable[[str]
             raise
         except ZooError as exc:
             log(f"{manifest.name}: INT8: FAILED: {exc.message}")
-            results.append(QuantizeResult(manifest.name, "failed", error=exc.message, exit_code=exc.exit_code))
+            results.append(
+                QuantizeResult(manifest.name, "failed", error=exc.message, exit_code=exc.exit_code)
+            )
     return results
