@@ -23,6 +23,16 @@ $zoo verify --name aclnet --reference-weights -o "$out"
 echo "== zoo convert --name $offline (again: up to date)"
 $zoo convert --name "$offline" -o "$out"
 
+# -- quantize, verify INT8, bench (zoo quantize / zoo bench) -----------------------------------------
+# NNCF INT8 of silero-vad (real weights, the manifest's ignored scope), judged by verify against the
+# TorchScript source; then the source framework, ONNX Runtime and OpenVINO FP32/FP16/INT8 timed side by side.
+echo "== zoo quantize --name silero-vad"
+$zoo quantize --name silero-vad -o "$out"
+echo "== zoo verify --name silero-vad (now with INT8)"
+$zoo verify --name silero-vad -o "$out"
+echo "== zoo bench --name silero-vad,aclnet"
+$zoo bench --name silero-vad,aclnet -o "$out" --seconds 2
+
 # -- bundle, sign, verify, publish, pull (zoo bundle / zoo publish / zoo pull) ---------------------
 # Bundles the offline entries' verified outputs (converting and verifying any that are missing),
 # signs the bundle with a key pair made here, verifies it, publishes it to a folder and, when
