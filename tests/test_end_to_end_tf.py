@@ -45,7 +45,14 @@ def yamnet_run(shared_http_server, tmp_path_factory):
     common = ["--manifests", str(catalog), "--name", "yamnet", "-o", str(out)]
     converted = run_zoo("convert", *common, "--cache-dir", str(root / "cache"), "--json")
     verified = run_zoo("verify", *common, "--json")
-    return {"root": root, "catalog": catalog, "out": out, "common": common, "convert": converted, "verify": verified}
+    return {
+        "root": root,
+        "catalog": catalog,
+        "out": out,
+        "common": common,
+        "convert": converted,
+        "verify": verified,
+    }
 
 
 @pytest.mark.xdist_group("e2e-yamnet")
@@ -53,7 +60,9 @@ def test_yamnet_downloads_from_the_local_server_and_converts(yamnet_run):
     converted = yamnet_run["convert"]
     assert converted.returncode == 0, converted.stderr
     (result,) = converted.json()
-    assert {s["stage"]: s["status"] for s in result["stages"]} == dict.fromkeys(["source", "onnx", "FP32", "FP16"], "done")
+    assert {s["stage"]: s["status"] for s in result["stages"]} == dict.fromkeys(
+        ["source", "onnx", "FP32", "FP16"], "done"
+    )
     model = yamnet_run["out"] / "yamnet"
     sources = json.loads((model / "source" / "SOURCES.json").read_text())
     assert sources["reference_weights"] is False
@@ -79,7 +88,12 @@ def test_yamnet_verifies_within_tolerance_for_onnx_fp32_fp16(yamnet_run):
     assert report["artifacts"]["onnx"]["metrics"]["max_abs"] < 0.02
     assert report["artifacts"]["FP32"]["metrics"]["cosine_min"] > 0.9999
     golden = yamnet_run["out"] / "yamnet" / "test_data" / "test_data_set_0"
-    assert sorted(p.name for p in golden.iterdir()) == ["input_0.pb", "output_0.pb", "output_1.pb", "output_2.pb"]
+    assert sorted(p.name for p in golden.iterdir()) == [
+        "input_0.pb",
+        "output_0.pb",
+        "output_1.pb",
+        "output_2.pb",
+    ]
 
 
 @pytest.mark.xdist_group("e2e-yamnet")
@@ -144,7 +158,9 @@ def test_birdnet_fp16_keeps_its_front_end_in_fp32_and_carries_licence_and_labels
     assert "f16" in {t for types in consts.values() for t in types}
     fp32_bin = (model / "FP32" / "birdnet-v2.4.bin").stat().st_size
     assert (model / "FP16" / "birdnet-v2.4.bin").stat().st_size < 0.6 * fp32_bin
-    layers = {layer.get("name") for layer in ET.parse(model / "FP32" / "birdnet-v2.4.xml").getroot().iter("layer")}
+    layers = {
+        layer.get("name") for layer in ET.parse(model / "FP32" / "birdnet-v2.4.xml").getroot().iter("layer")
+    }
     assert any(name.startswith("front_end/") for name in layers)
     rt_info = ET.parse(fp16).getroot().find("rt_info")
     zoo = {child.tag: child for child in rt_info.find("zoo")}

@@ -46,8 +46,13 @@ def yamnet(manifest, tmp_path_factory):
     source = converter.load(written, manifest)
     onnx_path = folder / "yamnet.onnx"
     converter.export_onnx(source, onnx_path, manifest)
-    return {"folder": folder, "weights": written["yamnet.h5"], "source": source, "onnx": onnx_path,
-            "openvino": converter.to_openvino(source, written, manifest)}
+    return {
+        "folder": folder,
+        "weights": written["yamnet.h5"],
+        "source": source,
+        "onnx": onnx_path,
+        "openvino": converter.to_openvino(source, written, manifest),
+    }
 
 
 def test_geometry_follows_upstream_padding():
@@ -72,7 +77,7 @@ def test_front_end_matches_a_float64_log_mel(yamnet):
     log_mel, patches = net.log_mel_patches(tf.constant(audio), SAMPLES)
     n = np.arange(net.STFT_WINDOW)
     hann = 0.5 - 0.5 * np.cos(2 * np.pi * n / net.STFT_WINDOW)  # periodic
-    frames = np.stack([audio[i * 160: i * 160 + 400].astype(np.float64) for i in range(96)]) * hann
+    frames = np.stack([audio[i * 160 : i * 160 + 400].astype(np.float64) for i in range(96)]) * hann
     magnitude = np.abs(np.fft.rfft(frames, n=512, axis=1))
     mel = tf.signal.linear_to_mel_weight_matrix(64, 257, 16000, 125.0, 7500.0).numpy().astype(np.float64)
     expected = np.log(magnitude @ mel + 0.001)
@@ -88,16 +93,27 @@ def test_reference_weights_have_upstream_names_and_shapes_and_follow_the_seed(ma
 
     with h5py.File(yamnet["weights"], "r") as handle:
         names = [_text(n) for n in handle.attrs["layer_names"]]
-        assert {"layer1/conv", "layer1/conv/bn", "layer2/depthwise_conv", "layer14/pointwise_conv/bn",
-                "logits"} <= set(names)
+        assert {
+            "layer1/conv",
+            "layer1/conv/bn",
+            "layer2/depthwise_conv",
+            "layer14/pointwise_conv/bn",
+            "logits",
+        } <= set(names)
         assert handle["layer1/conv"]["layer1/conv"]["kernel:0"].shape == (3, 3, 1, 32)
-        assert handle["layer14/depthwise_conv"]["layer14/depthwise_conv"]["depthwise_kernel:0"].shape == (3, 3, 1024, 1)
+        assert handle["layer14/depthwise_conv"]["layer14/depthwise_conv"]["depthwise_kernel:0"].shape == (
+            3,
+            3,
+            1024,
+            1,
+        )
         assert handle["logits"]["logits"]["kernel:0"].shape == (1024, 521)
         bn = handle["layer1/conv/bn"]["layer1/conv/bn"]
         assert sorted(bn) == ["beta:0", "moving_mean:0", "moving_variance:0"]  # center=True, scale=False
         first = handle["logits"]["logits"]["kernel:0"][()]
-    total = sum(int(np.prod(w.shape)) for w in yamnet["source"].model.trainable_weights
-                if "beta" not in w.name)
+    total = sum(
+        int(np.prod(w.shape)) for w in yamnet["source"].model.trainable_weights if "beta" not in w.name
+    )
     assert total == manifest.parameters == 3718537
     again = converter.write_reference_weights(manifest, tmp_path / "again", seed=3)["yamnet.h5"]
     other = converter.write_reference_weights(manifest, tmp_path / "other", seed=4)["yamnet.h5"]
@@ -115,7 +131,9 @@ def test_source_model_gives_spread_scores_with_manifest_shapes(yamnet, manifest)
     assert 0.0 < scores.min() and scores.max() < 1.0
     assert 0.02 < float(np.median(scores)) < 0.5  # neither saturated nor dead
     sine = source.run({"waveform": probe("sine-1000")})["scores"]
-    assert set(np.argsort(-sine[0])[:5]) != set(np.argsort(-scores[0])[:5])  # different sounds rank differently
+    assert set(np.argsort(-sine[0])[:5]) != set(
+        np.argsort(-scores[0])[:5]
+    )  # different sounds rank differently
 
 
 def _text(value) -> str:
@@ -132,7 +150,9 @@ def _renamed_copy(path: Path, target: Path, old: str, new: str) -> Path:
         names = [_text(n) for n in handle.attrs["layer_names"]]
         handle.attrs["layer_names"] = [(new if n == old else n).encode() for n in names]
         group = handle[new]
-        group.attrs["weight_names"] = [_text(w).replace(old, new).encode() for w in group.attrs["weight_names"]]
+        group.attrs["weight_names"] = [
+            _text(w).replace(old, new).encode() for w in group.attrs["weight_names"]
+        ]
     return target
 
 
@@ -192,7 +212,9 @@ def test_onnx_export_keeps_the_front_end_and_matches_tensorflow(yamnet, manifest
     for name in ("white-noise", "clicks", "loud-noise"):
         audio = probe(name)
         expected = yamnet["source"].run({"waveform": audio})
-        got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"waveform": audio}), strict=True))
+        got = dict(
+            zip([o.name for o in session.get_outputs()], session.run(None, {"waveform": audio}), strict=True)
+        )
         assert np.abs(got["scores"] - expected["scores"]).max() < 5e-4, name
         assert np.abs(got["log_mel_spectrogram"] - expected["log_mel_spectrogram"]).max() < 1e-4, name
 
@@ -211,7 +233,11 @@ def _run(compiled, audio):
 def test_openvino_model_has_rdft_inside_and_matches_tensorflow(yamnet):
     model = yamnet["openvino"]
     assert "RDFT" in {op.get_type_name() for op in model.get_ops()}
-    assert sorted(n for p in model.outputs for n in p.get_names()) == ["embeddings", "log_mel_spectrogram", "scores"]
+    assert sorted(n for p in model.outputs for n in p.get_names()) == [
+        "embeddings",
+        "log_mel_spectrogram",
+        "scores",
+    ]
     assert [sorted(p.get_names()) for p in model.inputs] == [["waveform"]]
     compiled = _compiled(model)
     for name in ("white-noise", "pink-noise", "clicks"):
@@ -238,12 +264,19 @@ def test_fp16_keeps_the_front_end_in_fp32_and_survives_loud_probes(yamnet, manif
     from converters import keras as converter
     from converters.openvino import save_ir
 
-    kept = save_ir(converter.to_openvino(yamnet["source"], {}, manifest), tmp_path / "kept" / "yamnet.xml",
-                   "FP16", manifest, labels=manifest.read_labels())
+    kept = save_ir(
+        converter.to_openvino(yamnet["source"], {}, manifest),
+        tmp_path / "kept" / "yamnet.xml",
+        "FP16",
+        manifest,
+        labels=manifest.read_labels(),
+    )
     assert kept["fp16_keep_fp32"], "the manifest's fp16_keep_fp32 patterns match no op"
     consts = _consts(tmp_path / "kept" / "yamnet.xml")
     assert consts[(1, 400)] == "f32" and consts[(64, 257)] == "f32"  # Hann window, mel matrix
-    assert {consts.get((1024, 521)), consts.get((521, 1024))} - {None} == {"f16"}  # the classifier is compressed
+    assert {consts.get((1024, 521)), consts.get((521, 1024))} - {None} == {
+        "f16"
+    }  # the classifier is compressed
     naive = tmp_path / "naive.xml"
     ov.save_model(converter.to_openvino(yamnet["source"], {}, manifest), str(naive), compress_to_fp16=True)
     core = ov.Core()

@@ -15,8 +15,16 @@ from zoo.manifest import load_manifest
 from .conftest import MANIFESTS
 
 EXPECTED = {
-    "aclnet", "aclnet-int8", "yamnet", "kahl-aed", "dcase2018-task2-vggish", "dcase2018-task2-baseline-cnn",
-    "audioset-attention-single", "audioset-attention-multi", "audioset-attention-feature", "silero-vad",
+    "aclnet",
+    "aclnet-int8",
+    "yamnet",
+    "kahl-aed",
+    "dcase2018-task2-vggish",
+    "dcase2018-task2-baseline-cnn",
+    "audioset-attention-single",
+    "audioset-attention-multi",
+    "audioset-attention-feature",
+    "silero-vad",
     "birdnet-v2.4",
 }
 LABEL_SHA256 = {
@@ -80,7 +88,9 @@ def _write(tmp_path: Path, mutate) -> Path:
     mutate(data)
     target = tmp_path / "aclnet.yaml"
     (tmp_path / "labels").mkdir(exist_ok=True)
-    (tmp_path / "labels" / "aclnet_53cl.txt").write_bytes((MANIFESTS / "labels" / "aclnet_53cl.txt").read_bytes())
+    (tmp_path / "labels" / "aclnet_53cl.txt").write_bytes(
+        (MANIFESTS / "labels" / "aclnet_53cl.txt").read_bytes()
+    )
     target.write_text(yaml.safe_dump(data, sort_keys=False))
     return target
 
@@ -88,7 +98,11 @@ def _write(tmp_path: Path, mutate) -> Path:
 @pytest.mark.parametrize(
     ("mutate", "field", "expected"),
     [
-        (lambda d: d["files"][0].update(sha385=d["files"][0].pop("sha384")), "files[0].sha385", "unknown key"),
+        (
+            lambda d: d["files"][0].update(sha385=d["files"][0].pop("sha384")),
+            "files[0].sha385",
+            "unknown key",
+        ),
         (lambda d: d["files"][0].update(sha384="abc"), "files[0].sha384", "pattern"),
         (lambda d: d["files"][0].pop("sha384"), "files[0]", "unpinned"),
         (lambda d: d.update(framework="caffe"), "framework", "'onnx'"),
@@ -138,7 +152,12 @@ def test_digest_follows_content(tmp_path):
 def test_selection_patterns_and_lists(tmp_path):
     catalog = Catalog(MANIFESTS)
     names = [m.name for m in catalog.select(names=["audioset-*,aclnet"])]
-    assert names == ["aclnet", "audioset-attention-feature", "audioset-attention-multi", "audioset-attention-single"]
+    assert names == [
+        "aclnet",
+        "audioset-attention-feature",
+        "audioset-attention-multi",
+        "audioset-attention-single",
+    ]
     listing = tmp_path / "models.txt"
     listing.write_text("# offline entries\nsilero-vad\nbirdnet-*  # real weights\n")
     assert [m.name for m in catalog.select(list_file=listing)] == ["birdnet-v2.4", "silero-vad"]

@@ -11,7 +11,9 @@ from .conftest import MANIFESTS
 def test_package_index_entries_keep_real_weights(tmp_path):
     manifest = Catalog(MANIFESTS).get("silero-vad")
     assert manifest.real_weights_offline
-    sources = fetch.obtain_sources(manifest, tmp_path / "out", reference_weights=True, cache_dir=tmp_path / "cache")
+    sources = fetch.obtain_sources(
+        manifest, tmp_path / "out", reference_weights=True, cache_dir=tmp_path / "cache"
+    )
     assert sources.reference_weights is False
     assert set(sources.files) == {"silero_vad.jit"}
     again = fetch.read_source_set(manifest, tmp_path / "out")

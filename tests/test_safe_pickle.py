@@ -12,7 +12,11 @@ from zoo.safe_pickle import UnsafePickleError, safe_loads
 
 
 def test_reads_arrays_and_containers_protocol_2():
-    data = {"net": [np.arange(6, dtype=np.float32).reshape(2, 3), np.float32(1.5)], "classes": ["a", "b"], "epoch": 3}
+    data = {
+        "net": [np.arange(6, dtype=np.float32).reshape(2, 3), np.float32(1.5)],
+        "classes": ["a", "b"],
+        "epoch": 3,
+    }
     loaded = safe_loads(pickle.dumps(data, protocol=2))
     assert loaded["classes"] == ["a", "b"] and loaded["epoch"] == 3
     np.testing.assert_array_equal(loaded["net"][0], data["net"][0])

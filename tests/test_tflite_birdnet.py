@@ -24,14 +24,22 @@ IN, OUT = "serving_default_audio:0", "PartitionedCall:0"
 def _tiny_manifest(tflite_name: str = "tiny.tflite", input_name: str = IN):
     from zoo.manifest import Manifest
 
-    return Manifest.model_validate({
-        "name": "tiny", "version": "1.0.0", "description": "a small RFFT2D front end", "task": "audio-classification",
-        "license": {"name": "MIT"}, "framework": "tflite",
-        "files": [{"name": tflite_name, "sha256": "0" * 64, "sources": [{"url": "file:///unused"}]}],
-        "inputs": [{"name": input_name, "shape": [1, 4096]}], "outputs": [{"name": OUT, "shape": [1, 16]}],
-        "audio": {"sample_rate": 16000}, "labels": {"file": "unused.txt", "count": 16},
-        "convert": {"onnx": {"opset": 17}},
-    })
+    return Manifest.model_validate(
+        {
+            "name": "tiny",
+            "version": "1.0.0",
+            "description": "a small RFFT2D front end",
+            "task": "audio-classification",
+            "license": {"name": "MIT"},
+            "framework": "tflite",
+            "files": [{"name": tflite_name, "sha256": "0" * 64, "sources": [{"url": "file:///unused"}]}],
+            "inputs": [{"name": input_name, "shape": [1, 4096]}],
+            "outputs": [{"name": OUT, "shape": [1, 16]}],
+            "audio": {"sample_rate": 16000},
+            "labels": {"file": "unused.txt", "count": 16},
+            "convert": {"onnx": {"opset": 17}},
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +63,9 @@ def tiny(tmp_path_factory):
     module = Tiny()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [module.__call__.get_concrete_function()], module
+        )
         data = converter.convert()
     path = tmp_path_factory.mktemp("tiny") / "tiny.tflite"
     path.write_bytes(data)
@@ -69,7 +79,9 @@ def _inputs() -> dict[str, np.ndarray]:
     rng = np.random.RandomState(1)
     n = np.arange(4096)
     return {
-        "constant": np.full((1, 4096), -1.0, np.float32),  # what silence becomes after BirdNET's min/max scaling
+        "constant": np.full(
+            (1, 4096), -1.0, np.float32
+        ),  # what silence becomes after BirdNET's min/max scaling
         "noise": (0.1 * rng.standard_normal((1, 4096))).astype(np.float32),
         "sine": (0.5 * np.sin(0.3 * n))[None].astype(np.float32),
     }

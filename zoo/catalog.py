@@ -57,7 +57,9 @@ class Catalog:
         return self._cache[name]
 
     def _unknown(self, name: str, known: list[str]) -> str:
-        close = fnmatch.filter(known, f"*{name}*") or [k for k in known if k.split("-")[0] == name.split("-")[0]]
+        close = fnmatch.filter(known, f"*{name}*") or [
+            k for k in known if k.split("-")[0] == name.split("-")[0]
+        ]
         hint = f" Did you mean: {', '.join(close[:5])}?" if close else ""
         return (
             f"--name: no catalog entry {name!r} in {self.directory}.{hint} "

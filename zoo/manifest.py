@@ -80,9 +80,7 @@ class SourceFile(Strict):
     size: Annotated[int, Field(gt=0)] | None = None
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     sha384: Annotated[str, Field(pattern=r"^[0-9a-f]{96}$")] | None = None
-    unpinned: bool = Field(
-        default=False, description="upstream publishes no checksum; `zoo pin` records one"
-    )
+    unpinned: bool = Field(default=False, description="upstream publishes no checksum; `zoo pin` records one")
     binary: bool = Field(default=True, description="a text/HTML body is an error for a binary file")
     role: Literal["weights", "labels", "auxiliary"] = "weights"
     sources: list[Source] = Field(min_length=1)
@@ -138,8 +136,16 @@ class TensorSpec(Strict):
     dtype: Literal["float32", "float16", "int64", "int32", "uint8"] = "float32"
     layout: str | None = None
     kind: (
-        Literal["waveform", "features", "probabilities", "logits", "log-probabilities", "embeddings",
-                "spectrogram", "state"]
+        Literal[
+            "waveform",
+            "features",
+            "probabilities",
+            "logits",
+            "log-probabilities",
+            "embeddings",
+            "spectrogram",
+            "state",
+        ]
         | None
     ) = None
     description: str | None = None
@@ -274,7 +280,9 @@ class Manifest(Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
     description: str
-    task: Literal["audio-classification", "voice-activity-detection", "audio-tagging", "sound-event-detection"]
+    task: Literal[
+        "audio-classification", "voice-activity-detection", "audio-tagging", "sound-event-detection"
+    ]
     tags: list[str] = Field(default_factory=list)
     license: License
     homepage: str | None = None
@@ -288,7 +296,9 @@ class Manifest(Strict):
     primary_output: str | None = Field(default=None, description="output the labels describe")
     audio: Audio
     labels: Labels
-    flops: Annotated[float, Field(gt=0)] | None = Field(default=None, description="multiply-adds x2 per inference")
+    flops: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="multiply-adds x2 per inference"
+    )
     parameters: Annotated[int, Field(gt=0)] | None = None
     convert: Convert = Field(default_factory=Convert)
     quantize: Quantize = Field(default_factory=Quantize)
@@ -305,7 +315,9 @@ class Manifest(Strict):
         if duplicates:
             raise ValueError(f"file names must be unique, repeated: {', '.join(duplicates)}")
         if self.weights.published and not any(f.role == "weights" for f in self.files):
-            raise ValueError("published weights need a file with role 'weights' (or say weights.published: false)")
+            raise ValueError(
+                "published weights need a file with role 'weights' (or say weights.published: false)"
+            )
         if not self.weights.published and not self.weights.format:
             raise ValueError("weights.format must say what a user's own --weights file looks like")
         if self.labels.source is not None and self.labels.source not in names:
@@ -483,14 +495,18 @@ def load_manifest(path: str | Path) -> Manifest:
     try:
         data = yaml.load(raw.decode("utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - safe loader subclass
     except UnicodeDecodeError as exc:
-        raise ManifestError(f"{path}: manifest is not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
+        raise ManifestError(
+            f"{path}: manifest is not UTF-8 text ({exc.reason} at byte {exc.start})."
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ManifestError(f"{path}: not valid YAML{where}: {problem}.") from exc
     if not isinstance(data, dict):
-        raise ManifestError(f"{path}: expected a mapping of manifest fields at the top level, got {type(data).__name__}.")
+        raise ManifestError(
+            f"{path}: expected a mapping of manifest fields at the top level, got {type(data).__name__}."
+        )
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:

@@ -87,7 +87,9 @@ def log_mel_patches(waveform, samples: int):
     import tensorflow as tf
 
     geo = geometry(samples)
-    padded = tf.pad(waveform, [[0, geo.padded_samples - samples]]) if geo.padded_samples > samples else waveform
+    padded = (
+        tf.pad(waveform, [[0, geo.padded_samples - samples]]) if geo.padded_samples > samples else waveform
+    )
     magnitude = tf.abs(
         tf.signal.stft(padded, frame_length=STFT_WINDOW, frame_step=STFT_HOP, fft_length=FFT_LENGTH)
     )
@@ -128,19 +130,27 @@ def body_layers(num_classes: int = 521) -> list:
         name = f"layer{index}"
         if kind == "conv":
             stack += [
-                layers.Conv2D(filters, (3, 3), strides=stride, padding="same", use_bias=False, name=f"{name}/conv"),
+                layers.Conv2D(
+                    filters, (3, 3), strides=stride, padding="same", use_bias=False, name=f"{name}/conv"
+                ),
                 bn(f"{name}/conv/bn"),
                 layers.ReLU(name=f"{name}/relu"),
             ]
         else:
             stack += [
                 layers.DepthwiseConv2D(
-                    (3, 3), strides=stride, depth_multiplier=1, padding="same", use_bias=False,
+                    (3, 3),
+                    strides=stride,
+                    depth_multiplier=1,
+                    padding="same",
+                    use_bias=False,
                     name=f"{name}/depthwise_conv",
                 ),
                 bn(f"{name}/depthwise_conv/bn"),
                 layers.ReLU(name=f"{name}/depthwise_conv/relu"),
-                layers.Conv2D(filters, (1, 1), strides=1, padding="same", use_bias=False, name=f"{name}/pointwise_conv"),
+                layers.Conv2D(
+                    filters, (1, 1), strides=1, padding="same", use_bias=False, name=f"{name}/pointwise_conv"
+                ),
                 bn(f"{name}/pointwise_conv/bn"),
                 layers.ReLU(name=f"{name}/pointwise_conv/relu"),
             ]
@@ -226,12 +236,14 @@ def set_reference_weights(model, seed: int) -> None:
     keras = _keras()
     rng = np.random.RandomState(seed)
     front = model.get_layer("log_mel_features")
-    patches = np.concatenate([front(tf.constant(clip))[1].numpy() for clip in calibration_waveforms(seed, 16)])
+    patches = np.concatenate(
+        [front(tf.constant(clip))[1].numpy() for clip in calibration_waveforms(seed, 16)]
+    )
     x = tf.constant(patches)
     for layer in model.layers:
         if layer is front or isinstance(layer, keras.layers.InputLayer) or layer.name == "scores":
             continue
-        index = int(layer.name.split("/")[0][len("layer"):]) if layer.name.startswith("layer") else 0
+        index = int(layer.name.split("/")[0][len("layer") :]) if layer.name.startswith("layer") else 0
         near_identity = index > RANDOM_LAYERS
         if layer.name == "logits":
             values = x.numpy()
