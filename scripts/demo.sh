@@ -34,17 +34,9 @@ echo "== zoo bench --name silero-vad,aclnet"
 $zoo bench --name silero-vad,aclnet -o "$out" --seconds 2
 
 # -- bundle, sign, verify, publish, pull (zoo bundle / zoo publish / zoo pull) ---------------------
-# Bundles the offline entries' verified outputs (converting and verifying any that are missing),
-# signs the bundle with a key pair made here, verifies it, publishes it to a folder and, when
-# Debian's docker-registry can be started, to an OCI registry on 127.0.0.1; then pulls it back.
-offline=$($zoo list --tag offline --json | .venv/bin/python -c 'import json, sys; print(",".join(r["name"] for r in json.load(sys.stdin)))')
-for name in ${offline//,/ }; do
-  if [ ! -f "$out/$name/report.json" ]; then
-    echo "== zoo convert / zoo verify --name $name (no report yet)"
-    $zoo convert --name "$name" -o "$out"
-    $zoo verify --name "$name" -o "$out"
-  fi
-done
+# Bundles the offline entries' verified outputs (made above), signs the bundle with a key pair made
+# here, verifies it, publishes it to a folder and, when Debian's docker-registry can be started, to an
+# OCI registry on 127.0.0.1; then pulls it back.
 version=1.0.0
 keys="$out/keys"
 [ -f "$keys/zoo.pem" ] || $zoo bundle keygen "$keys/zoo.pem"
