@@ -60,6 +60,18 @@ def weights_path(files: dict[str, Path], manifest, what: str = "weights") -> Pat
     raise UsageError(f"{manifest.name}: no {what} among the sources ({', '.join(files) or 'none'}); {hint}.")
 
 
+def quiet_tensorflow() -> None:
+    """Quieten TensorFlow and tf2onnx logging to errors; call before the first TensorFlow import.
+
+    TensorFlow 2.21 still prints a few native notes (oneDNN, CUDA probe) before its logging starts."""
+    import logging
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+
+
 def get_converter(framework: str) -> ModuleType:
     """The adapter module for a manifest's framework."""
     from zoo.errors import UsageError

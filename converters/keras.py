@@ -13,26 +13,19 @@ DFT-matrix MatMul), IR through OpenVINO's TensorFlow front end (which maps it to
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from converters import weights_path
+from converters import quiet_tensorflow, weights_path
 from zoo.errors import ManifestError, ZooError
 
 #: network.name -> module under converters/networks/ for framework keras
 NETWORKS = {"yamnet": "converters.networks.yamnet"}
 #: tf2onnx 1.17 emits opsets up to this one
 MAX_TF2ONNX_OPSET = 18
-
-
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
 
 
 def network_module(manifest):
@@ -59,7 +52,7 @@ def input_samples(manifest) -> int:
 
 def build_model(manifest):
     """The Keras model for this manifest, with its output shapes checked against the manifest's."""
-    _quiet_tensorflow()
+    quiet_tensorflow()
     network = network_module(manifest)
     samples = input_samples(manifest)
     num_classes = int(manifest.network.args.get("num_classes", manifest.labels.count))
@@ -227,7 +220,7 @@ def write_reference_weights(manifest, directory: str | Path, seed: int) -> dict[
 
 def export_onnx(source_model: KerasSourceModel, path: str | Path, manifest) -> None:
     """tf2onnx on the traced model, front end included; inputs and outputs named as the manifest says."""
-    _quiet_tensorflow()
+    quiet_tensorflow()
     import tf2onnx
 
     from zoo.atomic import write_bytes
@@ -270,7 +263,7 @@ def order_outputs(proto, names: list[str], manifest) -> None:
 
 def to_openvino(source_model: KerasSourceModel, files, manifest):
     """OpenVINO's TensorFlow front end on the traced model (STFT becomes RDFT), manifest names on ports."""
-    _quiet_tensorflow()
+    quiet_tensorflow()
     import openvino as ov
 
     converted = getattr(source_model, "_openvino", None)

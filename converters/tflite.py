@@ -20,26 +20,17 @@ TensorFlow, tf2onnx and OpenVINO are imported inside the functions.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from converters import weights_path
+from converters import quiet_tensorflow, weights_path
 from zoo.errors import ManifestError, UsageError, ZooError
 
 #: tf2onnx 1.17 emits opsets up to this one; ONNX DFT needs 17
 MIN_OPSET, MAX_OPSET = 17, 18
 FRONT_END_PREFIX = "front_end/"
-
-
-def _quiet() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import logging
-
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
 
 
 # -- the source model ---------------------------------------------------------------------
@@ -49,7 +40,7 @@ class TfliteSourceModel:
     """tf.lite.Interpreter on the published flatbuffer (default kernels, XNNPACK): the reference."""
 
     def __init__(self, path: Path, manifest):
-        _quiet()
+        quiet_tensorflow()
         import tensorflow as tf
 
         self.path = Path(path)
@@ -172,7 +163,7 @@ def _rfft2d_as_real_dft(ctx, node, name, args) -> None:
 
 def export_onnx(source_model: TfliteSourceModel, path: str | Path, manifest) -> None:
     """tf2onnx's TFLite path with the RFFT2D handler; fixed input shapes; refuses unconverted ops."""
-    _quiet()
+    quiet_tensorflow()
     import tf2onnx
 
     from zoo.atomic import write_bytes

@@ -12,7 +12,6 @@ TensorFlow is imported inside the functions: importing this module costs nothing
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,7 +75,9 @@ def geometry(samples: int) -> Geometry:
 
 
 def _keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from converters import quiet_tensorflow
+
+    quiet_tensorflow()
     import tf_keras
 
     return tf_keras
