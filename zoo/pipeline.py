@@ -186,6 +186,7 @@ class ModelPipeline:
         leftovers = [p for precision in IR_PRECISIONS for p in self.layout.root.glob(f".{precision}.*.part")]
         leftovers += list(self.layout.onnx_dir.glob(f".{self.layout.onnx.stem}.*.part.onnx"))
         leftovers += list(self.layout.stamp("source").parent.glob(".*.json.*.part"))
+        leftovers += list(self.layout.source_dir.glob(".*.part"))  # SOURCES.json or a file being placed
         for path in leftovers:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
