@@ -22,13 +22,12 @@ import numpy as np
 import pytest
 import yaml
 
+from tests import tinymodel
 from tests.conftest import run_zoo
 
 pytestmark = pytest.mark.xdist_group("bundle")
 
-RATE = 8000
-SAMPLES = 800
-LABELS = ["hum", "hiss", "tone", "click", "silence"]
+LABELS = tinymodel.LABELS
 
 
 def sha256(path: Path) -> str:
@@ -40,79 +39,11 @@ def ok(result, what: str):
     return result
 
 
-def write_tiny_model(path: Path, seed: int = 0) -> Path:
-    """A real ONNX classifier (dense, ReLU, dense, softmax) on 0.1 s of 8 kHz audio, seeded."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.RandomState(seed)
-    w1 = (rng.standard_normal((SAMPLES, 16)) / np.sqrt(SAMPLES)).astype(np.float32)
-    w2 = (rng.standard_normal((16, len(LABELS))) / 4).astype(np.float32)
-    b2 = (0.1 * rng.standard_normal(len(LABELS))).astype(np.float32)
-    nodes = [
-        helper.make_node("Reshape", ["input", "flat_shape"], ["flat"]),
-        helper.make_node("MatMul", ["flat", "w1"], ["h0"]),
-        helper.make_node("Relu", ["h0"], ["h1"]),
-        helper.make_node("MatMul", ["h1", "w2"], ["z0"]),
-        helper.make_node("Add", ["z0", "b2"], ["z1"]),
-        helper.make_node("Softmax", ["z1"], ["output"], axis=-1),
-    ]
-    initializers = [numpy_helper.from_array(np.array([1, SAMPLES], dtype=np.int64), "flat_shape")]
-    initializers += [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (w2, "w2"), (b2, "b2"))]
-    graph = helper.make_graph(
-        nodes,
-        "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 1, SAMPLES])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, len(LABELS)])],
-        initializers,
+def write_tiny_entry(catalog: Path, model: Path) -> Path:
+    """The shared tiny entry, quantized too, so bundles carry INT8."""
+    return tinymodel.write_tiny_entry(
+        catalog, model, quantize="{enabled: true, subset_size: 16}", extra="    INT8: {top1: 0.5}\n"
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
-
-
-def write_tiny_entry(catalog: Path, model: Path, fp16_atol: float = 5.0e-3) -> Path:
-    catalog.mkdir(parents=True, exist_ok=True)
-    (catalog / "labels").mkdir(exist_ok=True)
-    (catalog / "labels" / "tiny.txt").write_text("\n".join(LABELS) + "\n")
-    path = catalog / "tiny.yaml"
-    path.write_text(f"""name: tiny
-version: 1.0.0
-description: A tiny seeded classifier for the bundle tests.
-task: audio-classification
-tags: [test]
-license: {{name: Apache-2.0, url: https://www.apache.org/licenses/LICENSE-2.0}}
-framework: onnx
-files:
-  - name: tiny.onnx
-    size: {model.stat().st_size}
-    sha256: {sha256(model)}
-    sources:
-      - url: {model.resolve().as_uri()}
-inputs:
-  - {{name: input, shape: [1, 1, 1, {SAMPLES}], dtype: float32, layout: NCWL, kind: waveform}}
-outputs:
-  - {{name: output, shape: [1, {len(LABELS)}], dtype: float32, kind: probabilities}}
-audio:
-  sample_rate: {RATE}
-  normalize: zscore
-  clip: {{seconds: 0.1, hop: 0.1, pad: zero}}
-labels: {{file: labels/tiny.txt, count: {len(LABELS)}}}
-convert:
-  onnx: {{opset: 17, exporter: copy}}
-  openvino: {{precisions: [FP32, FP16]}}
-quantize: {{enabled: true, subset_size: 16}}
-verify:
-  probes: standard
-  tolerance:
-    onnx: {{atol: 1.0e-6}}
-    FP32: {{atol: 1.0e-5}}
-    FP16: {{atol: {fp16_atol}, top1: 1.0}}
-    INT8: {{top1: 0.5}}
-""")
-    return path
 
 
 @dataclass
@@ -163,7 +94,7 @@ def verified_tiny(tmp_path_factory) -> Verified:
     """The tiny entry through the real `zoo convert`, `zoo quantize` and `zoo verify`."""
 
     def build(root: Path) -> None:
-        write_tiny_entry(root / "catalog", write_tiny_model(root / "upstream" / "tiny.onnx"))
+        write_tiny_entry(root / "catalog", tinymodel.make_tiny_onnx(root / "upstream" / "tiny.onnx"))
         convert_quantize_verify(root / "catalog", root / "out")
 
     root = built_once(tmp_path_factory, "bundle-tiny", build)
@@ -542,7 +473,9 @@ def test_stale_report_and_changed_artifact_are_refused(verified_tiny, tmp_path):
     catalog = tmp_path / "catalog"
     shutil.copytree(verified_tiny.catalog, catalog)
     manifest = catalog / "tiny.yaml"
-    manifest.write_text(manifest.read_text().replace("A tiny seeded", "An edited tiny seeded"))
+    manifest.write_text(
+        manifest.read_text().replace("A tiny test classifier", "An edited tiny test classifier")
+    )
     result = run_zoo(
         "bundle",
         "--manifests",
@@ -586,7 +519,7 @@ def test_a_model_that_failed_verification_is_refused(verified_tiny, tmp_path):
     shutil.copytree(verified_tiny.catalog, catalog)
     shutil.copytree(verified_tiny.out, out)
     manifest = catalog / "tiny.yaml"
-    manifest.write_text(manifest.read_text().replace("FP16: {atol: 0.005", "FP16: {atol: 1.0e-9"))
+    manifest.write_text(manifest.read_text().replace("FP16: {atol: 5.0e-3", "FP16: {atol: 1.0e-9"))
     failed = run_zoo("verify", "--manifests", str(catalog), "--name", "tiny", "-o", str(out))
     assert failed.returncode == 1, failed.stderr
     assert json.loads((out / "tiny" / "report.json").read_text())["passed"] is False

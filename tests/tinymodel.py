@@ -58,7 +58,10 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def write_tiny_entry(catalog: Path, model: Path, name: str = "tiny", extra: str = "") -> Path:
+def write_tiny_entry(
+    catalog: Path, model: Path, name: str = "tiny", extra: str = "", quantize: str = "{enabled: false}"
+) -> Path:
+    """A catalog entry for the tiny classifier; `extra` lines follow the FP16 tolerance."""
     """A catalog entry (manifest + labels) for the tiny model at `model`, fetched by file:// URL."""
     catalog.mkdir(parents=True, exist_ok=True)
     (catalog / "labels").mkdir(exist_ok=True)
@@ -67,6 +70,7 @@ def write_tiny_entry(catalog: Path, model: Path, name: str = "tiny", extra: str 
 version: 1.0.0
 description: A tiny test classifier.
 task: audio-classification
+tags: [test]
 license: {{name: Apache-2.0}}
 framework: onnx
 files:
@@ -87,7 +91,7 @@ labels: {{file: labels/tiny.txt, count: {CLASSES}}}
 convert:
   onnx: {{opset: 17, exporter: copy}}
   openvino: {{precisions: [FP32, FP16]}}
-quantize: {{enabled: false}}
+quantize: {quantize}
 verify:
   probes: standard
   tolerance:
