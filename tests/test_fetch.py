@@ -28,8 +28,9 @@ from tests.support.httpserver import (
 )
 from zoo.cache import Cache, entry_key
 from zoo.errors import UsageError, ZooError
-from zoo.fetch import SOURCES_JSON, download_all, obtain_sources, read_source_set
+from zoo.fetch import SOURCES_JSON, obtain_sources, read_source_set
 from zoo.manifest import load_manifest
+from zoo.stages.source import download_all
 
 FILE = "aclnet_des_53.onnx"
 SIZE = 3_000_000

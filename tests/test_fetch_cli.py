@@ -14,8 +14,9 @@ from pathlib import Path
 from tests.conftest import ROOT, run_zoo
 from tests.support.catalogs import catalog_with_files, file_entry, served_catalog
 from tests.support.httpserver import Slow, Status
-from zoo.fetch import obtain_sources, read_source_set
+from zoo.fetch import read_source_set
 from zoo.manifest import load_manifest
+from zoo.stages.source import obtain
 
 FILE = "aclnet_des_53.onnx"
 
@@ -201,9 +202,7 @@ def test_reference_weights_and_served_catalog(tmp_path, http_server):
     """The converter writes seeded weights; served from a local server they download like real ones."""
     name = "audioset-attention-single"
     manifest = load_manifest(ROOT / "manifests" / f"{name}.yaml")
-    made = obtain_sources(
-        manifest, tmp_path / "ref", reference_weights=True, seed=3, cache_dir=tmp_path / "cache"
-    )
+    made = obtain(manifest, tmp_path / "ref", reference_weights=True, seed=3, cache_dir=tmp_path / "cache")
     assert made.reference_weights is True and made.seed == 3 and set(made.files) == {"weights"}
     record = json.loads((made.directory / "SOURCES.json").read_text())
     assert record["reference_weights"] is True and record["seed"] == 3

@@ -262,7 +262,7 @@ def test_fp16_keeps_the_front_end_in_fp32_and_survives_loud_probes(yamnet, manif
     import openvino as ov
 
     from converters import keras as converter
-    from converters.openvino import save_ir
+    from zoo.ir import save_ir
 
     kept = save_ir(
         converter.to_openvino(yamnet["source"], {}, manifest),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from zoo import fetch
 from zoo.catalog import Catalog
+from zoo.stages.source import obtain
 
 from .conftest import MANIFESTS
 
@@ -11,9 +12,7 @@ from .conftest import MANIFESTS
 def test_package_index_entries_keep_real_weights(tmp_path):
     manifest = Catalog(MANIFESTS).get("silero-vad")
     assert manifest.real_weights_offline
-    sources = fetch.obtain_sources(
-        manifest, tmp_path / "out", reference_weights=True, cache_dir=tmp_path / "cache"
-    )
+    sources = obtain(manifest, tmp_path / "out", reference_weights=True, cache_dir=tmp_path / "cache")
     assert sources.reference_weights is False
     assert set(sources.files) == {"silero_vad.jit"}
     again = fetch.read_source_set(manifest, tmp_path / "out")

