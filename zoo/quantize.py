@@ -49,6 +49,7 @@ from zoo.evaluate import (
 )
 from zoo.layout import ModelLayout
 from zoo.stages.engine import ModelRun, Stage
+from zoo.vocab import IR_PRECISIONS
 
 STAGE = "INT8"
 CALIBRATION_PROBES = 100
@@ -595,8 +596,9 @@ def quantize_model(manifest, options: QuantizeOptions, log: Callable[[str], None
         (calibration_how, calibration_digest),
         (labelled, dataset_digest),
     )
-    # ONNX Runtime's QDQ model is made from the ONNX export, the INT8 IR from the FP32 IR
-    result = run_model(run, [*conversion_stages(manifest, ["FP32"]), int8])
+    # what `zoo convert` makes (the INT8 IR is quantized from the FP32 IR, the QDQ model from the ONNX)
+    precisions = [p for p in IR_PRECISIONS if p == "FP32" or p in manifest.convert.openvino.precisions]
+    result = run_model(run, [*conversion_stages(manifest, precisions), int8])
     if result.error is not None:
         stage = result.failed_stage or "?"
         message = result.error if stage == STAGE else f"{stage} (before quantizing): {result.error}"

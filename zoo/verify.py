@@ -37,7 +37,7 @@ from zoo.errors import EXIT_FAILED, UsageError, ZooError
 from zoo.layout import ModelLayout
 from zoo.records import REPORT_SCHEMA, Report
 from zoo.stages.engine import ModelRun, Stage
-from zoo.stamps import read_stamp, sha256_file
+from zoo.stamps import output_checksums, read_stamp, sha256_file
 
 ARTIFACTS = ("onnx", "FP32", "FP16", "INT8")
 REL_FLOOR = 1e-6
@@ -585,7 +585,7 @@ def measure(run: ModelRun, reference_weights: bool, seed: int) -> dict:
     ]
     golden = write_golden(layout, manifest, [flat[i] for i in _spread(len(flat), GOLDEN_SETS)])
 
-    source_stamp = read_stamp(layout.stamp("source")) or {}
+    source_stamp = read_stamp(layout.stamp("source"))
     report = {
         "schema": REPORT_SCHEMA,
         "model": manifest.name,
@@ -593,7 +593,7 @@ def measure(run: ModelRun, reference_weights: bool, seed: int) -> dict:
         "manifest_sha256": manifest.digest,
         "reference_weights": bool(sources.reference_weights),
         "sources": {
-            Path(name).name: facts["sha256"] for name, facts in source_stamp.get("outputs", {}).items()
+            Path(name).name: sha for name, sha in output_checksums(source_stamp).items()
         }
         or {name: sha256_file(p) for name, p in sources.files.items()},
         "versions": versions(),
