@@ -592,9 +592,7 @@ def measure(run: ModelRun, reference_weights: bool, seed: int) -> dict:
         "manifest_version": manifest.version,
         "manifest_sha256": manifest.digest,
         "reference_weights": bool(sources.reference_weights),
-        "sources": {
-            Path(name).name: sha for name, sha in output_checksums(source_stamp).items()
-        }
+        "sources": {Path(name).name: sha for name, sha in output_checksums(source_stamp).items()}
         or {name: sha256_file(p) for name, p in sources.files.items()},
         "versions": versions(),
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
