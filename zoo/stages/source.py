@@ -156,6 +156,8 @@ class SourceStage(Stage):
             "reference_weights": options.reference_weights,
             "seed": options.seed if options.reference_weights else None,
             "weights": sha256_file(options.weights) if options.weights else None,
+            # reference weights are made by code: a changed generator makes them again
+            "code": self._generator_code(run, options.reference_weights),
         }
         stamp = run.stamp(self.name)
         self._inherit = False
@@ -164,8 +166,15 @@ class SourceStage(Stage):
             recorded = dict(stamp.key)
             if recorded.get("manifest") == key["manifest"]:
                 self._inherit = True
+                recorded["code"] = self._generator_code(run, bool(recorded.get("reference_weights")))
                 return recorded
         return key
+
+    @staticmethod
+    def _generator_code(run: ModelRun, reference: bool) -> dict[str, str] | None:
+        if not reference or run.manifest.real_weights_offline:
+            return None
+        return run.converter_code()
 
     def reuse(self, run: ModelRun) -> bool:
         from zoo import fetch
