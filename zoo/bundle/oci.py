@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.bundle.names import BundleCheckError, bundle_dir_name, version_key
+from zoo.bundle.record import PublishedRecord
 from zoo.bundle.targets import OciTarget
 from zoo.errors import UsageError, ZooError
 from zoo.integrity import sha256_file
@@ -88,10 +89,10 @@ def _oci_call(what: str, target: OciTarget, function: Callable[..., Any], *args:
 
 
 def push_oci(
-    target: OciTarget, tarball: Path, config: Path, record: dict[str, Any], force: bool
+    target: OciTarget, tarball: Path, config: Path, record: PublishedRecord, force: bool
 ) -> tuple[OciTarget, bool, str | None]:
     """Push one bundle version (tag: the target's, else the version); (where, replaced, manifest digest)."""
-    tagged = target.with_tag(target.tag or record["version"])
+    tagged = target.with_tag(target.tag or record.version)
     _registry_reachable(tagged)
     client = _oras_client(tagged)
     status, _ = _oci_call("reading the tag", tagged, _manifest_status, client, tagged)
@@ -101,19 +102,19 @@ def push_oci(
             f"{tagged}: the tag {tagged.tag} already exists; pass --force to replace it (or publish a new --version)."
         )
     annotations = {
-        "org.opencontainers.image.title": record["name"],
-        "org.opencontainers.image.version": record["version"],
-        "org.opencontainers.image.description": f"zoo model bundle: {', '.join(record['models'])}",
-        ANNOTATION_MODELS: ",".join(record["models"]),
-        ANNOTATION_SIGNED: "true" if record["signed"] else "false",
-        ANNOTATION_REFERENCE: "true" if record["reference_weights"] else "false",
-        ANNOTATION_LICENSES: ",".join(record["licenses"]),
+        "org.opencontainers.image.title": record.name,
+        "org.opencontainers.image.version": record.version,
+        "org.opencontainers.image.description": f"zoo model bundle: {', '.join(record.models)}",
+        ANNOTATION_MODELS: ",".join(record.models),
+        ANNOTATION_SIGNED: "true" if record.signed else "false",
+        ANNOTATION_REFERENCE: "true" if record.reference_weights else "false",
+        ANNOTATION_LICENSES: ",".join(record.licenses),
     }
-    if record.get("created"):
-        annotations["org.opencontainers.image.created"] = record["created"]
+    if record.created:
+        annotations["org.opencontainers.image.created"] = record.created
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as scratch:
         # ORAS names the layer after the file: give it the bundle's name, whatever the local file is called
-        layer = Path(scratch) / f"{bundle_dir_name(record['name'], record['version'])}.tar.gz"
+        layer = Path(scratch) / f"{bundle_dir_name(record.name, record.version)}.tar.gz"
         try:
             layer.hardlink_to(tarball)
         except OSError:

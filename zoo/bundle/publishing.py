@@ -8,19 +8,20 @@ and a pull is verified before it is kept.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from zoo.atomic import atomic_dir, copy_file, write_json
 from zoo.bundle.archive import extract_tarball, opened_bundle, write_tarball
 from zoo.bundle.check import VerifyResult, verify_folder
 from zoo.bundle.names import BUNDLE_JSON, BundleCheckError, bundle_dir_name, parse_time, version_key
 from zoo.bundle.oci import fetch_oci, list_oci, push_oci
-from zoo.bundle.record import BundleRecord
+from zoo.bundle.record import BundleRecord, PublishedRecord
 from zoo.bundle.targets import FolderTarget, OciTarget, parse_target
 from zoo.errors import UsageError
 from zoo.integrity import sha256_file
@@ -42,19 +43,32 @@ class Published:
         return dict(self.__dict__)
 
 
-def _index_record(document: BundleRecord, signed: bool, sha256: str, size: int) -> dict[str, Any]:
-    """What a target notes about one published version (a folder's `<bundle>-<version>.json`)."""
-    return {
-        "name": document.name,
-        "version": document.version,
-        "created": document.created,
-        "models": [f"{m.name}@{m.version}" for m in document.models],
-        "licenses": list(document.licenses),
-        "signed": signed,
-        "reference_weights": document.reference_weights,
-        "sha256": sha256,
-        "size": size,
-    }
+def _published_record(document: BundleRecord, signed: bool, sha256: str, size: int) -> PublishedRecord:
+    return PublishedRecord(
+        name=document.name,
+        version=document.version,
+        created=document.created,
+        models=[f"{m.name}@{m.version}" for m in document.models],
+        licenses=list(document.licenses),
+        signed=signed,
+        reference_weights=document.reference_weights,
+        sha256=sha256,
+        size=size,
+    )
+
+
+def _published(where: str, record: PublishedRecord, replaced: bool, digest: str | None = None) -> Published:
+    return Published(
+        where,
+        record.name,
+        record.version,
+        record.sha256,
+        record.size or 0,
+        record.models,
+        record.signed,
+        replaced,
+        digest,
+    )
 
 
 def publish(
@@ -85,25 +99,15 @@ def publish(
                     f"{bundle}: the bundle folder is {folder.name!r}, but {BUNDLE_JSON} names "
                     f"{expected!r}; keep the name the bundle was made with."
                 )
-        record = _index_record(document, verified.signed, sha256_file(tarball), tarball.stat().st_size)
+        record = _published_record(document, verified.signed, sha256_file(tarball), tarball.stat().st_size)
         if isinstance(target, FolderTarget):
             return _publish_folder(target, tarball, record, force)
         tagged, replaced, digest = push_oci(target, tarball, config, record, force)
-        return Published(
-            str(tagged),
-            record["name"],
-            record["version"],
-            record["sha256"],
-            record["size"],
-            record["models"],
-            record["signed"],
-            replaced,
-            digest,
-        )
+        return _published(str(tagged), record, replaced, digest)
 
 
-def _publish_folder(target: FolderTarget, tarball: Path, record: dict[str, Any], force: bool) -> Published:
-    base = bundle_dir_name(record["name"], record["version"])
+def _publish_folder(target: FolderTarget, tarball: Path, record: PublishedRecord, force: bool) -> Published:
+    base = bundle_dir_name(record.name, record.version)
     destination = target.path / f"{base}.tar.gz"
     index = target.path / f"{base}.json"
     if target.path.exists() and not target.path.is_dir():
@@ -111,21 +115,12 @@ def _publish_folder(target: FolderTarget, tarball: Path, record: dict[str, Any],
     replaced = destination.exists() or index.exists()
     if replaced and not force:
         raise UsageError(
-            f"{destination}: version {record['version']} of {record['name']} is already published there; "
+            f"{destination}: version {record.version} of {record.name} is already published there; "
             f"pass --force to replace it (or publish a new --version)."
         )
     copy_file(tarball, destination)
-    write_json(index, record)
-    return Published(
-        str(target.path),
-        record["name"],
-        record["version"],
-        record["sha256"],
-        record["size"],
-        record["models"],
-        record["signed"],
-        replaced,
-    )
+    write_json(index, record.model_dump(mode="json"))
+    return _published(str(target.path), record, replaced)
 
 
 def list_versions(target_text: str, plain_http: bool = False) -> list[dict[str, Any]]:
@@ -142,13 +137,13 @@ def _list_folder(target: FolderTarget) -> list[dict[str, Any]]:
     rows = []
     for index in sorted(target.path.glob("*.json")):
         try:
-            record = json.loads(index.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if not isinstance(record, dict) or not {"name", "version", "sha256"} <= set(record):
-            continue
+            record = PublishedRecord.model_validate_json(index.read_bytes())
+        except (OSError, ValidationError):
+            continue  # some other JSON file beside the bundles
         tarball = index.with_suffix(".tar.gz")
-        rows.append({**record, "tag": None, "location": str(tarball), "present": tarball.is_file()})
+        rows.append(
+            {**record.model_dump(), "tag": None, "location": str(tarball), "present": tarball.is_file()}
+        )
     return sorted(rows, key=lambda r: (r["name"], version_key(r["version"])))
 
 

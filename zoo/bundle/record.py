@@ -158,6 +158,21 @@ class BundleRecord(_Record):
         return [f for model in self.models for f in model.files()]
 
 
+class PublishedRecord(_Record):
+    """What a target notes about one published version: a folder's `<bundle>-<version>.json` (the
+    same facts go into an OCI manifest's annotations)."""
+
+    name: str
+    version: str
+    created: str | None = None
+    models: list[str] = Field(default_factory=list)  # NAME@VERSION
+    licenses: list[str] = Field(default_factory=list)
+    signed: bool = False
+    reference_weights: bool = False
+    sha256: str = Field(pattern=_SHA256)  # of the tarball
+    size: int | None = Field(default=None, ge=0)
+
+
 def dump_bundle(record: BundleRecord) -> str:
     """bundle.json's text: two-space indented, fields in record order, unset optional keys left out."""
     return json.dumps(record.model_dump(mode="json", by_alias=True, exclude_unset=True), indent=2) + "\n"
