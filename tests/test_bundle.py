@@ -24,6 +24,7 @@ import yaml
 
 from tests import tinymodel
 from tests.conftest import run_zoo
+from zoo.vocab import human_size
 
 pytestmark = pytest.mark.xdist_group("bundle")
 
@@ -219,6 +220,9 @@ def test_model_card_has_front_matter_with_measured_metrics_and_a_readable_body(v
     ):
         assert heading in card
     assert "z-score" in card and "8000 Hz" in card
+    document = json.loads((signed.folder / "bundle.json").read_text())
+    onnx = document["models"][0]["artifacts"][0]
+    assert f"`{onnx['path']}` | {human_size(onnx['size'])} |" in card  # sizes in kB = 1000 B, as elsewhere
     assert (verified_tiny.out / "tiny" / "MODEL_CARD.md").read_text() == card
 
 
@@ -403,6 +407,60 @@ def test_tarball_with_a_link_or_parent_path_is_refused(signed, tmp_path):
     result = run_zoo("bundle", "verify", str(climb))
     assert result.returncode == 1 and "unsafe path" in result.stderr
     assert not (tmp_path.parent / "outside.txt").exists()
+
+
+def rewrite_bundle_json(folder: Path, change) -> None:
+    """Edit bundle.json and its line in SHA256SUMS (what a forger could do; only a signature tells)."""
+    document = json.loads((folder / "bundle.json").read_text())
+    change(document)
+    (folder / "bundle.json").write_text(json.dumps(document, indent=2) + "\n")
+    lines = []
+    for line in (folder / "SHA256SUMS").read_text().splitlines():
+        old, rel = line.split("  ", 1)
+        lines.append(f"{sha256(folder / rel) if rel == 'bundle.json' else old}  {rel}\n")
+    (folder / "SHA256SUMS").write_text("".join(lines))
+
+
+def test_bundle_json_reads_back_as_the_record_it_was_written_from(signed):
+    from zoo.bundle.record import dump_bundle, parse_bundle
+
+    raw = (signed.folder / "bundle.json").read_bytes()
+    record = parse_bundle(raw, str(signed.folder))
+    assert dump_bundle(record).encode() == raw
+    onnx = record.models[0].artifacts[0]
+    # an optional fact the report did not have stays absent, not written as null
+    assert onnx.parity.hint is None and "hint" not in json.loads(raw)["models"][0]["artifacts"][0]["parity"]
+    assert record.models[0].artifacts[3].quantization
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda d: d["models"][0]["artifacts"][0].update(size="big"), "field models.0.artifacts.0.size"),
+        (lambda d: d["models"][0].pop("golden_vectors"), "field models.0.golden_vectors is missing"),
+        (lambda d: d["models"][0]["golden_vectors"]["files"][0].update(path="../x"), "unsafe path"),
+        (lambda d: d.update(schema=2), "schema 1"),
+    ],
+)
+def test_a_malformed_bundle_json_is_one_paragraph_naming_the_field(signed, tmp_path, change, named):
+    folder = copy_of(signed, tmp_path)
+    rewrite_bundle_json(folder, change)
+    for command in (
+        ("bundle", "verify", str(folder)),
+        ("publish", str(folder), "--to", str(tmp_path / "shelf")),
+    ):
+        result = run_zoo(*command)
+        assert result.returncode == 1, result.stderr
+        assert "bundle.json" in result.stderr and named in result.stderr
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert not (tmp_path / "shelf").exists()
+
+    tarball = tmp_path / "bad.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    pulled = run_zoo("pull", str(tarball), "-o", str(tmp_path / "got"))
+    assert pulled.returncode == 1 and named in pulled.stderr and "Traceback" not in pulled.stderr
+    assert not (tmp_path / "got" / folder.name).exists()
 
 
 def test_damaged_tarball_is_reported_not_a_traceback(signed, tmp_path):

@@ -1124,7 +1124,7 @@ def bundle_ls(
     as_json: JsonOpt = False,
 ) -> None:
     """List the bundle versions a folder or OCI repository holds."""
-    from zoo.publish import list_versions
+    from zoo.bundle import list_versions
 
     rows = list_versions(target, plain_http=plain_http)
     if as_json:
@@ -1181,7 +1181,7 @@ def publish(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a bundle, then publish it to a folder or an OCI registry (one artifact per version)."""
-    from zoo.publish import publish as publish_bundle
+    from zoo.bundle import publish as publish_bundle
 
     result = publish_bundle(path, to, force=force, plain_http=plain_http, public_key=public_key)
     if as_json:
@@ -1227,7 +1227,7 @@ def pull(
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch a published bundle, verify it (sizes, sums, signature), keep the folder and its tarball."""
-    from zoo.publish import pull as pull_bundle
+    from zoo.bundle import pull as pull_bundle
 
     result = pull_bundle(
         ref,

@@ -10,7 +10,9 @@ from typing import Any
 
 import yaml
 
+from zoo.bundle.record import ModelRecord
 from zoo.manifest import Manifest
+from zoo.vocab import human_size
 
 _METRICS = ("max_abs", "max_rel", "cosine_min", "top1", "top5", "decision")
 _SPDX = {"CC-BY-NC-SA-4.0": "cc-by-nc-sa-4.0", "Apache-2.0": "apache-2.0", "MIT": "mit"}
@@ -37,31 +39,23 @@ def _metric(name: str, value: Any) -> str:
     return _number(value)
 
 
-def _size(count: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return str(count)
-
-
-def front_matter(manifest: Manifest, entry: dict[str, Any], bundle: dict[str, str] | None) -> dict[str, Any]:
+def front_matter(manifest: Manifest, entry: ModelRecord, bundle: dict[str, str] | None) -> dict[str, Any]:
     licence = manifest.license
     metrics = []
-    for artifact in entry["artifacts"]:
-        parity = artifact.get("parity") or {}
-        measured = {k: v for k, v in (parity.get("metrics") or {}).items() if k in _METRICS and v is not None}
+    for artifact in entry.artifacts:
+        parity = artifact.parity
+        measured = {k: v for k, v in parity.metrics.items() if k in _METRICS and v is not None}
         item = {
-            "artifact": artifact["kind"],
-            "format": artifact["format"],
-            "precision": artifact["precision"],
-            "runtime": artifact.get("runtime"),
+            "artifact": artifact.kind,
+            "format": artifact.format,
+            "precision": artifact.precision,
+            "runtime": artifact.runtime,
             **measured,
-            "passed": parity.get("passed"),
+            "passed": parity.passed,
         }
-        if artifact.get("accuracy") is not None:
-            item["accuracy"] = artifact["accuracy"]
-        quantization = artifact.get("quantization") or {}
+        if artifact.accuracy is not None:
+            item["accuracy"] = artifact.accuracy
+        quantization = artifact.quantization or {}
         if quantization.get("agreement") is not None:
             item["quantization_agreement"] = quantization["agreement"]
             item["quantization_agreement_metric"] = quantization.get("agreement_metric")
@@ -77,9 +71,9 @@ def front_matter(manifest: Manifest, entry: dict[str, Any], bundle: dict[str, st
         "pipeline_tag": manifest.task,
         "tags": list(manifest.tags),
         "source_framework": manifest.framework,
-        "formats": sorted({a["format"] for a in entry["artifacts"]}),
-        "reference_weights": entry["reference_weights"],
-        "labels": entry["labels"]["count"],
+        "formats": sorted({a.format for a in entry.artifacts}),
+        "reference_weights": entry.reference_weights,
+        "labels": entry.labels.count,
         "sample_rate": manifest.audio.sample_rate,
         "metrics": metrics,
     }
@@ -89,9 +83,10 @@ def front_matter(manifest: Manifest, entry: dict[str, Any], bundle: dict[str, st
 
 
 def render_model_card(
-    manifest: Manifest, report: dict[str, Any], entry: dict[str, Any], bundle: dict[str, str] | None = None
+    manifest: Manifest, report: dict[str, Any], entry: ModelRecord, bundle: dict[str, str] | None = None
 ) -> str:
-    """The card's text; `entry` is the model's bundle.json entry (artifacts with paths, sizes, parity)."""
+    """The card's text; `entry` is the model's bundle.json record (artifacts with paths, sizes, parity),
+    `report` the verification report it was made from (probes, expectations, tool versions)."""
     head = yaml.safe_dump(
         front_matter(manifest, entry, bundle), sort_keys=False, allow_unicode=True, width=100
     )
@@ -101,7 +96,7 @@ def render_model_card(
         manifest.description.strip() + "\n",
     ]
     parts.append(_licence(manifest))
-    if entry["reference_weights"]:
+    if entry.reference_weights:
         parts.append(
             "> **Reference weights.** These artifacts were made from seeded stand-in weights in the upstream "
             "file format, not from the published model. They exercise the pipeline; their predictions mean "
@@ -134,20 +129,20 @@ def _licence(manifest: Manifest) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _files(entry: dict[str, Any]) -> str:
+def _files(entry: ModelRecord) -> str:
     rows = [
         "## Files\n",
         "| artifact | format | precision | runtime | path | size | sha256 |",
         "|---|---|---|---|---|---|---|",
     ]
-    for artifact in entry["artifacts"]:
+    for artifact in entry.artifacts:
         rows.append(
-            f"| {artifact['kind']} | {artifact['format']} | {artifact['precision']} | {artifact.get('runtime') or '-'} "
-            f"| `{artifact['path']}` | {_size(artifact['size'])} | `{artifact['sha256'][:16]}…` |"
+            f"| {artifact.kind} | {artifact.format} | {artifact.precision} | {artifact.runtime or '-'} "
+            f"| `{artifact.path}` | {human_size(artifact.size)} | `{artifact.sha256[:16]}…` |"
         )
     rows.append(
-        f"\nGolden vectors: `{entry['golden_vectors']['path']}/` ({entry['golden_vectors']['sets']} sets). "
-        f"Labels: `{entry['labels']['file']}`. Every file's full sha256 is in `SHA256SUMS` and `bundle.json`."
+        f"\nGolden vectors: `{entry.golden_vectors.path}/` ({entry.golden_vectors.sets} sets). "
+        f"Labels: `{entry.labels.file}`. Every file's full sha256 is in `SHA256SUMS` and `bundle.json`."
     )
     return "\n".join(rows) + "\n"
 
@@ -190,13 +185,13 @@ def _preprocessing(manifest: Manifest) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _labels(entry: dict[str, Any]) -> str:
-    names = entry["labels"]["names"]
+def _labels(entry: ModelRecord) -> str:
+    names = entry.labels.names
     shown = ", ".join(names[:10]) + (f", … ({len(names) - 10} more)" if len(names) > 10 else "")
-    return f"## Labels\n\n{len(names)} classes in output order (`{entry['labels']['file']}`): {shown}\n"
+    return f"## Labels\n\n{len(names)} classes in output order (`{entry.labels.file}`): {shown}\n"
 
 
-def _verification(manifest: Manifest, report: dict[str, Any], entry: dict[str, Any]) -> str:
+def _verification(manifest: Manifest, report: dict[str, Any], entry: ModelRecord) -> str:
     probes = report.get("probes") or {}
     lines = [
         "## Verification\n",
@@ -209,18 +204,18 @@ def _verification(manifest: Manifest, report: dict[str, Any], entry: dict[str, A
         "|---|---|---|---|---|---|---|---|---|",
     ]
     notes = []
-    for artifact in entry["artifacts"]:
-        parity = artifact.get("parity") or {}
-        metrics = parity.get("metrics") or {}
-        runtime = artifact.get("runtime") or "-"
-        if parity.get("hint"):
-            runtime += f" ({parity['hint']})"
+    for artifact in entry.artifacts:
+        parity = artifact.parity
+        metrics = parity.metrics
+        runtime = artifact.runtime or "-"
+        if parity.hint:
+            runtime += f" ({parity.hint})"
         lines.append(
-            f"| {artifact['kind']} | {runtime} | "
+            f"| {artifact.kind} | {runtime} | "
             + " | ".join(_metric(k, metrics.get(k)) for k in _METRICS)
-            + f" | {_number(parity.get('passed'))} |"
+            + f" | {_number(parity.passed)} |"
         )
-        default = parity.get("default_precision") or {}
+        default = parity.default_precision or {}
         if default.get("metrics"):
             measured = ", ".join(
                 f"{k.replace('_', ' ')} {_number(default['metrics'][k])}"
@@ -229,15 +224,15 @@ def _verification(manifest: Manifest, report: dict[str, Any], entry: dict[str, A
             )
             precision = default.get("precision") or "default"
             notes.append(
-                f"- {artifact['kind']} at the OpenVINO CPU plugin's default precision ({precision} on the machine "
+                f"- {artifact.kind} at the OpenVINO CPU plugin's default precision ({precision} on the machine "
                 f"that verified it; bf16 on CPUs that have it): {measured}. Reported, not judged."
             )
-        if artifact.get("accuracy") is not None:
-            notes.append(f"- {artifact['kind']} accuracy: {artifact['accuracy']}")
-        quantization = artifact.get("quantization") or {}
+        if artifact.accuracy is not None:
+            notes.append(f"- {artifact.kind} accuracy: {artifact.accuracy}")
+        quantization = artifact.quantization or {}
         if quantization.get("agreement") is not None:
             line = (
-                f"- {artifact['kind']}: NNCF {quantization.get('mode', '')} quantization "
+                f"- {artifact.kind}: NNCF {quantization.get('mode', '')} quantization "
                 f"({quantization.get('preset')}, {quantization.get('subset_size')} calibration items from "
                 f"{quantization.get('calibration')}); {quantization.get('agreement_metric')} with FP32 "
                 f"{_number(quantization['agreement'])}"
@@ -260,13 +255,14 @@ def _verification(manifest: Manifest, report: dict[str, Any], entry: dict[str, A
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
-def _golden(manifest: Manifest, entry: dict[str, Any]) -> str:
-    onnx = next((a for a in entry["artifacts"] if a["kind"] == "onnx"), None)
-    model_path = onnx["path"] if onnx else entry["artifacts"][0]["path"]
+def _golden(manifest: Manifest, entry: ModelRecord) -> str:
+    onnx = next((a for a in entry.artifacts if a.kind == "onnx"), None)
+    model_path = onnx.path if onnx else entry.artifacts[0].path
+    golden = entry.golden_vectors.path
     inputs = ", ".join(f"`{s.name}`" for s in manifest.inputs)
     return (
         "## Checking an artifact with the golden vectors\n\n"
-        f"`{entry['golden_vectors']['path']}/test_data_set_N/` holds inputs (`input_K.pb`: {inputs}) and the "
+        f"`{golden}/test_data_set_N/` holds inputs (`input_K.pb`: {inputs}) and the "
         "reference outputs the source framework produced (`output_K.pb`) as ONNX TensorProto files, the layout "
         "of the ONNX model zoo. Run from the bundle's folder:\n\n"
         "```python\n"
@@ -277,7 +273,7 @@ def _golden(manifest: Manifest, entry: dict[str, Any]) -> str:
         "    tensor.ParseFromString(open(path, 'rb').read())\n"
         "    return tensor.name, numpy_helper.to_array(tensor)\n\n"
         f"session = ort.InferenceSession('{model_path}')\n"
-        f"for folder in sorted(glob.glob('{entry['golden_vectors']['path']}/test_data_set_*')):\n"
+        f"for folder in sorted(glob.glob('{golden}/test_data_set_*')):\n"
         "    feeds = dict(load(p) for p in sorted(glob.glob(folder + '/input_*.pb')))\n"
         "    expected = dict(load(p) for p in sorted(glob.glob(folder + '/output_*.pb')))\n"
         "    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))\n"
@@ -289,12 +285,12 @@ def _golden(manifest: Manifest, entry: dict[str, Any]) -> str:
     )
 
 
-def _provenance(manifest: Manifest, report: dict[str, Any], entry: dict[str, Any]) -> str:
+def _provenance(manifest: Manifest, report: dict[str, Any], entry: ModelRecord) -> str:
     lines = [
         "## Provenance\n",
-        f"- manifest `{manifest.name}` {manifest.version}, sha256 `{entry['manifest_sha256']}`",
+        f"- manifest `{manifest.name}` {manifest.version}, sha256 `{entry.manifest_sha256}`",
     ]
-    for name, digest in sorted((entry.get("sources") or {}).items()):
+    for name, digest in sorted(entry.sources.items()):
         lines.append(f"- source `{name}`: sha256 `{digest}`")
     tools = report.get("versions") or {}
     if tools:
