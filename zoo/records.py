@@ -191,13 +191,11 @@ class Report(Record):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     def write(self, path: Path) -> None:
-        write_text(
-            path, json.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=False), indent=2) + "\n"
-        )
+        write_text(path, json.dumps(self.as_dict(), indent=2) + "\n")
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON form, as `zoo verify --json` prints it."""
-        data: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
+        """The JSON form, as `zoo verify --json` prints it (optional facts an artifact lacks are left out)."""
+        data: dict[str, Any] = self.model_dump(mode="json", by_alias=True, exclude_none=True)
         return data
 
 

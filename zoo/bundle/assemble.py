@@ -9,7 +9,6 @@ give the same bytes.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -47,6 +46,7 @@ from zoo.errors import UsageError
 from zoo.integrity import sha256_file
 from zoo.layout import ModelLayout
 from zoo.manifest import Manifest
+from zoo.stamps import read_stamp
 
 #: the report's artifact facts copied into an artifact's parity record, in this order
 _PARITY_KEYS = ("hint", "metrics", "tolerance", "passed", "failures", "default_precision")
@@ -118,13 +118,10 @@ def _artifact_record(model: ModelInput, kind: str, prefix: str) -> ArtifactRecor
 
 def _quantization_facts(layout: ModelLayout, rel: str, sha256: str) -> dict[str, Any] | None:
     """What `zoo quantize` measured (agreement with FP32, accuracy control), when its stamp is of this file."""
-    try:
-        stamp = json.loads(layout.stamp("INT8").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    stamp = read_stamp(layout.stamp("INT8"))
+    if stamp is None or rel not in stamp.outputs or stamp.outputs[rel].sha256 != sha256:
         return None
-    if not isinstance(stamp, dict) or (stamp.get("outputs") or {}).get(rel, {}).get("sha256") != sha256:
-        return None
-    facts = stamp.get("quantization")
+    facts = stamp.fact("quantization")
     return facts if isinstance(facts, dict) else None
 
 

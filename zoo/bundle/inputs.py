@@ -7,7 +7,6 @@ vectors must be there. report.json is read in one place, `read_verified_report`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from zoo.errors import UsageError, ZooError
 from zoo.integrity import sha256_file
 from zoo.layout import ModelLayout
 from zoo.manifest import Manifest
+from zoo.records import REPORT_SCHEMA, Report, load_record
 from zoo.vocab import ARTIFACTS
 
 
@@ -44,19 +44,14 @@ def read_verified_report(path: Path, manifest: Manifest) -> dict[str, Any]:
             f"`zoo verify --name {name}` first (or point -o at the output folder they wrote)."
         )
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        record = load_record(Report, path, "verification report")
+    except ZooError as exc:
+        raise UsageError(f"{exc.message} Run `zoo verify --name {name}` again.") from exc
+    if record.schema_ != REPORT_SCHEMA:
         raise UsageError(
-            f"{path}: not a readable JSON report ({exc}); run `zoo verify --name {name}` again."
-        ) from exc
-    if not isinstance(report, dict):
-        raise UsageError(
-            f"{path}: expected a zoo report (a JSON object), got a JSON {type(report).__name__}."
+            f"{path}: field schema: expected a zoo report with schema {REPORT_SCHEMA}, got {record.schema_!r}."
         )
-    if report.get("schema") != 1:
-        raise UsageError(
-            f"{path}: field schema: expected a zoo report with schema 1, got {report.get('schema')!r}."
-        )
+    report = record.as_dict()
     if report.get("model") != name:
         raise UsageError(f"{path}: field model: expected {name!r}, got {report.get('model')!r}.")
     if report.get("manifest_version") != manifest.version:
