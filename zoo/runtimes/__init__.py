@@ -19,8 +19,10 @@ from zoo.runtimes.base import Runner
 from zoo.runtimes.onnxruntime import LeanOnnxRuntime, OnnxRuntimeRunner
 from zoo.runtimes.openvino import LeanOpenVino, OpenVinoRunner, cpu_default_precision, openvino_core
 from zoo.runtimes.source import NoSources, SourceRunner, open_source
+from zoo.vocab import Runtime
 
-RUNTIMES = ("onnxruntime", "openvino")
+#: the target runtimes an artifact runs on
+RUNTIMES = (Runtime.ONNXRUNTIME.value, Runtime.OPENVINO.value)
 
 
 def open_artifact(

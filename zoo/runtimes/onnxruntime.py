@@ -16,6 +16,7 @@ import numpy as np
 
 from zoo.errors import ZooError
 from zoo.runtimes.base import Runner
+from zoo.vocab import Runtime
 
 #: the session config entry that keeps QDQ groups unfused (see the module docstring)
 DISABLE_QDQ_FUSION = "session.disable_quant_qdq"
@@ -50,7 +51,7 @@ class OnnxRuntimeRunner(Runner):
     QDQ groups unfused; *threads* sets the intra-op thread count (inter-op 1).
     """
 
-    runtime = "onnxruntime"
+    runtime = Runtime.ONNXRUNTIME.value
 
     def __init__(
         self,

@@ -19,6 +19,7 @@ import numpy as np
 
 from zoo.errors import ZooError
 from zoo.runtimes.base import Runner
+from zoo.vocab import Runtime
 
 #: the plugin property that turns on-the-fly int8 activation quantization off when 0
 DYNAMIC_QUANTIZATION = "DYNAMIC_QUANTIZATION_GROUP_SIZE"
@@ -101,7 +102,7 @@ class OpenVinoRunner(Runner):
     then holds what the plugin reports for the properties this runner would set).
     """
 
-    runtime = "openvino"
+    runtime = Runtime.OPENVINO.value
 
     def __init__(
         self,

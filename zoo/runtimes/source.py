@@ -13,6 +13,7 @@ import numpy as np
 
 from zoo.errors import ZooError
 from zoo.runtimes.base import Runner
+from zoo.vocab import Runtime
 
 if TYPE_CHECKING:
     from zoo.fetch import SourceSet
@@ -40,7 +41,7 @@ class SourceRunner(Runner):
     framework keeps its own choice: TFLite and Keras).
     """
 
-    runtime = "source"
+    runtime = Runtime.SOURCE.value
 
     def __init__(self, model: Any, manifest: Manifest, sources: SourceSet, threads: int | None = None):
         self.model = model
