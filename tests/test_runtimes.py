@@ -199,3 +199,103 @@ def test_feeds_are_cast_to_the_input_type(tiny):
         out = open_artifact(path).run(feed)["output"]
         assert out.dtype == np.float32
         np.testing.assert_allclose(out, _numpy_forward(model, feed["input"]), atol=1e-5)
+
+
+def test_onnx_runtime_from_bytes_or_a_modelproto_equals_from_the_file(tiny):
+    import onnx
+
+    from zoo.runtimes import OnnxRuntimeRunner
+
+    _, model, _ = tiny
+    from_path = OnnxRuntimeRunner(model)
+    from_bytes = OnnxRuntimeRunner(model.read_bytes())
+    from_proto = OnnxRuntimeRunner(onnx.load(str(model)), label="the tiny model")
+    assert from_path.path == model and from_bytes.path is None and from_proto.label == "the tiny model"
+    feed = _feed(7)
+    expected = from_path.run(feed)["output"]
+    for runner in (from_bytes, from_proto):
+        assert runner.input_names == ["input"] and runner.output_names == ["output"]
+        np.testing.assert_array_equal(runner.run(feed)["output"], expected)
+    with pytest.raises(ZooError, match="the tiny model: feeds do not match"):
+        from_proto.run({"audio": feed["input"]})
+
+
+def test_exact_options_are_applied_and_recorded(tiny):
+    from zoo.runtimes import OnnxRuntimeRunner, OpenVinoRunner
+    from zoo.runtimes.onnxruntime import DISABLE_QDQ_FUSION
+    from zoo.runtimes.openvino import DYNAMIC_QUANTIZATION
+
+    root, model, _ = tiny
+    plain = OnnxRuntimeRunner(model, threads=1)
+    exact = OnnxRuntimeRunner(model, threads=1, exact=True, optimize=False)
+    assert plain.config == {"threads": 1, "graph_optimizations": True}
+    assert exact.config == {"threads": 1, "graph_optimizations": False, DISABLE_QDQ_FUSION: "1"}
+    assert exact.session.get_session_options().get_session_config_entry(DISABLE_QDQ_FUSION) == "1"
+    assert exact.session.get_session_options().intra_op_num_threads == 1
+    np.testing.assert_allclose(exact.run(_feed(2))["output"], plain.run(_feed(2))["output"], atol=1e-6)
+
+    ir = root / "FP32" / "tiny.xml"
+    exact_ir = open_artifact(ir, "FP32", hint=None, threads=1, exact=True)
+    assert exact_ir.config == {
+        DYNAMIC_QUANTIZATION: 0,
+        "INFERENCE_PRECISION_HINT": "f32",
+        "INFERENCE_NUM_THREADS": 1,
+    }
+    assert exact_ir.precision == "f32"  # exact wins over the plugin's default
+    assert int(exact_ir.compiled.get_property(DYNAMIC_QUANTIZATION)) == 0
+    default = OpenVinoRunner(ir, hint=None)
+    assert default.config == {} and DYNAMIC_QUANTIZATION not in default.config
+    assert default.precision == cpu_default_precision()
+
+
+def test_openvino_from_a_model_or_a_compiled_model_equals_from_the_ir(tiny):
+    from zoo.runtimes import OpenVinoRunner, openvino_core
+
+    root, _, _ = tiny
+    ir = root / "FP32" / "tiny.xml"
+    from_path = OpenVinoRunner(ir)
+    core = openvino_core()
+    from_model = OpenVinoRunner(core.read_model(str(ir)))
+    compiled = core.compile_model(core.read_model(str(ir)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    from_compiled = OpenVinoRunner(compiled, label="as NNCF hands it")
+    assert from_path.path == ir and from_model.path is None and from_compiled.compiled is compiled
+    # a compiled model keeps the configuration it was compiled with; the runner reports it
+    assert from_compiled.config["INFERENCE_PRECISION_HINT"] == "f32" and from_compiled.precision == "f32"
+    feed = _feed(4)
+    expected = from_path.run(feed)["output"]
+    for runner in (from_model, from_compiled):
+        assert runner.input_names == ["input"] and runner.output_names == ["output"]
+        np.testing.assert_array_equal(runner.run(feed)["output"], expected)
+
+
+def test_lean_runners_match_the_plain_ones_and_rebind_new_arrays(tiny):
+    """Bench mode binds the caller's arrays once; a new array is bound anew (batch > 1: test_bench)."""
+    from zoo.runtimes import LeanOnnxRuntime, LeanOpenVino
+
+    root, model, _ = tiny
+    ir = root / "FP32" / "tiny.xml"
+    first, second = _feed(8), _feed(9)
+    plain = [open_artifact(model).run(f)["output"] for f in (first, second)]
+    ort_lean = LeanOnnxRuntime(model, threads=1)
+    ov_lean = LeanOpenVino(ir, hint="f32", threads=1)
+    assert ort_lean.config["batch"] == 1 and ov_lean.config["PERFORMANCE_HINT"] == "LATENCY"
+    assert ov_lean.precision == "f32" and ov_lean.path == ir
+    for lean, values in (
+        (ort_lean, lambda result: result.copy_outputs_to_cpu()[0]),
+        (ov_lean, lambda result: np.array(ov_lean.request.get_output_tensor(0).data)),
+    ):
+        for _ in range(2):  # bound once, run again on the same arrays
+            np.testing.assert_allclose(values(lean.run(first)), plain[0], atol=1e-6)
+        np.testing.assert_allclose(values(lean.run(second)), plain[1], atol=1e-6)
+
+
+def test_runners_never_import_frameworks_until_used():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, zoo.runtimes, zoo.streams; "
+        "print([m for m in ('torch', 'openvino', 'onnxruntime', 'tensorflow', 'nncf') if m in sys.modules])"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"

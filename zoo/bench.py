@@ -11,16 +11,19 @@ subject's; GFLOP/s uses the manifest's `flops` per item, next to a measured peak
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from zoo.errors import UsageError, ZooError
-from zoo.evaluate import ARTIFACT_ORDER, initial_state
+from zoo.evaluate import ARTIFACT_ORDER
+from zoo.streams import initial_state
 
 RUNTIMES = ("source", "onnxruntime", "openvino")
 PRECISIONS = ("FP32", "FP16", "INT8")
@@ -187,134 +190,10 @@ def bench_input(manifest, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     return {name: np.concatenate([value] * batch, axis=0) for name, value in feed.items()}
 
 
-TORCH_FRAMEWORKS = ("pytorch", "torchscript", "lasagne")
-
-
-def load_source_model(manifest, out: Path, threads: int | None):
-    """(the source-framework model, whether *threads* applies to it).
-
-    torch takes a process-wide thread count; the ONNX source (ONNX Runtime on the published file,
-    graph optimizations off, as its converter runs it) gets a session with the thread count. TFLite
-    and Keras keep their framework's own choice, and the row says so (threads: null).
-    """
-    from zoo.evaluate import load_source
-
-    if manifest.framework == "onnx" and threads:
-        from converters.onnx import weights_path
-        from zoo.fetch import read_source_set
-        from zoo.runtimes import OnnxRuntimeRunner
-
-        sources = read_source_set(manifest, out)
-        if sources is None:
-            raise ZooError(f"{manifest.name}: no verified sources under {out / manifest.name / 'source'}.")
-        return OnnxRuntimeRunner(weights_path(sources.files, manifest), threads=threads, optimize=False), True
-    model, why = load_source(manifest, out)
-    if model is None:
-        raise ZooError(why)
-    if threads and manifest.framework in TORCH_FRAMEWORKS:
-        import torch
-
-        torch.set_num_threads(int(threads))
-        return model, True
-    return model, not threads
-
-
-class LeanOpenVino:
-    """An IR on OpenVINO's CPU plugin, called the way a latency-minded application calls it.
-
-    The input arrays are wrapped as tensors once (shared memory) and outputs are not copied out, as
-    an application that writes into its input buffers would run it; so the figures are the
-    runtime's, not Python's (building tensor dicts per call costs as much as silero-vad's whole
-    network). With batch > 1 the inputs' first dimension is reshaped (static-shape models included).
-    """
-
-    def __init__(self, path: Path, batch: int, hint: str | None, threads: int | None):
-        from zoo.runtimes import openvino_core
-
-        core = openvino_core()
-        if not path.with_suffix(".bin").is_file():
-            raise ZooError(
-                f"{path}: the IR's weights file {path.with_suffix('.bin').name} is missing beside it."
-            )
-        model = core.read_model(str(path))
-        if batch != 1:
-            shapes = {}
-            for port in model.inputs:
-                shape = port.get_partial_shape()
-                shape[0] = batch
-                shapes[port.get_any_name()] = shape
-            model.reshape(shapes)
-        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
-        if hint:
-            config["INFERENCE_PRECISION_HINT"] = hint
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
-        self.compiled = core.compile_model(model, "CPU", config)
-        self.request = self.compiled.create_infer_request()
-        precision = self.compiled.get_property("INFERENCE_PRECISION_HINT")
-        self.precision = precision.get_type_name() if hasattr(precision, "get_type_name") else str(precision)
-        self.names = [p.get_any_name() for p in self.compiled.inputs]
-        self._bound: list[int] = []
-
-    def run(self, feeds):
-        import openvino as ov
-
-        arrays = [feeds[name] for name in self.names]
-        if self._bound != [id(a) for a in arrays]:
-            # wrap the caller's arrays once; later calls on the same arrays only run the network
-            for name, array in zip(self.names, arrays, strict=True):
-                self.request.set_tensor(name, ov.Tensor(np.ascontiguousarray(array), shared_memory=True))
-            self._bound = [id(a) for a in arrays]
-        self.request.infer()
-        return self.request.results
-
-
-class LeanOnnxRuntime:
-    """ONNX Runtime on the CPU provider with all graph optimizations (its default), through an I/O
-    binding made once, like LeanOpenVino. With batch > 1 the inputs' first dimension is made
-    symbolic, so any batch runs.
-    """
-
-    def __init__(self, path: Path, batch: int, threads: int | None):
-        import onnx
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = int(threads)
-            options.inter_op_num_threads = 1
-        source: str | bytes = str(path)
-        if batch != 1:
-            model = onnx.load(str(path))
-            for value in [*model.graph.input, *model.graph.output]:
-                dims = value.type.tensor_type.shape.dim
-                if dims:
-                    dims[0].dim_param = "batch"
-            source = model.SerializeToString()
-        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-        self.names = [i.name for i in self.session.get_inputs()]
-        self.binding = self.session.io_binding()
-        self._bound: list[int] = []
-
-    def run(self, feeds):
-        arrays = [np.ascontiguousarray(feeds[name]) for name in self.names]
-        if self._bound != [id(feeds[name]) for name in self.names]:
-            # bind the caller's arrays once (as with OpenVINO); outputs stay in ONNX Runtime's buffers
-            self.binding.clear_binding_inputs()
-            self.binding.clear_binding_outputs()
-            for name, array in zip(self.names, arrays, strict=True):
-                self.binding.bind_cpu_input(name, array)
-            for output in self.session.get_outputs():
-                self.binding.bind_output(output.name, "cpu")
-            self._arrays = arrays  # keep the bound memory alive
-            self._bound = [id(feeds[name]) for name in self.names]
-        self.session.run_with_iobinding(self.binding)
-        return self.binding
-
-
 def _open(artifact: str, path: Path, batch: int, hint: str | None, threads: int | None):
-    """(model with .run, inference precision) for one artifact file."""
+    """(lean runner, inference precision) for one artifact file (zoo.runtimes' bench mode)."""
+    from zoo.runtimes import LeanOnnxRuntime, LeanOpenVino
+
     if not path.is_file():
         raise ZooError(f"{path} does not exist.")
     try:
@@ -322,11 +201,12 @@ def _open(artifact: str, path: Path, batch: int, hint: str | None, threads: int 
             runner = LeanOpenVino(path, batch, hint, threads)
             return runner, runner.precision
         return LeanOnnxRuntime(path, batch, threads), None
-    except ZooError:
-        raise
     except Exception as exc:  # the runtimes reject files and shapes with their own exception types
+        cause = exc.__cause__ if isinstance(exc, ZooError) else exc
+        if cause is None:  # our own check (a missing weights file): its message says it all
+            raise
         what = f"batch {batch} does not fit this model's graph" if batch != 1 else "cannot load it"
-        raise ZooError(f"{path.name}: {what}: {str(exc).splitlines()[0]}") from exc
+        raise ZooError(f"{path.name}: {what}: {str(cause).splitlines()[0]}") from exc
 
 
 def agreement_from_report(layout, artifact: str) -> tuple[float | None, str | None]:
@@ -396,6 +276,7 @@ def bench_model(
     """
     from zoo.bars import bar
     from zoo.layout import ModelLayout
+    from zoo.runtimes import SourceRunner, open_source
 
     out = Path(out)
     layout = ModelLayout(out, manifest.name)
@@ -411,7 +292,7 @@ def bench_model(
         )
     feed = bench_input(manifest, batch)
     rows: list[Row] = []
-    models: dict[int, object] = {}
+    models: dict[int, Callable[[], object]] = {}  # subject -> the call that is timed
     with bar(f"{manifest.name}: loading", len(subjects), show_progress) as progress:
         for index, (artifact, runtime, path) in enumerate(subjects):
             row = Row(
@@ -424,9 +305,8 @@ def bench_model(
             )
             try:
                 if artifact == "source":
-                    model, threads_applied = load_source_model(manifest, out, threads)
-                    if not threads_applied:
-                        row.threads = None
+                    model = open_source(manifest, out, threads=threads)
+                    row.threads = model.threads
                     row.runtime = source_runtime(manifest)
                     row.size = file_size(*_source_weights(manifest, out))
                 else:
@@ -437,7 +317,11 @@ def bench_model(
                         else file_size(path)
                     )
                 model.run(feed)  # a subject that cannot run is reported now, not timed
-                models[index] = model
+                if isinstance(model, SourceRunner):
+                    # feeds checked and cast once, as the lean runners bind theirs once
+                    models[index] = functools.partial(model.infer, model.prepare(feed))
+                else:
+                    models[index] = functools.partial(model.run, feed)
             except Exception as exc:  # a runtime failing on one subject must not hide the others
                 row.error = _failure(exc)
             if artifact in PRECISIONS or artifact == "onnx":
@@ -449,7 +333,7 @@ def bench_model(
     steps = rounds * len(models)
     with bar(f"{manifest.name}: bench", steps, show_progress) as progress:
         for round_number in range(rounds):
-            for step, (index, model) in enumerate(models.items()):
+            for step, (index, call) in enumerate(models.items()):
                 done = round_number * len(models) + step
                 progress.describe(
                     f"{manifest.name}: {rows[index].artifact} ({rows[index].runtime}), "
@@ -457,7 +341,7 @@ def bench_model(
                 )
                 try:
                     timing = time_calls(
-                        lambda model=model: model.run(feed),
+                        call,
                         seconds=seconds / rounds,
                         batch=batch,
                         warmup_seconds=None if round_number == 0 else 0.0,

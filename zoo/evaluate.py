@@ -18,10 +18,16 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from zoo.errors import UsageError, ZooError
+from zoo.streams import run_calls
+
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
+    from zoo.runtimes import Runner
 
 #: suffixes of the audio files a dataset folder may hold (formats libsndfile reads)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".rf64")
@@ -200,57 +206,6 @@ def one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
 # -- running a model over a file ----------------------------------------------------------
 
 
-def state_pairs(manifest) -> list[tuple[str, str]]:
-    """(input, output) names of the recurrent state, paired in manifest order."""
-    inputs = [t for t in manifest.inputs if t.kind == "state"]
-    outputs = [t for t in manifest.outputs if t.kind == "state"]
-    if len(inputs) != len(outputs):
-        raise ZooError(
-            f"{manifest.path}: {len(inputs)} state inputs but {len(outputs)} state outputs; "
-            "a streaming entry must return each state it takes."
-        )
-    return [(i.name, o.name) for i, o in zip(inputs, outputs, strict=True)]
-
-
-def initial_state(manifest) -> dict[str, np.ndarray]:
-    """Zeros for every state input: how upstream starts a stream."""
-    return {
-        t.name: np.zeros([d if isinstance(d, int) else 1 for d in t.shape], dtype=np.float32)
-        for t in manifest.inputs
-        if t.kind == "state"
-    }
-
-
-def run_feeds(model, manifest, feeds: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    """Outputs of *model* for each feed; streaming entries carry their state from one chunk to the next.
-
-    Each returned dict holds the outputs, and for streams also the state that went in (so the
-    feeds can be replayed one by one, e.g. as calibration items).
-    """
-    if not manifest.audio.streaming:
-        return [model.run(feed) for feed in feeds]
-    pairs = state_pairs(manifest)
-    carry = initial_state(manifest)
-    results = []
-    for feed in feeds:
-        full = {**feed, **carry}
-        out = model.run(full)
-        results.append({**out, **{f"__in__{k}": v for k, v in carry.items()}})
-        carry = {i: np.asarray(out[o], dtype=np.float32) for i, o in pairs}
-    return results
-
-
-def stream_feeds(
-    manifest, feeds: list[dict[str, np.ndarray]], outputs: list[dict]
-) -> list[dict[str, np.ndarray]]:
-    """Complete per-chunk feeds (chunk plus the state that went in) from a run_feeds pass."""
-    full = []
-    for feed, out in zip(feeds, outputs, strict=True):
-        state = {k[len("__in__") :]: v for k, v in out.items() if k.startswith("__in__")}
-        full.append({**feed, **state})
-    return full
-
-
 def clip_scores(manifest, outputs: list[dict[str, np.ndarray]]) -> np.ndarray:
     """The main output of each clip as rows (clips, classes)."""
     name = manifest.main_output.name
@@ -318,8 +273,9 @@ class FileResult:
     detected: bool | None = None  # detectors: did the file contain the positive class
 
 
-def predict(model, manifest, feeds: list[dict[str, np.ndarray]]) -> FileResult:
-    rows = clip_scores(manifest, run_feeds(model, manifest, feeds))
+def predict(model: Runner, manifest: Manifest, feeds: list[dict[str, np.ndarray]]) -> FileResult:
+    _, outputs = run_calls(model, manifest, feeds)
+    rows = clip_scores(manifest, outputs)
     result = FileResult(aggregate(manifest, rows), rows)
     if is_detector(manifest):
         threshold = decision_threshold(manifest)
@@ -386,25 +342,29 @@ def parse_artifacts(values: list[str] | None, option: str = "--precisions") -> l
 
 
 def load_models(
-    manifest, out: Path, wanted: list[str] | None, *, hint: str | None = "f32", threads: int | None = None
-) -> tuple[dict[str, object], dict[str, str]]:
-    """({artifact: model with .run}, {artifact: why skipped}) for the artifacts present in the layout."""
+    manifest: Manifest,
+    out: Path,
+    wanted: list[str] | None,
+    *,
+    hint: str | None = "f32",
+    threads: int | None = None,
+) -> tuple[dict[str, Runner], dict[str, str]]:
+    """({artifact: Runner}, {artifact: why skipped}) for the artifacts present in the layout."""
     from zoo.layout import ModelLayout
-    from zoo.runtimes import open_artifact
+    from zoo.runtimes import NoSources, open_artifact, open_source
 
     layout = ModelLayout(Path(out), manifest.name)
-    models: dict[str, object] = {}
+    models: dict[str, Runner] = {}
     skipped: dict[str, str] = {}
     for artifact in wanted or ARTIFACT_ORDER:
         explicit = wanted is not None
         if artifact == "source":
-            model, why = load_source(manifest, out)
-            if model is None:
+            try:
+                models[artifact] = open_source(manifest, out, threads=threads)
+            except NoSources as exc:
                 if explicit:
-                    raise UsageError(f"{manifest.name}: {why}")
-                skipped[artifact] = why
-                continue
-            models[artifact] = model
+                    raise UsageError(f"{manifest.name}: {exc.message}") from None
+                skipped[artifact] = exc.message
             continue
         path = layout.artifact(artifact)
         if not path.is_file():
@@ -421,17 +381,6 @@ def load_models(
             + ". Run `zoo download` and `zoo convert` first."
         )
     return models, skipped
-
-
-def load_source(manifest, out: Path):
-    """(the source-framework model, None) or (None, why it is not available)."""
-    from converters import get_converter
-    from zoo.fetch import read_source_set
-
-    sources = read_source_set(manifest, Path(out))
-    if sources is None:
-        return None, f"no verified sources under {Path(out) / manifest.name / 'source'} (run `zoo download`)"
-    return get_converter(manifest.framework).load(sources.files, manifest), None
 
 
 def read_classes(manifest, out: Path) -> list[str]:

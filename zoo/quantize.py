@@ -30,6 +30,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,12 +45,15 @@ from zoo.evaluate import (
     read_audio,
     read_classes,
     read_dataset,
-    run_feeds,
-    stream_feeds,
 )
 from zoo.layout import ModelLayout
 from zoo.stages.engine import ModelRun, Stage
+from zoo.streams import run_calls, run_stream
 from zoo.vocab import IR_PRECISIONS
+
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
+    from zoo.runtimes import OpenVinoRunner
 
 STAGE = "INT8"
 CALIBRATION_PROBES = 100
@@ -152,7 +156,8 @@ def files_digest(paths: list[Path], root: Path) -> str:
     return digest.hexdigest()
 
 
-def probe_seconds(manifest) -> float:
+def calibration_seconds(manifest: Manifest) -> float:
+    """How long each calibration probe of a clip model is: one clip, else one call of a static input."""
     if manifest.audio.clip is not None:
         return float(manifest.audio.clip.seconds)
     spec = manifest.inputs[0]
@@ -199,8 +204,10 @@ def calibration_samples(
         how = f"{len(probes)} calibration and speech probe streams"
     else:
         count = max(CALIBRATION_PROBES, subset_size)
-        probes = probe_set(rate, probe_seconds(manifest), "calibration", seed=options.seed + 1, count=count)
-        how = f"{len(probes)} calibration probes of {probe_seconds(manifest):g} s"
+        probes = probe_set(
+            rate, calibration_seconds(manifest), "calibration", seed=options.seed + 1, count=count
+        )
+        how = f"{len(probes)} calibration probes of {calibration_seconds(manifest):g} s"
     samples = [Sample(p.name, prepare_inputs(manifest, p.audio, rate)) for p in probes]
     digest = hashlib.sha256(b"".join(np.ascontiguousarray(p.audio).tobytes() for p in probes)).hexdigest()
     return samples, how, f"probes:{digest}"
@@ -245,7 +252,7 @@ def calibration_items(
         return spread(items, subset_size)
     with bar(f"{manifest.name}: recurrent state of the calibration streams", len(samples)) as progress:
         for sample in samples:
-            items += stream_feeds(manifest, sample.feeds, run_feeds(reference, manifest, sample.feeds))
+            items += run_stream(reference, manifest, sample.feeds)[0]
             progress.advance()
     return spread(items, subset_size)
 
@@ -253,46 +260,11 @@ def calibration_items(
 # -- models ---------------------------------------------------------------------------------------
 
 
-class CompiledRunner:
-    """An OpenVINO compiled model (as NNCF hands it to validation) with `.run(feeds) -> {name: array}`."""
+def compile_f32(model) -> OpenVinoRunner:
+    """An ov.Model compiled on the CPU plugin at f32, as a Runner."""
+    from zoo.runtimes import OpenVinoRunner
 
-    def __init__(self, compiled):
-        self.compiled = compiled
-        self.request = compiled.create_infer_request()
-        self.input_names = [p.get_any_name() for p in compiled.inputs]
-        self.output_names = [p.get_any_name() for p in compiled.outputs]
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.request.infer({name: feeds[name] for name in self.input_names})
-        return {
-            name: np.array(self.request.get_output_tensor(i).data, copy=True)
-            for i, name in enumerate(self.output_names)
-        }
-
-
-class OnnxBytesRunner:
-    """ONNX Runtime on an in-memory ModelProto (the QDQ model before it is written)."""
-
-    def __init__(self, model):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        values = self.session.run(self.output_names, {name: feeds[name] for name in self.input_names})
-        return dict(zip(self.output_names, values, strict=True))
-
-
-def compile_f32(model) -> CompiledRunner:
-    from zoo.runtimes import openvino_core
-
-    return CompiledRunner(openvino_core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}))
+    return OpenVinoRunner(model, hint="f32", label=f"{model.get_friendly_name()} (OpenVINO, f32)")
 
 
 def count_quantizers(model) -> int:
@@ -348,7 +320,7 @@ class Metric:
         if not self.labelled:
             if reference_model is None:
                 raise ZooError("an agreement metric needs the FP32 model's outputs")
-            self.reference = [run_feeds(reference_model, manifest, s.feeds) for s in samples]
+            self.reference = [run_calls(reference_model, manifest, s.feeds)[1] for s in samples]
 
     def item_value(self, model, index: int) -> tuple[float, int]:
         """(value, weight) of one sample: correct or not for a labelled file; share of agreeing calls."""
@@ -361,7 +333,7 @@ class Metric:
                 correct = int(np.argmax(result.scores)) == sample.label
             return float(correct), 1
         agree = call_agreement(
-            self.manifest, self.reference[index], run_feeds(model, self.manifest, sample.feeds)
+            self.manifest, self.reference[index], run_calls(model, self.manifest, sample.feeds)[1]
         )
         return float(np.mean(agree)), len(agree)
 
@@ -387,7 +359,9 @@ class Metric:
 
     def validation_fn(self, compiled, items) -> tuple[float, list[float]]:
         """NNCF's signature: (compiled model, iterable of sample indices) -> (metric, per-item values)."""
-        runner = CompiledRunner(compiled)
+        from zoo.runtimes import OpenVinoRunner
+
+        runner = OpenVinoRunner(compiled, label="the model NNCF validates")
         return self.evaluate(runner, [int(i) for i in items])
 
 
@@ -630,7 +604,7 @@ def _quantize(
 ) -> QuantizeResult:
     import nncf
 
-    from zoo.runtimes import openvino_core
+    from zoo.runtimes import OnnxRuntimeRunner, openvino_core
 
     core = openvino_core()
     fp32_model = core.read_model(str(layout.ir_xml("FP32")))
@@ -676,7 +650,7 @@ def _quantize(
     qdq = None
     if manifest.quantize.onnx_qdq:
         qdq = _quantize_onnx(manifest, layout, items, nncf_preset, subset_size)
-        result.qdq_agreement, _ = agreement.evaluate(OnnxBytesRunner(qdq))
+        result.qdq_agreement, _ = agreement.evaluate(OnnxRuntimeRunner(qdq, label="QDQ ONNX model"))
         log(f"{manifest.name}: INT8: QDQ ONNX {result.agreement_metric} {result.qdq_agreement:.4f}")
     _save(manifest, layout, quantized, qdq, result, options)
     return result

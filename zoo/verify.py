@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +39,10 @@ from zoo.layout import ModelLayout
 from zoo.records import REPORT_SCHEMA, Report
 from zoo.stages.engine import ModelRun, Stage
 from zoo.stamps import output_checksums, read_stamp, sha256_file
+from zoo.streams import run_calls
+
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
 
 ARTIFACTS = ("onnx", "FP32", "FP16", "INT8")
 REL_FLOOR = 1e-6
@@ -65,8 +70,8 @@ class ProbeInputs:
         return sum(len(f) for f in self.feeds)
 
 
-def probe_seconds(manifest) -> float:
-    """How long each probe is: verify.seconds, else one clip, else a 10 s stream for streaming models."""
+def verify_seconds(manifest: Manifest) -> float:
+    """How long each verify probe is: verify.seconds, else a 10 s stream for streaming models, else one clip."""
     if manifest.verify.seconds:
         return float(manifest.verify.seconds)
     if manifest.audio.streaming:
@@ -89,48 +94,12 @@ def build_inputs(manifest, seed: int = 0) -> ProbeInputs:
             [f"synthetic-{i + 1}" for i in range(len(feeds))], [[f] for f in feeds], kind="synthetic-features"
         )
     rate = manifest.audio.sample_rate
-    probes = probe_set(rate, probe_seconds(manifest), kind=manifest.verify.probes, seed=seed)[:limit]
+    probes = probe_set(rate, verify_seconds(manifest), kind=manifest.verify.probes, seed=seed)[:limit]
     names, feeds = [], []
     for probe in probes:
         names.append(probe.name)
         feeds.append(prepare_inputs(manifest, probe.audio, rate))
     return ProbeInputs(names, feeds, streaming=manifest.audio.streaming, kind=manifest.verify.probes)
-
-
-def state_pairs(manifest) -> list[tuple[str, str, list[int], str]]:
-    """(state input, state output, shape, dtype) pairs, in order: what a stream carries between calls."""
-    ins = [s for s in manifest.inputs if s.kind == "state"]
-    outs = [s for s in manifest.outputs if s.kind == "state"]
-    if len(ins) != len(outs):
-        raise UsageError(
-            f"{manifest.path}: a streaming entry needs as many state outputs as state inputs "
-            f"(inputs[].kind: state {[s.name for s in ins]}, outputs[].kind: state {[s.name for s in outs]})."
-        )
-    pairs = []
-    for i, o in zip(ins, outs, strict=True):
-        if not i.static:
-            raise UsageError(f"{manifest.path}: state input {i.name!r} needs a static shape, got {i.shape}.")
-        pairs.append((i.name, o.name, list(i.shape), i.dtype))
-    return pairs
-
-
-def run_calls(model, feeds: list[dict[str, np.ndarray]], manifest, streaming: bool):
-    """Run one probe's calls; a stream starts from zero state and carries the model's own state.
-
-    Returns (the full feeds given, the outputs), both one per call.
-    """
-    if not streaming:
-        return feeds, [model.run(feed) for feed in feeds]
-    pairs = state_pairs(manifest)
-    state = {name: np.zeros(shape, dtype=dtype) for name, _, shape, dtype in pairs}
-    given, outputs = [], []
-    for feed in feeds:
-        full = {**feed, **state}
-        result = model.run(full)
-        given.append(full)
-        outputs.append(result)
-        state = {name: np.asarray(result[out]).reshape(shape) for name, out, shape, _ in pairs}
-    return given, outputs
 
 
 # -- metrics --------------------------------------------------------------------------------
@@ -490,9 +459,8 @@ def verify_model(
 
 def measure(run: ModelRun, reference_weights: bool, seed: int) -> dict:
     """Run the source model and every artifact on the probes; write report.json and golden vectors."""
-    from converters import get_converter
     from zoo import fetch
-    from zoo.runtimes import cpu_default_precision, open_artifact
+    from zoo.runtimes import cpu_default_precision, open_artifact, open_source
     from zoo.versions import versions
 
     manifest, out, log = run.manifest, run.options.out, run.log
@@ -513,16 +481,15 @@ def measure(run: ModelRun, reference_weights: bool, seed: int) -> dict:
             "run with --reference-weights; drop the option (or convert again with it)."
         )
     run.sources = sources
-    converter = get_converter(manifest.framework)
     log(f"{manifest.name}: loading the {manifest.framework} source model")
-    source_model = converter.load(sources.files, manifest)
+    source_model = open_source(manifest, out, sources=sources)
     inputs = build_inputs(manifest, seed=seed)
     log(f"{manifest.name}: {len(inputs.names)} probes, {inputs.calls} calls")
 
     main = manifest.main_output.name
     given_feeds, reference = [], []
     for feeds in inputs.feeds:
-        given, outs = run_calls(source_model, feeds, manifest, inputs.streaming)
+        given, outs = run_calls(source_model, manifest, feeds)
         given_feeds.append(given)
         reference.append(outs)
     reference_main = [[np.asarray(o[main]) for o in outs] for outs in reference]
@@ -596,14 +563,14 @@ def measure(run: ModelRun, reference_weights: bool, seed: int) -> dict:
         or {name: sha256_file(p) for name, p in sources.files.items()},
         "versions": versions(),
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "reference": {"framework": manifest.framework, "runtime": type(source_model).__name__},
+        "reference": {"framework": manifest.framework, "runtime": source_model.model_type},
         "probes": {
             "count": len(inputs.names),
             "names": inputs.names,
             "calls": inputs.calls,
             "kind": inputs.kind,
             "streaming": inputs.streaming,
-            "seconds": None if inputs.kind == "synthetic-features" else probe_seconds(manifest),
+            "seconds": None if inputs.kind == "synthetic-features" else verify_seconds(manifest),
         },
         "artifacts": artifacts,
         "expectations": expectations,
@@ -656,7 +623,7 @@ def _run_artifact(
     runner = open_artifact(path, kind, hint=hint)
     candidate = []
     for feeds in inputs.feeds:
-        _, outs = run_calls(runner, feeds, manifest, inputs.streaming)
+        _, outs = run_calls(runner, manifest, feeds)
         candidate.append(outs)
     for outs in candidate:
         for out in outs:
