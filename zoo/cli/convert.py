@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from zoo.cli.failures import Failure, failure, literal_names, report, split_unpublished
 from zoo.cli.options import (
     AllOpt,
     AllowUnpinnedOpt,
@@ -26,7 +28,10 @@ from zoo.cli.options import (
     state,
 )
 from zoo.cli.render import print_convert_table, print_json, print_quantize_table, print_verify_table
-from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
+    from zoo.pipeline import ModelResult
 
 
 def convert(
@@ -54,6 +59,9 @@ def convert(
     from zoo.pipeline import ConvertOptions, convert_many, parse_precisions, stdout_to_stderr
 
     chosen = select(name, all_, list_file, manifests)
+    run, skipped = split_unpublished(
+        chosen, literal_names(name, list_file), weights=weights, reference_weights=reference_weights
+    )
     options = ConvertOptions(
         out=output_dir or default_output_dir(),
         precisions=parse_precisions(precisions),
@@ -66,22 +74,35 @@ def convert(
         offline=offline,
         debug=state["debug"],
     )
-    with stdout_to_stderr():
-        results = convert_many(chosen, options, jobs=jobs)
+    results = []
+    if run:
+        with stdout_to_stderr():
+            results = convert_many(run, options, jobs=jobs)
     if as_json:
         from dataclasses import asdict
 
-        print_json([{**asdict(r), "seconds": round(r.seconds, 3)} for r in results])
+        rows = [{**asdict(r), "seconds": round(r.seconds, 3)} for r in results]
+        rows += [{"model": s.model, "skipped": f"{s.message}; give {s.hint}"} for s in skipped]
+        print_json(sorted(rows, key=_order(chosen)))
     else:
-        print_convert_table(results)
-    failed = [r for r in results if r.error is not None]
-    if failed:
-        code = max(r.exit_code for r in failed)
-        raise ZooError(
-            " ".join(f"{r.model}: {r.error}" for r in failed)
-            + f" ({len(failed)} of {len(results)} models failed.)",
-            exit_code=2 if code == 2 else 1,
+        print_convert_table(
+            results, skipped=[(s.model, s.message) for s in skipped], order=[m.name for m in chosen]
         )
+    report(
+        [failure(r.model, _failed_stage(r), r.error, r.exit_code) for r in results if r.error is not None]
+        + skipped,
+        len(chosen),
+    )
+
+
+def _order(chosen: list[Manifest]) -> Callable[[dict[str, Any]], int]:
+    """Sort key: rows in catalog (selection) order."""
+    index = {m.name: i for i, m in enumerate(chosen)}
+    return lambda row: index.get(row["model"], len(index))
+
+
+def _failed_stage(result: ModelResult) -> str:
+    return next((s.stage for s in reversed(result.stages) if s.status == "failed"), "-")
 
 
 def verify(
@@ -112,9 +133,22 @@ def verify(
         print_json(reports if len(reports) != 1 else reports[0])
     elif reports:
         print_verify_table(reports)
-    misses = [f for r in reports for f in r["failures"]] + errors
-    if misses:
-        raise ZooError("verification failed: " + "; ".join(misses) + ".", exit_code=1)
+    misses = [_verify_miss(r["model"], text) for r in reports for text in r["failures"]]
+    misses += [_verify_error([m.name for m in chosen], text) for text in errors]
+    report(misses, len(chosen))
+
+
+def _verify_miss(model: str, text: str) -> Failure:
+    """'<model>: <artifact>: <what>' from zoo.verify as a Failure at that artifact."""
+    rest = text[len(model) + 2 :] if text.startswith(f"{model}: ") else text
+    stage, _, what = rest.partition(": ")
+    return failure(model, stage, what or rest)
+
+
+def _verify_error(names: list[str], text: str) -> Failure:
+    """'<model>: <message>' of a model that could not be verified at all."""
+    model = max((n for n in names if text.startswith(f"{n}: ")), key=len, default="-")
+    return failure(model, "verify", text)
 
 
 def quantize(
@@ -188,10 +222,6 @@ def quantize(
         print_json([asdict(r) for r in results])
     else:
         print_quantize_table(results)
-    failed = [r for r in results if r.error is not None]
-    if failed:
-        raise ZooError(
-            " ".join(f"{r.model}: {r.error}" for r in failed)
-            + f" ({len(failed)} of {len(results)} models failed.)",
-            exit_code=1,
-        )
+    report(
+        [failure(r.model, "INT8", r.error, r.exit_code) for r in results if r.error is not None], len(results)
+    )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from zoo.cli.failures import failure, literal_names, report, split_unpublished
 from zoo.cli.options import (
     AllOpt,
     AllowUnpinnedOpt,
@@ -26,6 +27,9 @@ from zoo.cli.options import (
 from zoo.cli.render import print_json
 from zoo.errors import ZooError
 
+if TYPE_CHECKING:
+    from zoo.progress import Progress
+
 AttemptsOpt = Annotated[
     int, typer.Option("--num-attempts", min=1, help="Attempts per source on network errors, 5xx and 429.")
 ]
@@ -40,7 +44,7 @@ TimeoutOpt = Annotated[
 ]
 
 
-def _progress(kind: str | None):
+def _progress(kind: str | None) -> Progress:
     from zoo.progress import make_progress
 
     if kind not in (None, "text", "json"):
@@ -69,14 +73,20 @@ def download(
     timeout: TimeoutOpt = 60.0,
 ) -> None:
     """Download and verify source files into <out>/<name>/source/, through the shared cache."""
-    from zoo.fetch import download_all
+    from zoo.fetch import Outcome, download_all
     from zoo.layout import default_output_dir
 
     chosen = select(name, all_, list_file, manifests)
+    run, skipped = split_unpublished(
+        chosen, literal_names(name, list_file), weights=weights, reference_weights=reference_weights
+    )
     out = output_dir or default_output_dir()
+    outcomes: list[Outcome] = []
     with _progress(progress) as reporter:
+        for item in skipped:
+            reporter.note(item.model, None, f"skipped: {item.message}; give {item.hint}")
         outcomes = download_all(
-            chosen,
+            run,
             out,
             jobs=jobs,
             weights=weights,
@@ -105,11 +115,15 @@ def download(
                 None,
                 f"{len(outcome.sources.files)} file(s) {kind} in {outcome.sources.directory}",
             )
-    failed = [o for o in outcomes if o.error is not None]
-    if failed:
-        usage = all(o.error.exit_code == 2 for o in failed)
-        summary = f" ({len(failed)} of {len(outcomes)} models failed.)" if len(outcomes) > 1 else ""
-        raise ZooError(" ".join(o.error.message for o in failed) + summary, exit_code=2 if usage else 1)
+    report(
+        [
+            failure(o.name, "source", o.error.message, o.error.exit_code)
+            for o in outcomes
+            if o.error is not None
+        ]
+        + skipped,
+        len(chosen),
+    )
 
 
 def pin(

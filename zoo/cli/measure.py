@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from zoo.cli.failures import failure, report
 from zoo.cli.options import AllOpt, JsonOpt, ListOpt, ManifestsOpt, NameOpt, OutOpt, select
 from zoo.cli.render import print_bench_table, print_evaluate_table, print_json
 from zoo.errors import EXIT_USAGE, ZooError
@@ -98,5 +99,10 @@ def bench_command(
     )
     if as_json:
         print_json(result)
-        return
-    print_bench_table(result)
+    else:
+        print_bench_table(result)
+    errors = [row for row in result["rows"] if row["error"]]
+    report(
+        [failure(r["model"], f"{r['artifact']} on {r['runtime']}", r["error"]) for r in errors],
+        len(chosen),
+    )

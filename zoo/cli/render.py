@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+if TYPE_CHECKING:
+    from rich.console import Console
 
-def print_json(data) -> None:
+    from zoo.pipeline import ModelResult
+    from zoo.quantize import QuantizeResult
+
+
+def print_json(data: Any) -> None:
+    """Indented JSON on stdout: what --json promises, nothing else on that stream."""
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
-def console():
+def console() -> Console:
     """A rich console; wide enough for the tables when output goes to a file or pipe."""
     from rich.console import Console
 
@@ -22,14 +31,14 @@ def console():
     return console
 
 
-def print_lines(pairs: list[tuple[str, object]]) -> None:
+def print_lines(pairs: Sequence[tuple[str, object]]) -> None:
     """`key  value` lines, keys padded to one width (bundle, publish, pull)."""
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:
         typer.echo(f"{key.ljust(width)}  {value}")
 
 
-def print_info(console, item: dict) -> None:
+def print_info(console: Console, item: dict[str, Any]) -> None:
     from rich.table import Table
 
     licence = item["license"]
@@ -87,13 +96,24 @@ def print_info(console, item: dict) -> None:
         console.print("source files: none published; use --weights PATH with your own checkpoint")
 
 
-def print_convert_table(results) -> None:
+def print_convert_table(
+    results: Sequence[ModelResult], skipped: Sequence[tuple[str, str]] = (), order: Sequence[str] = ()
+) -> None:
+    """Stages per model, then its total; skipped models in their place (``order``: selection order)."""
     from rich.table import Table
 
     table = Table(title="zoo convert")
     for column in ("model", "stage", "status", "seconds"):
         table.add_column(column, justify="right" if column == "seconds" else "left")
-    for result in results:
+    rows: list[tuple[str, ModelResult | str]] = [(r.model, r) for r in results]
+    rows += list(skipped)
+    position = {name: index for index, name in enumerate(order)}
+    rows.sort(key=lambda row: position.get(row[0], len(position)))
+    for model, result in rows:
+        if isinstance(result, str):  # skipped: why
+            table.add_row(model, "source", f"skipped: {result}", "-")
+            table.add_row(model, "total", "skipped", "-", end_section=True)
+            continue
         for stage in result.stages:
             table.add_row(result.model, stage.stage, stage.status, f"{stage.seconds:.1f}")
         summary = (
@@ -103,12 +123,12 @@ def print_convert_table(results) -> None:
     console().print(table)
 
 
-def print_verify_table(reports) -> None:
+def print_verify_table(reports: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     from zoo.verify import summary_rows
 
-    def number(value, digits=3) -> str:
+    def number(value: float | None, digits: int = 3) -> str:
         return "-" if value is None else f"{value:.{digits}g}"
 
     table = Table(title="zoo verify")
@@ -163,7 +183,7 @@ def print_verify_table(reports) -> None:
     console().print(table)
 
 
-def print_quantize_table(results) -> None:
+def print_quantize_table(results: Sequence[QuantizeResult]) -> None:
     from rich.table import Table
 
     table = Table(title="zoo quantize")
@@ -202,10 +222,10 @@ def print_quantize_table(results) -> None:
     console().print(table)
 
 
-def print_evaluate_table(reports) -> None:
+def print_evaluate_table(reports: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    def pct(value) -> str:
+    def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.2f} %"
 
     table = Table(title="zoo evaluate")
@@ -248,10 +268,10 @@ def print_evaluate_table(reports) -> None:
             sys.stdout.write(f"{report['model']}: {artifact} not evaluated: {why}\n")
 
 
-def print_bench_table(result: dict) -> None:
+def print_bench_table(result: dict[str, Any]) -> None:
     from rich.table import Table
 
-    def num(value, fmt: str) -> str:
+    def num(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
     options = result["options"]
@@ -317,6 +337,3 @@ def print_bench_table(result: dict) -> None:
     if load.get("before") is not None:
         line += f"; load average {load['before']:.2f} before, {load['after']:.2f} after"
     sys.stdout.write(line + "\n")
-    for row in result["rows"]:
-        if row["error"]:
-            sys.stdout.write(f"{row['model']}: {row['artifact']}: {row['error']}\n")
