@@ -197,12 +197,20 @@ def quantize(
     """Quantize the FP32 IR to INT8 with NNCF (<out>/<name>/INT8/), converting first if needed."""
     from dataclasses import asdict
 
-    from zoo.layout import default_output_dir
+    from zoo.layout import ModelLayout, default_output_dir
     from zoo.quantize import QuantizeOptions, quantize_many
 
     chosen = select(name, all_, list_file, manifests)
+    out = output_dir or default_output_dir()
+    run, skipped = split_unpublished(
+        chosen,
+        literal_names(name, list_file),
+        weights=weights,
+        reference_weights=reference_weights,
+        ready=lambda m: ModelLayout(Path(out).resolve(), m.name).ir_xml("FP32").is_file(),
+    )
     options = QuantizeOptions(
-        out=output_dir or default_output_dir(),
+        out=out,
         calibration=calibration,
         subset_size=subset_size,
         preset=preset.lower() if preset else None,
@@ -217,11 +225,14 @@ def quantize(
     def log(message: str) -> None:
         sys.stderr.write(f"zoo: {message}\n")
 
-    results = quantize_many(chosen, options, log)
+    results = quantize_many(run, options, log) if run else []
     if as_json:
-        print_json([asdict(r) for r in results])
+        rows = [asdict(r) for r in results]
+        rows += [{"model": s.model, "skipped": f"{s.message}; give {s.hint}"} for s in skipped]
+        print_json(sorted(rows, key=_order(chosen)))
     else:
         print_quantize_table(results)
     report(
-        [failure(r.model, "INT8", r.error, r.exit_code) for r in results if r.error is not None], len(results)
+        [failure(r.model, "INT8", r.error, r.exit_code) for r in results if r.error is not None] + skipped,
+        len(chosen),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,17 +68,19 @@ def split_unpublished(
     *,
     weights: Path | None,
     reference_weights: bool,
+    ready: Callable[[Manifest], bool] = lambda manifest: False,
 ) -> tuple[list[Manifest], list[Failure]]:
     """Entries to run, and those skipped: no published weights, none given, not named one by one.
 
-    A model named on its own still fails with the full explanation (the user asked for it).
+    A model named on its own still fails with the full explanation (the user asked for it);
+    ``ready`` says a model needs no weights any more (`zoo quantize`: already converted).
     """
     if weights is not None or reference_weights:
         return list(chosen), []
     run: list[Manifest] = []
     skipped: list[Failure] = []
     for manifest in chosen:
-        if manifest.weights.published or manifest.name in named:
+        if manifest.weights.published or manifest.name in named or ready(manifest):
             run.append(manifest)
             continue
         fmt = manifest.weights.format or "the upstream checkpoint format"
