@@ -102,7 +102,7 @@ def download(
         )
         for outcome in outcomes:
             if outcome.sources is None:
-                if progress == "json":  # as an event too; the error itself ends the command below
+                if progress == "json" and outcome.error is not None:  # as an event too; reported below
                     reporter.fail(outcome.name, None, outcome.error.message)
                 continue
             kind = (
@@ -192,13 +192,13 @@ def mirror(
         entries = mirror_models(chosen, output_dir, fetcher, jobs=jobs)
         for entry in entries:
             if entry.status == "mirrored":
-                reporter.note(entry.model, entry.file, f"mirrored as {output_dir / entry.path}")
+                reporter.note(entry.model, entry.file, f"mirrored as {output_dir / (entry.path or '')}")
             elif entry.status != "failed":
                 reporter.note(entry.model, entry.file, f"{entry.status}: {entry.message}")
     failed = [e for e in entries if e.status == "failed"]
     if failed:
         raise ZooError(
-            " ".join(e.message for e in failed) + f" ({len(failed)} of {len(entries)} files failed.)"
+            " ".join(e.message or "" for e in failed) + f" ({len(failed)} of {len(entries)} files failed.)"
         )
 
 
