@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, TextIO
 
 # one in-process run at a time: argv, environment, cwd and fds 1/2 are process-wide
 _LOCK = threading.Lock()
@@ -73,8 +74,20 @@ def _applied(env: dict[str, str], cwd: Path | None, argv: list[str]) -> Iterator
         os.environ.update(saved_env)
 
 
+# The Python streams of in-process runs: written straight to fds 1 and 2, like a real process's,
+# and never closed. Libraries keep the sys.stdout/sys.stderr they saw at import (logging handlers,
+# NNCF's logger): with these they keep writing to whatever fd 1 and 2 are at the time.
+_STREAMS: dict[int, TextIO] = {}
+
+
+def _stream(fd: int) -> TextIO:
+    if fd not in _STREAMS:
+        _STREAMS[fd] = open(fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)  # noqa: SIM115
+    return _STREAMS[fd]
+
+
 @contextlib.contextmanager
-def _captured_fds() -> Iterator[tuple[tempfile._TemporaryFileWrapper, tempfile._TemporaryFileWrapper]]:
+def _captured_fds() -> Iterator[tuple[BinaryIO, BinaryIO]]:
     """fd 1 and 2 (and sys.stdout/sys.stderr on them) go to two temporary files."""
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
@@ -85,16 +98,13 @@ def _captured_fds() -> Iterator[tuple[tempfile._TemporaryFileWrapper, tempfile._
     saved_fds = (os.dup(1), os.dup(2))
     os.dup2(out.fileno(), 1)
     os.dup2(err.fileno(), 2)
-    # like a real process: the Python streams write straight to fds 1 and 2
-    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)  # noqa: SIM115
-    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)  # noqa: SIM115
+    sys.stdout, sys.stderr = _stream(1), _stream(2)
     try:
         yield out, err
     finally:
-        for stream in (sys.stdout, sys.stderr):
+        for stream in (sys.stdout, sys.stderr, *_STREAMS.values()):
             with contextlib.suppress(Exception):
                 stream.flush()
-                stream.close()
         sys.stdout, sys.stderr = saved_streams
         os.dup2(saved_fds[0], 1)
         os.dup2(saved_fds[1], 2)
@@ -102,7 +112,7 @@ def _captured_fds() -> Iterator[tuple[tempfile._TemporaryFileWrapper, tempfile._
         os.close(saved_fds[1])
 
 
-def _read(handle) -> str:
+def _read(handle: BinaryIO) -> str:
     handle.seek(0)
     text = handle.read().decode("utf-8", errors="replace")
     handle.close()
