@@ -43,7 +43,7 @@ def test_time_calls_warms_up_then_measures():
     assert bounded.calls == 7
 
 
-def test_bench_silero_vad_reports_every_subject():
+def test_bench_silero_vad_reports_every_subject(int8):
     out, _ = quantized("silero-vad")
     verified("silero-vad")  # the agreement column comes from verify's report
     result = zoo_ok(
@@ -85,7 +85,7 @@ def test_bench_silero_vad_reports_every_subject():
     assert "INT8" in table and "FP32" in table and "torch" not in table and "p50 ms" in table
 
 
-def test_bench_aclnet_batch_and_gflops():
+def test_bench_aclnet_batch_and_gflops(int8):
     out, _ = quantized("aclnet")
     result = zoo_ok(
         "bench",
