@@ -11,86 +11,70 @@ with the upstream names (and quantized to QDQ with NNCF for the INT8 entry).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from converters import weights_path
 from zoo.atomic import copy_file
-from zoo.errors import UsageError, ZooError
+from zoo.errors import UsageError
+from zoo.ir import check_interface
+from zoo.plugins import Converter, register_converter, weights_path
+
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
 
 
 class OnnxSourceModel:
     """ONNX Runtime on the published file: the reference for framework `onnx`."""
 
-    def __init__(self, path: Path, manifest):
+    def __init__(self, path: Path, manifest: Manifest, threads: int | None = None):
         from zoo.runtimes import OnnxRuntimeRunner
 
         self.path = Path(path)
         self.manifest = manifest
-        self.runner = OnnxRuntimeRunner(self.path, optimize=False)
-        self.input_names = self.runner.input_names
-        self.output_names = self.runner.output_names
+        self.runner = OnnxRuntimeRunner(self.path, threads=threads, optimize=False)
+        self.input_names: list[str] = self.runner.input_names
+        self.output_names: list[str] = self.runner.output_names
         check_interface(self.path, manifest)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.runner.run(feeds)
 
 
-def check_interface(path: Path, manifest) -> None:
-    """The file's graph inputs and outputs must be the manifest's names, with compatible shapes."""
-    import onnx
+@register_converter
+class OnnxConverter(Converter[OnnxSourceModel]):
+    """ONNX Runtime on the published file; the export is that file."""
 
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf decode errors have many types
-        raise ZooError(f"{path}: not a readable ONNX model: {exc}") from exc
-    initializers = {i.name for i in model.graph.initializer}
-    graph_inputs = [i for i in model.graph.input if i.name not in initializers]
-    for direction, specs, values in (
-        ("input", manifest.inputs, graph_inputs),
-        ("output", manifest.outputs, list(model.graph.output)),
-    ):
-        found = {v.name: v for v in values}
-        for spec in specs:
-            if spec.name not in found:
-                raise ZooError(
-                    f"{path}: the manifest's {direction} {spec.name!r} ({manifest.name}, {direction}s[].name) is not in "
-                    f"the model, whose {direction}s are {sorted(found)}."
-                )
-            dims = found[spec.name].type.tensor_type.shape.dim
-            shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-            if dims and len(shape) != len(spec.shape):
-                raise ZooError(
-                    f"{path}: {direction} {spec.name!r} has rank {len(shape)} {shape}, "
-                    f"the manifest says {spec.shape}."
-                )
-            for have, want in zip(shape, spec.shape, strict=False):
-                if have is not None and isinstance(want, int) and have != want:
-                    raise ZooError(
-                        f"{path}: {direction} {spec.name!r} has shape {shape}, the manifest says {spec.shape}."
-                    )
+    frameworks = ("onnx",)
 
+    def __init__(self) -> None:
+        self.threads: int | None = None
 
-def load(files: dict[str, Path], manifest) -> OnnxSourceModel:
-    return OnnxSourceModel(weights_path(files, manifest, "ONNX weights file"), manifest)
+    def set_threads(self, threads: int) -> bool:
+        """Sessions opened by later `load` calls use *threads* intra-op threads."""
+        self.threads = int(threads)
+        return True
 
+    def load(self, files: dict[str, Path], manifest: Manifest) -> OnnxSourceModel:
+        return OnnxSourceModel(weights_path(files, manifest, "ONNX weights file"), manifest, self.threads)
 
-def export_onnx(source_model: OnnxSourceModel, path: str | Path, manifest) -> None:
-    """The source is the model: copy it (its names were checked on load)."""
-    copy_file(source_model.path, path)
+    def export_onnx(self, source: OnnxSourceModel, path: str | Path, manifest: Manifest) -> None:
+        """The source is the model: copy it (its names were checked on load)."""
+        copy_file(source.path, path)
 
+    def write_reference_weights(
+        self, manifest: Manifest, directory: str | Path, seed: int
+    ) -> dict[str, Path]:
+        """Seeded AclNet weights as the ONNX file upstream publishes (QDQ INT8 for entries tagged int8)."""
+        if manifest.network is None or manifest.network.name != "aclnet":
+            raise UsageError(
+                f"{manifest.name}: reference weights for framework onnx exist for AclNet entries only "
+                "(network.name: aclnet)."
+            )
+        from converters.networks import aclnet
 
-def write_reference_weights(manifest, directory: str | Path, seed: int) -> dict[str, Path]:
-    """Seeded AclNet weights as the ONNX file upstream publishes (QDQ INT8 for entries tagged int8)."""
-    if manifest.network is None or manifest.network.name != "aclnet":
-        raise UsageError(
-            f"{manifest.name}: reference weights for framework onnx exist for AclNet entries only "
-            "(network.name: aclnet)."
-        )
-    from converters.networks import aclnet
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    if "int8" in manifest.tags:
-        return aclnet.write_aclnet_int8_reference(manifest, directory, seed)
-    return aclnet.write_aclnet_reference(manifest, directory, seed)
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if "int8" in manifest.tags:
+            return aclnet.write_aclnet_int8_reference(manifest, directory, seed)
+        return aclnet.write_aclnet_reference(manifest, directory, seed)

@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from converters.openvino import keep_fp32_matches, onnx_to_ir, save_ir
 from tests.tinymodel import CLASSES, LABELS, SAMPLES, make_tiny_onnx, write_tiny_entry
 from zoo.errors import UsageError, ZooError
+from zoo.ir import keep_fp32_matches, onnx_to_ir, save_ir
 from zoo.manifest import load_manifest
 from zoo.runtimes import cpu_default_precision, open_artifact
 

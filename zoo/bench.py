@@ -172,7 +172,7 @@ def source_runtime(manifest) -> str:
 
 def bench_input(manifest, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     """One realistic feed: seeded noise through the manifest's preprocessing, batched by repetition."""
-    from zoo.features import synthetic_feature_inputs
+    from zoo.frontends import synthetic_feature_inputs
 
     feed = dict(synthetic_feature_inputs(manifest, 1, seed)[0])
     if manifest.audio.streaming:
@@ -200,8 +200,8 @@ def load_source_model(manifest, out: Path, threads: int | None):
     from zoo.evaluate import load_source
 
     if manifest.framework == "onnx" and threads:
-        from converters.onnx import weights_path
         from zoo.fetch import read_source_set
+        from zoo.plugins import weights_path
         from zoo.runtimes import OnnxRuntimeRunner
 
         sources = read_source_set(manifest, out)

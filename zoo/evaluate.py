@@ -5,7 +5,7 @@ A dataset is a folder with one subfolder per class, named as in the entry's labe
 soundfile can read. Single-output detectors (voice activity) take the positive
 class's folder plus a negative one (`non-speech`, `no-speech`, `background` ...).
 
-Each file goes through the manifest's host-side preprocessing (zoo.features:
+Each file goes through the manifest's host-side preprocessing (zoo.frontends:
 real resampling, normalisation, clips with overlap), every clip through the model,
 and the clip outputs are aggregated as upstream does (mean or max of clip scores;
 for streams, the recurrent state is carried from chunk to chunk and a file counts
@@ -425,13 +425,13 @@ def load_models(
 
 def load_source(manifest, out: Path):
     """(the source-framework model, None) or (None, why it is not available)."""
-    from converters import get_converter
     from zoo.fetch import read_source_set
+    from zoo.plugins import converter_for
 
     sources = read_source_set(manifest, Path(out))
     if sources is None:
         return None, f"no verified sources under {Path(out) / manifest.name / 'source'} (run `zoo download`)"
-    return get_converter(manifest.framework).load(sources.files, manifest), None
+    return converter_for(manifest).load(sources.files, manifest), None
 
 
 def read_classes(manifest, out: Path) -> list[str]:
@@ -450,7 +450,7 @@ def evaluate(
 ) -> dict:
     """Score every wanted artifact (and the source model) on a labelled folder, file by file."""
     from zoo.bars import bar
-    from zoo.features import prepare_inputs
+    from zoo.frontends import prepare_inputs
 
     out = Path(out)
     classes = read_classes(manifest, out)

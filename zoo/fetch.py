@@ -535,14 +535,9 @@ def obtain_sources(
 
 def _write_reference(manifest: Manifest, directory: Path, seed: int) -> dict[str, Path]:
     """Seeded weights from the model's converter, written in a scratch folder and moved into place."""
-    from converters import get_converter
+    from zoo.plugins import converter_for
 
-    converter = get_converter(manifest.framework)
-    writer = getattr(converter, "write_reference_weights", None)
-    if writer is None:
-        raise UsageError(
-            f"{manifest.name}: the {manifest.framework} converter cannot write reference weights."
-        )
+    writer = converter_for(manifest).write_reference_weights
     scratch = directory.parent / f".source-reference.{os.getpid()}.tmp"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)

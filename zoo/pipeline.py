@@ -99,10 +99,9 @@ def parse_precisions(text: str | None) -> list[str] | None:
     return values
 
 
-def _code_digest(module) -> str | None:
-    """sha256 of a converter's source file: changing the converter redoes its exports."""
-    path = getattr(module, "__file__", None)
-    return sha256_file(path) if path and os.path.isfile(path) else None
+def _code_digest(paths: list[Path]) -> str:
+    """Digest of the sha256 of each code file (sorted): changing any of them redoes the exports."""
+    return digest(sorted(sha256_file(path) for path in paths))
 
 
 class ModelPipeline:
@@ -124,9 +123,9 @@ class ModelPipeline:
     @property
     def converter(self):
         if self._converter is None:
-            from converters import get_converter
+            from zoo.plugins import converter_for
 
-            self._converter = get_converter(self.manifest.framework)
+            self._converter = converter_for(self.manifest)
         return self._converter
 
     def source_model(self):
@@ -248,12 +247,12 @@ class ModelPipeline:
             "manifest": manifest_part(manifest, ONNX_FIELDS),
             "onnx": manifest.convert.onnx.model_dump(mode="json"),
             "sources": self._source_checksums(),
-            "converter": _code_digest(converter),
+            "converter": _code_digest(converter.code_files(manifest)),
             "versions": self._versions(),
         }
 
         def work():
-            from converters.onnx import check_interface
+            from zoo.ir import check_interface
 
             target = self.layout.onnx
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -276,9 +275,12 @@ class ModelPipeline:
 
     def ir_stages(self, precisions: list[str], onnx_stamp: dict) -> None:
         manifest = self.manifest
-        direct = hasattr(self.converter, "to_openvino")
+        direct = self.converter.direct_ir
         if direct:
-            made_from = {"sources": self._source_checksums(), "converter": _code_digest(self.converter)}
+            made_from = {
+                "sources": self._source_checksums(),
+                "converter": _code_digest(self.converter.code_files(manifest)),
+            }
         else:
             made_from = {"onnx": onnx_stamp.get("outputs", {})}
         labels = manifest.read_labels(self.sources.directory)
@@ -287,11 +289,11 @@ class ModelPipeline:
             # a fresh ov.Model for each precision: saving must not see the other precision's changes
             if direct:
                 return self.converter.to_openvino(self.source_model(), self.sources.files, manifest)
-            from converters.openvino import onnx_to_ir
+            from zoo.ir import onnx_to_ir
 
             return onnx_to_ir(self.layout.onnx, manifest)
 
-        import converters.openvino as ov_converter
+        import zoo.ir as ov_converter
 
         for precision in precisions:
             options = manifest.convert.openvino.model_dump(mode="json", exclude={"precisions"})
@@ -302,7 +304,7 @@ class ModelPipeline:
                 "openvino": options,
                 "labels": digest(labels),
                 "from": made_from,
-                "converter": _code_digest(ov_converter),
+                "converter": _code_digest([Path(ov_converter.__file__)]),
                 "versions": self._versions(),
                 "precision": precision,
             }

@@ -77,12 +77,11 @@ def probe_seconds(manifest) -> float:
 
 def build_inputs(manifest, seed: int = 0) -> ProbeInputs:
     """The probe set at the manifest's rate and length, through the host preprocessing."""
-    from zoo.features import prepare_inputs, synthetic_feature_inputs
+    from zoo.frontends import frontend_for, prepare_inputs, synthetic_feature_inputs
     from zoo.probes import probe_set
 
-    features = manifest.audio.features
     limit = manifest.verify.max_probes
-    if features is not None and features.kind == "vggish-embeddings":
+    if not frontend_for(manifest).takes_audio:
         feeds = synthetic_feature_inputs(manifest, min(SYNTHETIC_COUNT, limit or SYNTHETIC_COUNT), seed)
         return ProbeInputs(
             [f"synthetic-{i + 1}" for i in range(len(feeds))], [[f] for f in feeds], kind="synthetic-features"
@@ -431,8 +430,8 @@ def verify_model(
     log: Callable[[str], None] = lambda message: None,
 ) -> dict:
     """Verify every artifact of one model; write report.json and golden vectors; return the report."""
-    from converters import get_converter
     from zoo import fetch
+    from zoo.plugins import converter_for
     from zoo.runtimes import cpu_default_precision, open_artifact
     from zoo.versions import versions
 
@@ -452,7 +451,7 @@ def verify_model(
             f"{manifest.name}: the outputs in {layout.root} were made {made}, but verify was run {asked}; "
             "run verify the way convert was run (or convert again)."
         )
-    converter = get_converter(manifest.framework)
+    converter = converter_for(manifest)
     log(f"{manifest.name}: loading the {manifest.framework} source model")
     source_model = converter.load(sources.files, manifest)
     inputs = build_inputs(manifest, seed=seed)
