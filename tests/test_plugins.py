@@ -82,7 +82,7 @@ def test_networks_come_from_one_registry_for_both_frameworks():
     assert network_entry("dcase2018", "vggish").framework == "torch"
     with pytest.raises(UsageError, match=r"unknown network 'resnet' \(known: aclnet, audioset_attention"):
         network_entry("resnet")
-    with pytest.raises(UsageError, match=r"no variant 'big' \(known: vggish, baseline_cnn\)"):
+    with pytest.raises(UsageError, match=r"no variant 'big' \(known: baseline_cnn, vggish\)"):
         network_entry("dcase2018", "big")
     with pytest.raises(UsageError, match="rebuilt in keras, not torch"):
         network_entry("yamnet", framework="torch")
@@ -100,7 +100,7 @@ def test_front_ends_are_chosen_by_features_kind_and_declare_whether_they_take_au
     with pytest.raises(ZooError, match="takes VGGish \\+ PCA embeddings"):
         prepare_inputs(embeddings, np.zeros(16000, dtype=np.float32), 16000)
     feeds = synthetic_feature_inputs(embeddings, 3, seed=1)
-    assert len(feeds) == 3 and feeds[0]["input"].shape == (1, 10, 128)
+    assert len(feeds) == 3 and feeds[0]["embeddings"].shape == (1, 10, 128)
 
 
 def test_a_new_converter_module_is_found_without_naming_it(tmp_path):
@@ -122,10 +122,11 @@ def test_a_new_converter_module_is_found_without_naming_it(tmp_path):
 
 
 def _convert(out: Path, env: dict[str, str], *names: str) -> dict[str, dict[str, str]]:
+    """`zoo convert` run outside the repository, so PYTHONPATH alone decides which converters load."""
     args = ["convert", "--manifests", str(MANIFESTS), "-o", str(out), "--reference-weights", "--json"]
     for name in names:
         args += ["--name", name]
-    result = run_zoo(*args, "--cache-dir", str(out.parent / "cache"), env=env)
+    result = run_zoo(*args, "--cache-dir", str(out.parent / "cache"), env=env, cwd=out.parent)
     assert result.returncode == 0, result.stderr
     return {r["model"]: {s["stage"]: s["status"] for s in r["stages"]} for r in result.json()}
 

@@ -5,7 +5,7 @@ Stages of one model, each recorded in `<out>/<name>/stamps/<stage>.json`:
 - ``source``: the verified source files (zoo.fetch.obtain_sources), or reference weights;
 - ``onnx``: the ONNX export by the framework's converter (`<out>/<name>/onnx/<name>.onnx`);
 - ``FP32`` / ``FP16``: OpenVINO IR made from the ONNX export (or from the source model when the
-  converter has `to_openvino`), with labels and preprocessing in its runtime info.
+  converter declares `direct_ir`), with labels and preprocessing in its runtime info.
 
 A stage whose key (inputs, options, tool versions) and outputs are unchanged is skipped and
 reported "up to date"; anything it depends on changing redoes it and what comes after.
