@@ -138,11 +138,11 @@ def test_openvino_extension_makes_silence_exact_where_a_plain_rdft_does_not(tiny
     assert max(errors.values()) < 1e-4, errors
     # the same conversion without removing the window's component first
     monkeypatch.setattr(tflite, "_window_of", lambda frames: None)
-    tiny["source"]._openvino = None
+    tiny["source"].openvino = None
     try:
         plain = compiled(converter_for("tflite").to_openvino(tiny["source"], {}, tiny["manifest"]))
     finally:
-        tiny["source"]._openvino = None
+        tiny["source"].openvino = None
     audio = _inputs()["constant"]
     plain_error = float(np.abs(plain({0: audio})[0] - tiny["source"].run({IN: audio})[OUT]).max())
     assert plain_error > 10 * errors["constant"], (plain_error, errors)
