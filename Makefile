@@ -34,9 +34,11 @@ test-fast: install system-deps
 demo: install
 	bash scripts/demo.sh $(OUT)
 
+# ruff (lint and format) and mypy (config in pyproject.toml); CI runs it before the tests
 lint: install
 	$(BIN)/ruff check zoo converters tests bench
 	$(BIN)/ruff format --check zoo converters tests bench
+	$(BIN)/mypy zoo converters
 
 clean:
 	rm -rf $(OUT) .pytest_cache
