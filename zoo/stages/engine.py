@@ -25,6 +25,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from zoo.errors import EXIT_FAILED, ZooError
@@ -113,12 +114,12 @@ class ModelRun:
         self.result = ModelResult(manifest.name)
         self.current = "source"
         self.sources: SourceSet | None = None
-        self._converter: Any = None
-        self._source_model: Any = None
+        self._converter: ModuleType | None = None
+        self._source_model: Any = None  # the framework's own model object (torch, TensorFlow, ...)
 
     # -- what stages share ------------------------------------------------------------------
     @property
-    def converter(self) -> Any:
+    def converter(self) -> ModuleType:
         """The manifest framework's converter (through the registry)."""
         if self._converter is None:
             from converters import get_converter
