@@ -68,36 +68,49 @@ def open_member(archive: Path, member: str, label: str | None = None) -> Iterato
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             try:
-                info = zf.getinfo(member)
+                zinfo = zf.getinfo(member)
             except KeyError:
                 raise ZooError(f"{label}: has no member {member!r}.") from None
-            kind = _zip_kind(info)
+            kind = _zip_kind(zinfo)
             if kind != "file":
                 raise UnsafeArchive(
                     f"{label}: member {member!r} is a {kind}, not a regular file; refusing it."
                 )
-            with zf.open(info) as stream:
-                yield stream, info.file_size
+            with zf.open(zinfo) as stream:
+                yield stream, zinfo.file_size
         return
     if tarfile.is_tarfile(archive):
         with tarfile.open(archive, "r:*") as tf:
             try:
-                info = tf.getmember(member)
+                tinfo = tf.getmember(member)
             except KeyError:
                 raise ZooError(f"{label}: has no member {member!r}.") from None
-            kind = _tar_kind(info)
+            kind = _tar_kind(tinfo)
             if kind != "file":
                 raise UnsafeArchive(
                     f"{label}: member {member!r} is a {kind}, not a regular file; refusing it."
                 )
-            stream = tf.extractfile(info)
-            assert stream is not None
-            with stream:
-                yield stream, info.size
+            tar_stream = tf.extractfile(tinfo)
+            assert tar_stream is not None
+            with tar_stream:
+                yield tar_stream, tinfo.size
         return
     raise ZooError(
         f"{label}: is neither a zip nor a tar archive, so member {member!r} cannot be taken out of it."
     )
+
+
+def _open_file(
+    handle: zipfile.ZipFile | tarfile.TarFile, info: zipfile.ZipInfo | tarfile.TarInfo
+) -> IO[bytes]:
+    """The bytes of a member ``unpack`` listed from *handle* and found to be a regular file."""
+    if isinstance(handle, zipfile.ZipFile):
+        assert isinstance(info, zipfile.ZipInfo)
+        return handle.open(info)
+    assert isinstance(info, tarfile.TarInfo)
+    stream = handle.extractfile(info)
+    assert stream is not None, "a regular file member always has a stream"
+    return stream
 
 
 def unpack(
@@ -108,20 +121,19 @@ def unpack(
 ) -> list[Path]:
     """Unpack every member into ``target`` after checking all of them; return the files written."""
     label = label or str(archive)
-    entries: list[tuple[PurePosixPath, str, object]] = []
+    handle: zipfile.ZipFile | tarfile.TarFile
+    entries: list[tuple[PurePosixPath, str, zipfile.ZipInfo | tarfile.TarInfo]] = []
     if zipfile.is_zipfile(archive):
         handle = zipfile.ZipFile(archive)
-        for info in handle.infolist():
-            entries.append((check_member_name(info.filename, label), _zip_kind(info), info))
-        opener = handle.open
+        for zinfo in handle.infolist():
+            entries.append((check_member_name(zinfo.filename, label), _zip_kind(zinfo), zinfo))
     elif tarfile.is_tarfile(archive):
         handle = tarfile.open(archive, "r:*")
-        for info in handle.getmembers():
-            entries.append((check_member_name(info.name, label), _tar_kind(info), info))
-        opener = handle.extractfile  # type: ignore[assignment]
+        for tinfo in handle.getmembers():
+            entries.append((check_member_name(tinfo.name, label), _tar_kind(tinfo), tinfo))
     else:
         raise ZooError(f"{label}: is neither a zip nor a tar archive.")
-    written = []
+    written: list[Path] = []
     root = target.resolve()
     try:
         for path, kind, _ in entries:
@@ -137,7 +149,7 @@ def unpack(
                 destination.mkdir(parents=True, exist_ok=True)
                 continue
             destination.parent.mkdir(parents=True, exist_ok=True)
-            with opener(info) as source, open(destination, "xb") as sink:  # type: ignore[arg-type]
+            with _open_file(handle, info) as source, open(destination, "xb") as sink:
                 size = 0
                 while chunk := source.read(1 << 20):
                     sink.write(chunk)

@@ -13,7 +13,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, TypeAlias, overload
+
+StrPath: TypeAlias = str | os.PathLike[str]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -29,8 +31,16 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+@overload
+def atomic_open(
+    path: StrPath, mode: Literal["wb"] = "wb", **kwargs: Any
+) -> contextlib.AbstractContextManager[IO[bytes]]: ...
+@overload
+def atomic_open(
+    path: StrPath, mode: Literal["w"], **kwargs: Any
+) -> contextlib.AbstractContextManager[IO[str]]: ...
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
+def atomic_open(path: StrPath, mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
     """Open a temporary sibling of *path*; on clean exit fsync and rename it to *path*."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,27 +59,27 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> Ite
         raise
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def write_bytes(path: StrPath, data: bytes) -> None:
     with atomic_open(path, "wb") as handle:
         handle.write(data)
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
+def write_text(path: StrPath, text: str) -> None:
     with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write(text)
 
 
-def write_json(path: str | os.PathLike, data: Any) -> None:
+def write_json(path: StrPath, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+def copy_file(src: StrPath, dst: StrPath) -> None:
     with open(src, "rb") as source, atomic_open(dst, "wb") as target:
         shutil.copyfileobj(source, target, length=1 << 20)
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: StrPath) -> Iterator[Path]:
     """Build a folder under a temporary sibling name; swap it into place on clean exit."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

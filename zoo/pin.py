@@ -11,10 +11,14 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoo.errors import ManifestError
 from zoo.fetch import Fetcher
 from zoo.manifest import Manifest
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
 
 
 @dataclass
@@ -27,7 +31,7 @@ class PinResult:
     url: str | None = None
 
 
-def _round_trip_yaml():
+def _round_trip_yaml() -> YAML:
     from ruamel.yaml import YAML
 
     yaml = YAML()
@@ -112,6 +116,7 @@ def pin_manifest(manifest: Manifest, fetcher: Fetcher) -> list[PinResult]:
     pins: dict[str, tuple[str, int]] = {}
     for sf in manifest.files:
         if sf.pinned:
+            assert sf.checksum is not None, "the manifest's validator gives every pinned file a checksum"
             algo, digest = sf.checksum
             results.append(
                 PinResult(

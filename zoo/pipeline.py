@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zoo.errors import UsageError
 from zoo.stages.convert import IrStage, OnnxStage
@@ -83,7 +83,7 @@ def _worker_init(threads: int) -> None:
         os.environ[variable] = str(threads)
 
 
-def _worker(manifest_path: str, options: dict) -> dict:
+def _worker(manifest_path: str, options: dict[str, Any]) -> dict[str, Any]:
     from zoo.manifest import load_manifest
 
     result = convert_model(load_manifest(manifest_path), RunOptions(**options), log_stderr)

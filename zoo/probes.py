@@ -80,7 +80,10 @@ def chirp(n: int, rate: int, f0: float, f1: float, amplitude: float = 0.5) -> np
     duration = max(n / rate, 1e-9)
     t = _time(n, rate)
     k = np.log(f1 / f0) / duration
-    return amplitude * np.sin(2 * np.pi * f0 * (np.exp(k * t) - 1) / k)
+    sweep: np.ndarray = amplitude * np.sin(
+        2 * np.pi * f0 * (np.exp(k * t) - 1) / k
+    )  # numpy's ufuncs return Any
+    return sweep
 
 
 def clicks(n: int, rate: int, every: float = 0.1, amplitude: float = 0.9) -> np.ndarray:

@@ -11,7 +11,10 @@ import json
 import sys
 import threading
 import time
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def human_bytes(count: float) -> str:
@@ -60,14 +63,14 @@ class Progress:
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 class TextProgress(Progress):
     """One line per event that matters; no bars (logs, CI, pipes)."""
 
-    def __init__(self, stream: IO[str] | None = None):
+    def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
         self._lock = threading.Lock()
 
@@ -76,26 +79,34 @@ class TextProgress(Progress):
             self.stream.write(text + "\n")
             self.stream.flush()
 
-    def start(self, model, file, url, total, offset=0):
+    def start(self, model: str, file: str, url: str, total: int | None, offset: int = 0) -> None:
         size = f" ({human_bytes(total)})" if total else ""
         resume = f", resuming at {human_bytes(offset)}" if offset else ""
         self._line(f"{model}: {file}: downloading {url}{size}{resume}")
 
-    def finish(self, model, file, size, how, seconds=None, sha256=None):
+    def finish(
+        self,
+        model: str,
+        file: str,
+        size: int,
+        how: str,
+        seconds: float | None = None,
+        sha256: str | None = None,
+    ) -> None:
         speed = ""
         if how == "downloaded" and seconds:
             speed = f" in {seconds:.1f} s ({human_bytes(size / seconds)}/s)"
         self._line(f"{model}: {file}: {how}, {human_bytes(size)}{speed}, verified")
 
-    def retry(self, model, file, url, attempt, wait, reason):
+    def retry(self, model: str, file: str, url: str, attempt: int, wait: float, reason: str) -> None:
         self._line(
             f"{model}: {file}: attempt {attempt} from {url} failed ({reason}); retrying in {wait:.1f} s"
         )
 
-    def note(self, model, file, text):
+    def note(self, model: str, file: str | None, text: str) -> None:
         self._line(f"{model}: {file + ': ' if file else ''}{text}")
 
-    def fail(self, model, file, message):
+    def fail(self, model: str, file: str | None, message: str) -> None:
         with self._lock:
             sys.stderr.write(f"{model}: {file + ': ' if file else ''}FAILED: {message}\n")
             sys.stderr.flush()
@@ -106,31 +117,31 @@ class JsonProgress(Progress):
 
     INTERVAL = 0.25
 
-    def __init__(self, stream: IO[str] | None = None):
+    def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
         self._lock = threading.Lock()
         self._done: dict[tuple[str, str], int] = {}
         self._total: dict[tuple[str, str], int | None] = {}
         self._last: dict[tuple[str, str], float] = {}
 
-    def _emit(self, event: str, **fields) -> None:
+    def _emit(self, event: str, **fields: object) -> None:
         record = {"event": event, "time": round(time.time(), 3), **fields}
         with self._lock:
             self.stream.write(json.dumps(record) + "\n")
             self.stream.flush()
 
-    def set_total(self, total_bytes):
+    def set_total(self, total_bytes: int | None) -> None:
         if total_bytes:
             self._emit("total", bytes=total_bytes)
 
-    def start(self, model, file, url, total, offset=0):
+    def start(self, model: str, file: str, url: str, total: int | None, offset: int = 0) -> None:
         key = (model, file)
         self._done[key] = offset
         self._total[key] = total
         self._last[key] = 0.0
         self._emit("start", model=model, file=file, url=url, size=total, offset=offset)
 
-    def advance(self, model, file, nbytes):
+    def advance(self, model: str, file: str, nbytes: int) -> None:
         key = (model, file)
         self._done[key] = self._done.get(key, 0) + nbytes
         now = time.monotonic()
@@ -138,25 +149,33 @@ class JsonProgress(Progress):
             self._last[key] = now
             self._emit("progress", model=model, file=file, bytes=self._done[key], size=self._total.get(key))
 
-    def finish(self, model, file, size, how, seconds=None, sha256=None):
+    def finish(
+        self,
+        model: str,
+        file: str,
+        size: int,
+        how: str,
+        seconds: float | None = None,
+        sha256: str | None = None,
+    ) -> None:
         self._emit("done", model=model, file=file, how=how, size=size, seconds=seconds, sha256=sha256)
 
-    def retry(self, model, file, url, attempt, wait, reason):
+    def retry(self, model: str, file: str, url: str, attempt: int, wait: float, reason: str) -> None:
         self._emit(
             "retry", model=model, file=file, url=url, attempt=attempt, wait=round(wait, 3), reason=reason
         )
 
-    def note(self, model, file, text):
+    def note(self, model: str, file: str | None, text: str) -> None:
         self._emit("note", model=model, file=file, message=text)
 
-    def fail(self, model, file, message):
+    def fail(self, model: str, file: str | None, message: str) -> None:
         self._emit("error", model=model, file=file, message=message)
 
 
 class RichProgress(Progress):
     """Bars per file and for the total, with speed and time left (interactive terminals)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -177,15 +196,15 @@ class RichProgress(Progress):
             console=self.console,
             transient=False,
         )
-        self._tasks: dict[tuple[str, str], int] = {}
-        self._total_task: int | None = None
+        self._tasks: dict[tuple[str, str], TaskID] = {}
+        self._total_task: TaskID | None = None
         self.bars.start()
 
-    def set_total(self, total_bytes):
+    def set_total(self, total_bytes: int | None) -> None:
         if total_bytes:
             self._total_task = self.bars.add_task("total", total=total_bytes)
 
-    def start(self, model, file, url, total, offset=0):
+    def start(self, model: str, file: str, url: str, total: int | None, offset: int = 0) -> None:
         key = (model, file)
         if key not in self._tasks:
             self._tasks[key] = self.bars.add_task(f"{model}: {file}", total=total, completed=offset)
@@ -196,14 +215,22 @@ class RichProgress(Progress):
         if self._total_task is not None and offset != before:  # a restart from zero un-counts the lost bytes
             self.bars.advance(self._total_task, offset - before)
 
-    def advance(self, model, file, nbytes):
+    def advance(self, model: str, file: str, nbytes: int) -> None:
         task = self._tasks.get((model, file))
         if task is not None:
             self.bars.advance(task, nbytes)
         if self._total_task is not None:
             self.bars.advance(self._total_task, nbytes)
 
-    def finish(self, model, file, size, how, seconds=None, sha256=None):
+    def finish(
+        self,
+        model: str,
+        file: str,
+        size: int,
+        how: str,
+        seconds: float | None = None,
+        sha256: str | None = None,
+    ) -> None:
         task = self._tasks.get((model, file))
         if task is not None:
             self.bars.update(
@@ -212,21 +239,21 @@ class RichProgress(Progress):
         else:
             self.bars.console.print(f"{model}: {file}: {how}, {human_bytes(size)}, verified", highlight=False)
 
-    def retry(self, model, file, url, attempt, wait, reason):
+    def retry(self, model: str, file: str, url: str, attempt: int, wait: float, reason: str) -> None:
         self.bars.console.print(
             f"{model}: {file}: attempt {attempt} from {url} failed ({reason}); retrying in {wait:.1f} s",
             highlight=False,
         )
 
-    def note(self, model, file, text):
+    def note(self, model: str, file: str | None, text: str) -> None:
         self.bars.console.print(f"{model}: {file + ': ' if file else ''}{text}", highlight=False)
 
-    def fail(self, model, file, message):
+    def fail(self, model: str, file: str | None, message: str) -> None:
         self.bars.console.print(
             f"[red]{model}: {file + ': ' if file else ''}FAILED[/]: {message}", highlight=False
         )
 
-    def close(self):
+    def close(self) -> None:
         self.bars.stop()
 
 

@@ -8,8 +8,9 @@ is refused before it is looked up, so a malicious file runs nothing.
 from __future__ import annotations
 
 import io
+import os
 import pickle
-from typing import Any
+from typing import IO, Any
 
 from zoo.errors import ZooError
 
@@ -34,7 +35,7 @@ class UnsafePickleError(ZooError):
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, stream, origin: str):
+    def __init__(self, stream: IO[bytes], origin: str) -> None:
         super().__init__(stream, fix_imports=True, encoding="latin1")
         self._origin = origin
 
@@ -60,6 +61,6 @@ def safe_loads(data: bytes, origin: str = "pickle") -> Any:
         raise ZooError(f"{origin}: not a readable model pickle: {type(exc).__name__}: {exc}.") from exc
 
 
-def safe_load_file(path, origin: str | None = None) -> Any:
+def safe_load_file(path: str | os.PathLike[str], origin: str | None = None) -> Any:
     with open(path, "rb") as handle:
         return safe_loads(handle.read(), origin=origin or str(path))

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from zoo import __version__
@@ -33,6 +34,9 @@ from zoo.integrity import (
     show_bytes,
 )
 from zoo.progress import Progress
+
+if TYPE_CHECKING:
+    import requests
 
 HTTP_CHUNK = 1 << 20
 #: statuses worth another attempt; every other 4xx (404, 403, 410, 401 ...) is final
@@ -73,10 +77,10 @@ class Job:
 _sessions = threading.local()
 
 
-def http_session():
+def http_session() -> requests.Session:
     """One requests session per worker thread; proxies and CA bundle come from the environment
     (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE), as requests reads them."""
-    session = getattr(_sessions, "session", None)
+    session: requests.Session | None = getattr(_sessions, "session", None)
     if session is None:
         import requests
 

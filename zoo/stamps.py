@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.integrity import sha256_file
+from zoo.integrity import sha256_file as sha256_file  # re-exported: later stages hash files through here
 from zoo.records import STAMP_SCHEMA, FileFacts, Stamp, read_record
 
 if TYPE_CHECKING:

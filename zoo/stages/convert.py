@@ -63,13 +63,10 @@ class IrStage(Stage):
 
     requires = ("onnx",)
 
-    def __init__(self, precision: str):
+    def __init__(self, precision: str) -> None:
         self.precision = precision
+        self.name = precision  # the stage is named after its precision
         self._labels: list[str] | None = None
-
-    @property  # type: ignore[override]
-    def name(self) -> str:  # the stage is named after its precision
-        return self.precision
 
     def key(self, run: ModelRun) -> dict[str, Any]:
         import zoo.ir as ir_backend

@@ -161,7 +161,7 @@ class ModelRun:
 class Stage:
     """One step of a model's pipeline. Subclasses say what they need, what they depend on and do."""
 
-    name: ClassVar[str]
+    name: str  # a class attribute, except where one class makes several stages (IR precisions)
     requires: ClassVar[tuple[str, ...]] = ()
 
     def key(self, run: ModelRun) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from zoo.errors import UsageError, ZooError
 from zoo.layout import ModelLayout
@@ -22,7 +22,7 @@ from zoo.stages.engine import ModelRun, Stage
 from zoo.stamps import manifest_part, sha256_file, why_stale
 
 if TYPE_CHECKING:
-    from zoo.fetch import SourceSet
+    from zoo.fetch import FetchOptions, SourceSet
     from zoo.manifest import Manifest
 
 #: the manifest fields the source stage reads
@@ -57,7 +57,7 @@ def obtain(
     reference_weights: bool = False,
     weights: Path | None = None,
     seed: int = 0,
-    **fetch_options: Any,
+    **fetch_options: Unpack[FetchOptions],
 ) -> SourceSet:
     """Fill <out>/<name>/source/ (downloads, the user's file, or reference weights) and write SOURCES.json."""
     from zoo import fetch
@@ -94,7 +94,14 @@ class Outcome:
 
 
 def download_all(
-    manifests: list[Manifest], out: Path, *, jobs: int = 1, weights: Path | None = None, **options: Any
+    manifests: list[Manifest],
+    out: Path,
+    *,
+    jobs: int = 1,
+    weights: Path | None = None,
+    reference_weights: bool = False,
+    seed: int = 0,
+    **options: Unpack[FetchOptions],
 ) -> list[Outcome]:
     """The source stage for each manifest, *jobs* at a time; failures are collected, not raised."""
     from zoo.cache import Cache
@@ -109,12 +116,17 @@ def download_all(
             f"{len(manifests)} are selected ({', '.join(m.name for m in manifests)})."
         )
     progress = options.get("progress") or Progress()
-    if not options.get("reference_weights") and weights is None:
+    if not reference_weights and weights is None:
         progress.set_total(bytes_to_fetch(manifests, Cache(options.get("cache_dir"))))
 
     def one(manifest: Manifest) -> Outcome:
         try:
-            return Outcome(manifest.name, obtain(manifest, out, weights=weights, **options))
+            return Outcome(
+                manifest.name,
+                obtain(
+                    manifest, out, reference_weights=reference_weights, weights=weights, seed=seed, **options
+                ),
+            )
         except ZooError as exc:
             return Outcome(manifest.name, error=exc)
 
