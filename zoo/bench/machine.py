@@ -33,6 +33,7 @@ def measure_peak_gflops(threads: int | None = None, size: int = 1024, seconds: f
 
 
 def load_average() -> float | None:
+    """The 1-minute load average: other work on the cores shows in every figure."""
     try:
         return round(os.getloadavg()[0], 2)
     except OSError:
@@ -40,6 +41,7 @@ def load_average() -> float | None:
 
 
 def machine() -> dict[str, Any]:
+    """The CPU model, core count and platform, as the bench result records them."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -51,6 +51,7 @@ class Row:
 
 
 def file_size(*paths: Path) -> int | None:
+    """Bytes of the files together; None when one is missing."""
     try:
         return sum(Path(p).stat().st_size for p in paths)
     except OSError:
@@ -146,6 +147,7 @@ def plan(
 
 
 def failure(exc: Exception) -> str:
+    """One line for a subject's error column: our own message, else the exception's type and first line."""
     if isinstance(exc, ZooError):
         return exc.message
     text = str(exc).splitlines()[0] if str(exc) else ""
@@ -153,6 +155,7 @@ def failure(exc: Exception) -> str:
 
 
 def source_weights(manifest: Manifest, out: Path) -> list[Path]:
+    """The source model's weights files as fetched (its size column); none when not fetched."""
     from zoo.fetch import read_source_set
 
     sources = read_source_set(manifest, out)
