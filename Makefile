@@ -1,4 +1,5 @@
-# zoo: `make demo` runs the main job on the offline catalog entries, `make test` runs the tests.
+# zoo: `make demo` runs the main job on the offline catalog entries, `make test` runs the tests
+# (`make test-fast`: the unit and integration tiers only, for the edit-test loop).
 # Both install what they need first (into .venv); a second run skips the install.
 
 PYTHON ?= python3.11
@@ -8,7 +9,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= zoo-out
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps test demo lint bench clean
+.PHONY: install system-deps test test-fast demo lint bench clean
 
 install: $(STAMP)
 
@@ -25,6 +26,10 @@ system-deps:
 
 test: install system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# unit + integration (the CLI in-process, tiny models); no real model conversions
+test-fast: install system-deps
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "unit or integration" $(PYTEST_ARGS)
 
 demo: install
 	bash scripts/demo.sh $(OUT)

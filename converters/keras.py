@@ -12,34 +12,40 @@ DFT-matrix MatMul), IR through OpenVINO's TensorFlow front end (which maps it to
 
 from __future__ import annotations
 
-import importlib
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from converters import quiet_tensorflow, weights_path
-from zoo.errors import ManifestError, ZooError
+from converters import quiet_tensorflow
+from zoo.errors import ManifestError, UsageError, ZooError
+from zoo.plugins import Converter, KerasNetwork, network_entry, register_converter, weights_path
 
-#: network.name -> module under converters/networks/ for framework keras
-NETWORKS = {"yamnet": "converters.networks.yamnet"}
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
+
 #: tf2onnx 1.17 emits opsets up to this one
 MAX_TF2ONNX_OPSET = 18
 
 
-def network_module(manifest):
-    """The rebuilt architecture named by the manifest's `network.name`."""
-    if manifest.network is None or manifest.network.name not in NETWORKS:
-        have = manifest.network.name if manifest.network else None
+def keras_network(manifest: Manifest) -> KerasNetwork:
+    """The rebuilt Keras architecture named by the manifest's `network.name` (a declared keras network)."""
+    network = manifest.network
+    if network is None:
         raise ManifestError(
-            f"{manifest.path}: field network.name: the keras converter rebuilds {', '.join(NETWORKS)}, "
-            f"got {have!r}."
+            f"{manifest.path}: field network.name: the keras converter needs a rebuilt network."
         )
-    return importlib.import_module(NETWORKS[manifest.network.name])
+    try:
+        entry = network_entry(network.name, network.variant, framework="keras")
+    except UsageError as exc:
+        raise ManifestError(f"{manifest.path}: {exc.message}") from exc
+    network_class: KerasNetwork = entry.factory
+    return network_class
 
 
-def input_samples(manifest) -> int:
+def input_samples(manifest: Manifest) -> int:
     """Waveform samples per call: the product of the first input's (static) dimensions."""
     spec = manifest.inputs[0]
     if not spec.static:
@@ -50,11 +56,12 @@ def input_samples(manifest) -> int:
     return int(np.prod(spec.shape))
 
 
-def build_model(manifest):
+def build_model(manifest: Manifest) -> Any:
     """The Keras model for this manifest, with its output shapes checked against the manifest's."""
     quiet_tensorflow()
-    network = network_module(manifest)
+    network = keras_network(manifest)
     samples = input_samples(manifest)
+    assert manifest.network is not None  # keras_network refused a manifest without one
     num_classes = int(manifest.network.args.get("num_classes", manifest.labels.count))
     model = network.build_frames_model(samples=samples, num_classes=num_classes)
     produced = {name: [int(d) for d in tensor.shape] for name, tensor in model.output.items()}
@@ -75,9 +82,9 @@ def build_model(manifest):
 # -- weights ------------------------------------------------------------------------------
 
 
-def _weighted_layers_in_file(group) -> dict[str, list[tuple[int, ...]]]:
+def _weighted_layers_in_file(group: Any) -> dict[str, list[tuple[int, ...]]]:
     """{layer name: [weight shapes]} of the layers in a Keras HDF5 weights group that hold weights."""
-    found = {}
+    found: dict[str, list[tuple[int, ...]]] = {}
     for raw in group.attrs.get("layer_names", []):
         name = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
         layer = group[name]
@@ -89,7 +96,7 @@ def _weighted_layers_in_file(group) -> dict[str, list[tuple[int, ...]]]:
     return found
 
 
-def load_weights(model, path: Path, origin: str) -> str:
+def load_weights(model: Any, path: Path, origin: str) -> str:
     """Fill every weighted layer of *model* from a Keras 2 HDF5 file; return 'by name' or 'in order'."""
     import h5py
     from tf_keras.src.saving.legacy import hdf5_format
@@ -134,7 +141,7 @@ def load_weights(model, path: Path, origin: str) -> str:
         )
 
 
-def save_weights(model, path: Path) -> None:
+def save_weights(model: Any, path: Path) -> None:
     """Keras 2 HDF5 weights (the layout `model.save_weights('x.h5')` writes), written atomically."""
     import h5py
     from tf_keras.src.saving.legacy import hdf5_format
@@ -157,11 +164,17 @@ def save_weights(model, path: Path) -> None:
 
 
 class KerasSourceModel:
-    """The rebuilt Keras model with loaded weights, run by TensorFlow: the reference."""
+    """The rebuilt Keras model with loaded weights, run by TensorFlow: the reference.
 
-    def __init__(self, model, manifest, weights_file: Path | None = None, loaded: str | None = None):
+    `openvino` caches OpenVINO's conversion of the traced function (made once, cloned per use).
+    """
+
+    def __init__(
+        self, model: Any, manifest: Manifest, weights_file: Path | None = None, loaded: str | None = None
+    ):
         import tensorflow as tf
 
+        self.openvino: Any = None
         self.model = model
         self.manifest = manifest
         self.weights_file = weights_file
@@ -172,7 +185,7 @@ class KerasSourceModel:
         self.signature = [tf.TensorSpec(self.input_shape, tf.float32, name=self.input_names[0])]
         names = self.output_names
 
-        def forward(waveform):
+        def forward(waveform: Any) -> dict[str, Any]:
             outputs = model(waveform, training=False)
             return {name: outputs[name] for name in names}
 
@@ -193,59 +206,10 @@ class KerasSourceModel:
         return {key: value.numpy() for key, value in outputs.items()}
 
 
-def load(files: dict[str, Path], manifest) -> KerasSourceModel:
-    path = weights_path(files, manifest, "Keras weights file")
-    model = build_model(manifest)
-    how = load_weights(model, path, origin=f"{manifest.name}, {manifest.network.name} weights")
-    return KerasSourceModel(model, manifest, path, how)
-
-
-def write_reference_weights(manifest, directory: str | Path, seed: int) -> dict[str, Path]:
-    """Seeded weights in upstream's file format: Keras 2 HDF5 with upstream layer names and shapes."""
-    network = network_module(manifest)
-    names = [f.name for f in manifest.files if f.role == "weights"]
-    if not names:
-        raise ManifestError(
-            f"{manifest.path}: field files: no file with role 'weights' to write reference weights as."
-        )
-    model = build_model(manifest)
-    network.set_reference_weights(model, seed)
-    target = Path(directory) / names[0]
-    save_weights(model, target)
-    return {names[0]: target}
-
-
 # -- exports ------------------------------------------------------------------------------
 
 
-def export_onnx(source_model: KerasSourceModel, path: str | Path, manifest) -> None:
-    """tf2onnx on the traced model, front end included; inputs and outputs named as the manifest says."""
-    quiet_tensorflow()
-    import tf2onnx
-
-    from zoo.atomic import write_bytes
-
-    opset = manifest.convert.onnx.opset
-    if opset > MAX_TF2ONNX_OPSET:
-        raise ManifestError(
-            f"{manifest.path}: field convert.onnx.opset: tf2onnx emits opsets up to {MAX_TF2ONNX_OPSET}, got {opset}."
-        )
-    try:
-        proto, _ = tf2onnx.convert.from_function(
-            source_model.function, input_signature=source_model.signature, opset=opset
-        )
-    except Exception as exc:  # tf2onnx raises many kinds with its own text
-        raise ZooError(
-            f"{manifest.name}: tf2onnx cannot convert the Keras model: {type(exc).__name__}: {exc}"
-        ) from exc
-    order_outputs(proto, source_model.output_names, manifest)
-    proto.doc_string = (
-        f"{manifest.name} {manifest.version}: converted by zoo from Keras 2 weights with tf2onnx"
-    )
-    write_bytes(path, proto.SerializeToString())
-
-
-def order_outputs(proto, names: list[str], manifest) -> None:
+def order_outputs(proto: Any, names: list[str], manifest: Manifest) -> None:
     """Put the graph outputs in the manifest's order (tf2onnx sorts a dict's keys)."""
     outputs = {o.name: o for o in proto.graph.output}
     missing = [n for n in names if n not in outputs]
@@ -261,24 +225,7 @@ def order_outputs(proto, names: list[str], manifest) -> None:
     proto.graph.output.extend(copies)
 
 
-def to_openvino(source_model: KerasSourceModel, files, manifest):
-    """OpenVINO's TensorFlow front end on the traced model (STFT becomes RDFT), manifest names on ports."""
-    quiet_tensorflow()
-    import openvino as ov
-
-    converted = getattr(source_model, "_openvino", None)
-    if converted is None:
-        try:
-            converted = ov.convert_model(source_model.function)
-        except Exception as exc:  # the front end raises generic errors with its own text
-            raise ZooError(f"{manifest.name}: OpenVINO cannot convert the Keras model: {exc}") from exc
-        name_ports(converted, [manifest.inputs[0].name], source_model.output_names, manifest)
-        source_model._openvino = converted
-    # each caller gets its own copy: saving one precision must not change the next
-    return converted.clone()
-
-
-def name_ports(model, input_names: list[str], output_names: list[str], manifest) -> None:
+def name_ports(model: Any, input_names: list[str], output_names: list[str], manifest: Manifest) -> None:
     """Give each port exactly its manifest name (the front end adds graph-internal aliases)."""
     for port, name in zip(model.inputs, input_names, strict=True):
         port.get_tensor().set_names({name})
@@ -290,3 +237,75 @@ def name_ports(model, input_names: list[str], output_names: list[str], manifest)
                 f"{sorted(port.get_names())} is (manifest outputs: {output_names})."
             )
         port.get_tensor().set_names({match[0]})
+
+
+@register_converter
+class KerasConverter(Converter[KerasSourceModel]):
+    """Keras 2 HDF5 weights on a rebuilt tf_keras network; ONNX by tf2onnx, IR by OpenVINO's TF front end."""
+
+    frameworks = ("keras",)
+    direct_ir = True
+
+    def load(self, files: dict[str, Path], manifest: Manifest) -> KerasSourceModel:
+        path = weights_path(files, manifest, "Keras weights file")
+        model = build_model(manifest)
+        assert manifest.network is not None  # build_model refused a manifest without one
+        how = load_weights(model, path, origin=f"{manifest.name}, {manifest.network.name} weights")
+        return KerasSourceModel(model, manifest, path, how)
+
+    def write_reference_weights(
+        self, manifest: Manifest, directory: str | Path, seed: int
+    ) -> dict[str, Path]:
+        """Seeded weights in upstream's file format: Keras 2 HDF5 with upstream layer names and shapes."""
+        network = keras_network(manifest)
+        names = [f.name for f in manifest.files if f.role == "weights"]
+        if not names:
+            raise ManifestError(
+                f"{manifest.path}: field files: no file with role 'weights' to write reference weights as."
+            )
+        model = build_model(manifest)
+        network.set_reference_weights(model, seed)
+        target = Path(directory) / names[0]
+        save_weights(model, target)
+        return {names[0]: target}
+
+    def export_onnx(self, source: KerasSourceModel, path: str | Path, manifest: Manifest) -> None:
+        """tf2onnx on the traced model, front end included; inputs and outputs named as the manifest says."""
+        quiet_tensorflow()
+        import tf2onnx
+
+        from zoo.atomic import write_bytes
+
+        opset = manifest.convert.onnx.opset
+        if opset > MAX_TF2ONNX_OPSET:
+            raise ManifestError(
+                f"{manifest.path}: field convert.onnx.opset: tf2onnx emits opsets up to {MAX_TF2ONNX_OPSET}, got {opset}."
+            )
+        try:
+            proto, _ = tf2onnx.convert.from_function(
+                source.function, input_signature=source.signature, opset=opset
+            )
+        except Exception as exc:  # tf2onnx raises many kinds with its own text
+            raise ZooError(
+                f"{manifest.name}: tf2onnx cannot convert the Keras model: {type(exc).__name__}: {exc}"
+            ) from exc
+        order_outputs(proto, source.output_names, manifest)
+        proto.doc_string = (
+            f"{manifest.name} {manifest.version}: converted by zoo from Keras 2 weights with tf2onnx"
+        )
+        write_bytes(path, proto.SerializeToString())
+
+    def to_openvino(self, source: KerasSourceModel, files: dict[str, Path], manifest: Manifest) -> Any:
+        """OpenVINO's TensorFlow front end on the traced model (STFT becomes RDFT), manifest names on ports."""
+        quiet_tensorflow()
+        import openvino as ov
+
+        if source.openvino is None:
+            try:
+                converted = ov.convert_model(source.function)
+            except Exception as exc:  # the front end raises generic errors with its own text
+                raise ZooError(f"{manifest.name}: OpenVINO cannot convert the Keras model: {exc}") from exc
+            name_ports(converted, [manifest.inputs[0].name], source.output_names, manifest)
+            source.openvino = converted
+        # each caller gets its own copy: saving one precision must not change the next
+        return source.openvino.clone()

@@ -10,25 +10,31 @@ callable is refused before anything runs) and mapped onto converters/networks/ka
 - DenseLayer W (inputs, units) is the transpose of torch's Linear weight;
 - BatchNormLayer keeps beta, gamma, mean, inv_std; the rebuild uses them as they are.
 
-Theano cannot run here, so the reference for verification is this PyTorch rebuild; the export
-reuses converters/pytorch.py's exporter.
+Theano cannot run here, so the reference for verification is this PyTorch rebuild; the
+converter extends converters/pytorch.py's, whose exporter it reuses.
 """
 
 from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from converters.pytorch import TorchConverter, TorchSource, TorchSourceModel, build_network, seeded_network
 from zoo.errors import UsageError, ZooError
+from zoo.plugins import register_converter, weights_path
+
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
 
 #: keys of the upstream pickle
 PICKLE_KEYS = ("net", "classes", "run_name", "epoch", "im_size", "im_dim")
 BN_PARAMS = ("beta", "gamma", "mean", "inv_std")
 
 
-def parameter_layout(module) -> list[tuple[str, str, tuple[int, ...]]]:
+def parameter_layout(module: Any) -> list[tuple[str, str, tuple[int, ...]]]:
     """(torch state-dict key, how to map, Lasagne array shape) in Lasagne's parameter order."""
     state = module.state_dict()
     layout: list[tuple[str, str, tuple[int, ...]]] = []
@@ -63,11 +69,11 @@ def to_lasagne(kind: str, array: np.ndarray) -> np.ndarray:
     return to_torch(kind, array)  # flip and transpose are their own inverses
 
 
-def _text(value) -> str:
+def _text(value: Any) -> str:
     return value.decode("latin1") if isinstance(value, bytes) else str(value)
 
 
-def read_pickle(path: Path, manifest) -> dict:
+def read_pickle(path: Path, manifest: Manifest) -> dict[str, Any]:
     """The upstream pickle's content, checked: parameter arrays, classes, image size."""
     from zoo.safe_pickle import safe_load_file
 
@@ -106,7 +112,7 @@ def read_pickle(path: Path, manifest) -> dict:
     return data
 
 
-def lasagne_to_state_dict(module, arrays: list[np.ndarray], origin: Path | str) -> dict:
+def lasagne_to_state_dict(module: Any, arrays: list[np.ndarray], origin: Path | str) -> dict[str, Any]:
     """Map Lasagne arrays (in order) to the rebuild's state dict; count and shapes must match."""
     import torch
 
@@ -126,7 +132,7 @@ def lasagne_to_state_dict(module, arrays: list[np.ndarray], origin: Path | str) 
     return state
 
 
-def state_dict_to_lasagne(module) -> list[np.ndarray]:
+def state_dict_to_lasagne(module: Any) -> list[np.ndarray]:
     """The rebuild's parameters as Lasagne would list them (get_all_param_values order, float32)."""
     state = module.state_dict()
     return [
@@ -135,28 +141,12 @@ def state_dict_to_lasagne(module) -> list[np.ndarray]:
     ]
 
 
-def load(files: dict[str, Path], manifest):
-    """Kahl's pickle on the PyTorch rebuild; the SourceModel is that rebuild (Theano is not runnable)."""
-    import torch
+class LasagneSourceModel(TorchSourceModel):
+    """The PyTorch rebuild with Kahl's weights, and the class names the pickle carries."""
 
-    from converters import weights_path
-    from converters.pytorch import TorchSourceModel, build_network
-
-    path = weights_path(files, manifest)
-    data = read_pickle(path, manifest)
-    module = build_network(manifest)
-    state = lasagne_to_state_dict(module, list(data["net"]), path)
-    with torch.no_grad():
-        module.load_state_dict(state, strict=True)
-    source = TorchSourceModel(module, manifest)
-    source.classes = data["classes"]
-    return source
-
-
-def export_onnx(source_model, path: str | Path, manifest) -> None:
-    from converters.pytorch import export_onnx as torch_export
-
-    torch_export(source_model, path, manifest)
+    def __init__(self, module: Any, manifest: Manifest, classes: list[str]):
+        super().__init__(module, manifest)
+        self.classes = classes
 
 
 # -- reference weights ----------------------------------------------------------------------
@@ -171,7 +161,7 @@ class Python2Pickler(pickle._Pickler):
 
     dispatch = dict(pickle._Pickler.dispatch)
 
-    def save_py2_string(self, obj) -> None:
+    def save_py2_string(self, obj: Any) -> None:
         data = obj.encode("latin1") if isinstance(obj, str) else bytes(obj)
         if len(data) < 256:
             self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
@@ -182,7 +172,7 @@ class Python2Pickler(pickle._Pickler):
     dispatch[str] = save_py2_string
     dispatch[bytes] = save_py2_string
 
-    def save_global(self, obj, name=None) -> None:
+    def save_global(self, obj: Any, name: str | None = None) -> None:
         module = getattr(obj, "__module__", None)
         name = name or getattr(obj, "__qualname__", None) or obj.__name__
         if module and module.startswith("numpy._core"):
@@ -191,7 +181,7 @@ class Python2Pickler(pickle._Pickler):
         self.memoize(obj)
 
 
-def python2_pickle(obj) -> bytes:
+def python2_pickle(obj: Any) -> bytes:
     import io
 
     buffer = io.BytesIO()
@@ -206,28 +196,46 @@ def reference_classes(count: int) -> list[str]:
     return sorted(["schreien"] + [f"class_{i:02d}" for i in range(1, count)])
 
 
-def write_reference_weights(manifest, directory: str | Path, seed: int) -> dict[str, Path]:
-    """A seeded AED model as the upstream Python 2 pickle {net, classes, run_name, epoch, im_size, im_dim}."""
-    from converters.pytorch import seeded_network
-    from zoo.atomic import write_bytes
+@register_converter
+class LasagneConverter(TorchConverter):
+    """Kahl's Lasagne pickle on the PyTorch rebuild; export and threads as for PyTorch."""
 
-    module = seeded_network(manifest, seed, count=8)
-    spec = manifest.inputs[0]
-    entry = next((f for f in manifest.files if f.role == "weights"), None)
-    name = entry.name if entry is not None else "AED_Example_Run_model.pkl"
-    content = {
-        "net": state_dict_to_lasagne(module),
-        "classes": reference_classes(
-            manifest.num_classes or int(manifest.network.args.get("num_classes", 20))
-        ),
-        "run_name": "Example_Run",
-        "epoch": 55,
-        "im_size": (int(spec.shape[-1]), int(spec.shape[-2])),
-        "im_dim": int(spec.shape[1]),
-    }
-    path = Path(directory) / name
-    try:
-        write_bytes(path, python2_pickle(content))
-    except pickle.PicklingError as exc:
-        raise ZooError(f"{path}: could not write the reference pickle: {exc}") from exc
-    return {name: path}
+    frameworks = ("lasagne",)
+
+    def load(self, files: dict[str, Path], manifest: Manifest) -> TorchSource:
+        """Kahl's pickle on the PyTorch rebuild; the SourceModel is that rebuild (Theano is not runnable)."""
+        import torch
+
+        path = weights_path(files, manifest)
+        data = read_pickle(path, manifest)
+        module = build_network(manifest)
+        state = lasagne_to_state_dict(module, list(data["net"]), path)
+        with torch.no_grad():
+            module.load_state_dict(state, strict=True)
+        return LasagneSourceModel(module, manifest, data["classes"])
+
+    def write_reference_weights(
+        self, manifest: Manifest, directory: str | Path, seed: int
+    ) -> dict[str, Path]:
+        """A seeded AED model as the upstream Python 2 pickle {net, classes, run_name, epoch, im_size, im_dim}."""
+        from zoo.atomic import write_bytes
+
+        module = seeded_network(manifest, seed, count=8)
+        network_args = manifest.network.args if manifest.network is not None else {}
+        spec = manifest.inputs[0]
+        entry = next((f for f in manifest.files if f.role == "weights"), None)
+        name = entry.name if entry is not None else "AED_Example_Run_model.pkl"
+        content = {
+            "net": state_dict_to_lasagne(module),
+            "classes": reference_classes(manifest.num_classes or int(network_args.get("num_classes", 20))),
+            "run_name": "Example_Run",
+            "epoch": 55,
+            "im_size": (int(spec.shape[-1]), int(spec.shape[-2])),
+            "im_dim": int(spec.shape[1]),
+        }
+        path = Path(directory) / name
+        try:
+            write_bytes(path, python2_pickle(content))
+        except pickle.PicklingError as exc:
+            raise ZooError(f"{path}: could not write the reference pickle: {exc}") from exc
+        return {name: path}

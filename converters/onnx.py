@@ -11,52 +11,70 @@ with the upstream names (and quantized to QDQ with NNCF for the INT8 entry).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from converters import weights_path
 from zoo.atomic import copy_file
 from zoo.errors import UsageError
-from zoo.onnx_check import check_interface
+from zoo.ir import check_interface
+from zoo.plugins import Converter, register_converter, weights_path
+
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
 
 
 class OnnxSourceModel:
     """ONNX Runtime on the published file: the reference for framework `onnx`."""
 
-    def __init__(self, path: Path, manifest):
+    def __init__(self, path: Path, manifest: Manifest, threads: int | None = None):
         from zoo.runtimes import OnnxRuntimeRunner
 
         self.path = Path(path)
         self.manifest = manifest
-        self.runner = OnnxRuntimeRunner(self.path, optimize=False)
-        self.input_names = self.runner.input_names
-        self.output_names = self.runner.output_names
+        self.runner = OnnxRuntimeRunner(self.path, threads=threads, optimize=False)
+        self.input_names: list[str] = self.runner.input_names
+        self.output_names: list[str] = self.runner.output_names
         check_interface(self.path, manifest)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.runner.run(feeds)
 
 
-def load(files: dict[str, Path], manifest) -> OnnxSourceModel:
-    return OnnxSourceModel(weights_path(files, manifest, "ONNX weights file"), manifest)
+@register_converter
+class OnnxConverter(Converter[OnnxSourceModel]):
+    """ONNX Runtime on the published file; the export is that file."""
 
+    frameworks = ("onnx",)
 
-def export_onnx(source_model: OnnxSourceModel, path: str | Path, manifest) -> None:
-    """The source is the model: copy it (its names were checked on load)."""
-    copy_file(source_model.path, path)
+    def __init__(self) -> None:
+        self.threads: int | None = None
 
+    def set_threads(self, threads: int) -> bool:
+        """Sessions opened by later `load` calls use *threads* intra-op threads."""
+        self.threads = int(threads)
+        return True
 
-def write_reference_weights(manifest, directory: str | Path, seed: int) -> dict[str, Path]:
-    """Seeded AclNet weights as the ONNX file upstream publishes (QDQ INT8 for entries tagged int8)."""
-    if manifest.network is None or manifest.network.name != "aclnet":
-        raise UsageError(
-            f"{manifest.name}: reference weights for framework onnx exist for AclNet entries only "
-            "(network.name: aclnet)."
-        )
-    from converters.networks import aclnet
+    def load(self, files: dict[str, Path], manifest: Manifest) -> OnnxSourceModel:
+        return OnnxSourceModel(weights_path(files, manifest, "ONNX weights file"), manifest, self.threads)
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    if "int8" in manifest.tags:
-        return aclnet.write_aclnet_int8_reference(manifest, directory, seed)
-    return aclnet.write_aclnet_reference(manifest, directory, seed)
+    def export_onnx(self, source: OnnxSourceModel, path: str | Path, manifest: Manifest) -> None:
+        """The source is the model: copy it (its names were checked on load)."""
+        copy_file(source.path, path)
+
+    def write_reference_weights(
+        self, manifest: Manifest, directory: str | Path, seed: int
+    ) -> dict[str, Path]:
+        """Seeded AclNet weights as the ONNX file upstream publishes (QDQ INT8 for entries tagged int8)."""
+        if manifest.network is None or manifest.network.name != "aclnet":
+            raise UsageError(
+                f"{manifest.name}: reference weights for framework onnx exist for AclNet entries only "
+                "(network.name: aclnet)."
+            )
+        from converters.networks import aclnet
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if "int8" in manifest.tags:
+            return aclnet.write_aclnet_int8_reference(manifest, directory, seed)
+        return aclnet.write_aclnet_reference(manifest, directory, seed)

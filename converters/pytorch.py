@@ -18,11 +18,16 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from converters import weights_path
 from zoo.errors import UsageError, ZooError
+from zoo.frontends import frontend_for
+from zoo.plugins import Converter, network_entry, register_converter, weights_path
+
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
 
 #: state-dict keys a checkpoint may lack without harm (torch < 0.4.1 did not save them)
 OPTIONAL_KEYS = ("num_batches_tracked",)
@@ -31,7 +36,7 @@ OPTIONAL_KEYS = ("num_batches_tracked",)
 # -- loading -----------------------------------------------------------------------
 
 
-def read_checkpoint(path: Path) -> dict:
+def read_checkpoint(path: Path) -> dict[str, Any]:
     """The state dict inside an upstream checkpoint or a plain state dict, read without running code."""
     import pickle
 
@@ -74,7 +79,7 @@ def _listing(keys: list[str], limit: int = 8) -> str:
     return shown + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def apply_state_dict(module, state: dict, origin: Path | str, network: str) -> None:
+def apply_state_dict(module: Any, state: dict[str, Any], origin: Path | str, network: str) -> None:
     """Load *state* into *module* strictly; a mismatch names the file, the keys and the shapes."""
     import torch
 
@@ -107,14 +112,14 @@ def apply_state_dict(module, state: dict, origin: Path | str, network: str) -> N
 class TorchSourceModel:
     """An eager PyTorch module run on the manifest's named inputs (CPU, eval mode, no grad)."""
 
-    def __init__(self, module, manifest):
+    def __init__(self, module: Any, manifest: Manifest):
         self.module = module.eval()
         self.manifest = manifest
         self.input_names = [i.name for i in manifest.inputs]
         self.output_names = [o.name for o in manifest.outputs]
 
     @property
-    def export_module(self):
+    def export_module(self) -> Any:
         return self.module
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -134,10 +139,8 @@ class TorchSourceModel:
 class SileroTorchScript:
     """The original TorchScript `_model`, stepped with explicit state and context (the reference)."""
 
-    def __init__(self, path: Path, manifest):
+    def __init__(self, path: Path, manifest: Manifest):
         import torch
-
-        from converters.networks.silero_vad import SileroVad16k
 
         self.manifest = manifest
         self.input_names = [i.name for i in manifest.inputs]
@@ -159,14 +162,16 @@ class SileroTorchScript:
         self.scripted = model.eval()
         self.context_size = int(getattr(model, "context_size_samples", 64))
         try:
-            self.rebuild = SileroVad16k.from_torchscript(self.scripted)
+            self.rebuild = network_entry("silero_vad", framework="torch").factory.from_torchscript(
+                self.scripted
+            )
         except KeyError as exc:
             raise ZooError(
                 f"{path}: its `_model` does not match the silero-vad 16 kHz network: {exc.args[0]}."
             ) from exc
 
     @property
-    def export_module(self):
+    def export_module(self) -> Any:
         return self.rebuild
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -184,7 +189,10 @@ class SileroTorchScript:
         return {name: value.numpy() for name, value in zip(self.output_names, values, strict=True)}
 
 
-def build_network(manifest):
+TorchSource = TorchSourceModel | SileroTorchScript
+
+
+def build_network(manifest: Manifest) -> Any:
     from converters.networks import build
 
     try:
@@ -193,25 +201,16 @@ def build_network(manifest):
         raise UsageError(f"{manifest.path or manifest.name}: field network.args: {exc}.") from exc
 
 
-def load(files: dict[str, Path], manifest):
-    """The model in PyTorch: a checkpoint on its rebuilt network, or silero-vad's TorchScript."""
-    path = weights_path(files, manifest)
-    if manifest.framework == "torchscript":
-        return SileroTorchScript(path, manifest)
-    module = build_network(manifest)
-    apply_state_dict(module, read_checkpoint(path), path, _network_label(manifest))
-    return TorchSourceModel(module, manifest)
-
-
-def _network_label(manifest) -> str:
+def _network_label(manifest: Manifest) -> str:
     net = manifest.network
+    assert net is not None  # build_network refused a manifest without one
     return f"{net.name}/{net.variant}" if net.variant else net.name
 
 
 # -- export ----------------------------------------------------------------------------
 
 
-def example_inputs(manifest) -> tuple:
+def example_inputs(manifest: Manifest) -> tuple[Any, ...]:
     """Zero tensors with the manifest's static input shapes (dynamic dimensions become 1)."""
     import torch
 
@@ -220,7 +219,7 @@ def example_inputs(manifest) -> tuple:
     )
 
 
-def rename_tensors(model, mapping: dict[str, str]) -> None:
+def rename_tensors(model: Any, mapping: dict[str, str]) -> None:
     """Rename graph inputs/outputs in an ONNX ModelProto (torch refuses some names, e.g. '486')."""
     if not mapping:
         return
@@ -237,7 +236,7 @@ def rename_tensors(model, mapping: dict[str, str]) -> None:
                 node.output[i] = mapping[name]
 
 
-def declare_static_outputs(model, shapes: list[tuple[int, ...]]) -> None:
+def declare_static_outputs(model: Any, shapes: list[tuple[int, ...]]) -> None:
     """Write the traced output shapes into the graph where the exporter's shape inference left symbols.
 
     The trace is static, so the shapes the module produced for the example inputs are the shapes.
@@ -253,7 +252,7 @@ def declare_static_outputs(model, shapes: list[tuple[int, ...]]) -> None:
 
 
 def export_module_onnx(
-    module, inputs: tuple, input_names: list[str], output_names: list[str], opset: int
+    module: Any, inputs: tuple[Any, ...], input_names: list[str], output_names: list[str], opset: int
 ) -> bytes:
     """The exporter: legacy TorchScript-based torch.onnx.export, static shapes, one self-contained file."""
     import onnx
@@ -290,33 +289,18 @@ def export_module_onnx(
     return model.SerializeToString()
 
 
-def export_onnx(source_model, path: str | Path, manifest) -> None:
-    """Write the ONNX export of *source_model* (the eager network) to *path*, names from the manifest."""
-    from zoo.atomic import write_bytes
-
-    data = export_module_onnx(
-        source_model.export_module,
-        example_inputs(manifest),
-        [i.name for i in manifest.inputs],
-        [o.name for o in manifest.outputs],
-        manifest.convert.onnx.opset,
-    )
-    write_bytes(path, data)
-
-
 # -- reference weights -------------------------------------------------------------------
 
 
-def calibration_batch(manifest, count: int, seed: int) -> tuple:
+def calibration_batch(manifest: Manifest, count: int, seed: int) -> tuple[Any, ...]:
     """Seeded inputs shaped like the manifest's, made the way the host side makes them."""
     import torch
 
     from converters.networks.seeding import calibration_audio
-    from zoo.features import prepare_inputs, synthetic_feature_inputs
+    from zoo.frontends import prepare_inputs, synthetic_feature_inputs
 
     spec = manifest.inputs[0]
-    features = manifest.audio.features
-    if features is not None and features.kind == "vggish-embeddings":
+    if not frontend_for(manifest).takes_audio:
         feeds = synthetic_feature_inputs(manifest, count, seed)
     else:
         rate = manifest.audio.sample_rate
@@ -328,7 +312,7 @@ def calibration_batch(manifest, count: int, seed: int) -> tuple:
     return (torch.from_numpy(stacked.astype(np.float32)),)
 
 
-def seeded_network(manifest, seed: int, count: int | None = None):
+def seeded_network(manifest: Manifest, seed: int, count: int | None = None) -> Any:
     """The manifest's network with seeded weights and batch-norm statistics from seeded inputs.
 
     Embedding inputs are tiny (10 x 128) but vary mostly from clip to clip, so they get many
@@ -337,8 +321,7 @@ def seeded_network(manifest, seed: int, count: int | None = None):
     from converters.networks.seeding import calibrate_batchnorm, scale_final_layer, seeded_init
 
     if count is None:
-        features = manifest.audio.features
-        count = 256 if features is not None and features.kind == "vggish-embeddings" else 12
+        count = 12 if frontend_for(manifest).takes_audio else 256
     module = build_network(manifest)
     seeded_init(module, seed)
     batch = calibration_batch(manifest, count, seed + 1)
@@ -351,7 +334,7 @@ def seeded_network(manifest, seed: int, count: int | None = None):
     return module.eval()
 
 
-def upstream_checkpoint(module) -> dict:
+def upstream_checkpoint(module: Any) -> dict[str, Any]:
     """What the upstream training scripts save: {'iteration', 'state_dict', 'optimizer'} (Adam's state)."""
     import torch
 
@@ -359,19 +342,56 @@ def upstream_checkpoint(module) -> dict:
     return {"iteration": 0, "state_dict": module.state_dict(), "optimizer": optimizer.state_dict()}
 
 
-def write_reference_weights(manifest, directory: str | Path, seed: int) -> dict[str, Path]:
-    """A seeded upstream-style training checkpoint (md_0_iters.tar, as upstream names them), keyed "weights"."""
-    import torch
+@register_converter
+class TorchConverter(Converter[TorchSource]):
+    """Checkpoints on rebuilt torch networks (`pytorch`) and silero-vad's TorchScript (`torchscript`)."""
 
-    from zoo.atomic import atomic_open
+    frameworks: ClassVar[tuple[str, ...]] = ("pytorch", "torchscript")
 
-    if manifest.framework == "torchscript":
-        raise UsageError(
-            f"{manifest.name}: has real weights on the package index; run without --reference-weights "
-            "(zoo writes no TorchScript reference weights)."
+    def set_threads(self, threads: int) -> bool:
+        """torch's process-wide intra-op thread count."""
+        import torch
+
+        torch.set_num_threads(int(threads))
+        return True
+
+    def load(self, files: dict[str, Path], manifest: Manifest) -> TorchSource:
+        """The model in PyTorch: a checkpoint on its rebuilt network, or silero-vad's TorchScript."""
+        path = weights_path(files, manifest)
+        if manifest.framework == "torchscript":
+            return SileroTorchScript(path, manifest)
+        module = build_network(manifest)
+        apply_state_dict(module, read_checkpoint(path), path, _network_label(manifest))
+        return TorchSourceModel(module, manifest)
+
+    def export_onnx(self, source: TorchSource, path: str | Path, manifest: Manifest) -> None:
+        """Write the ONNX export of *source* (the eager network) to *path*, names from the manifest."""
+        from zoo.atomic import write_bytes
+
+        data = export_module_onnx(
+            source.export_module,
+            example_inputs(manifest),
+            [i.name for i in manifest.inputs],
+            [o.name for o in manifest.outputs],
+            manifest.convert.onnx.opset,
         )
-    module = seeded_network(manifest, seed)
-    path = Path(directory) / "md_0_iters.tar"
-    with atomic_open(path, "wb") as handle:
-        torch.save(upstream_checkpoint(module), handle)
-    return {"weights": path}
+        write_bytes(path, data)
+
+    def write_reference_weights(
+        self, manifest: Manifest, directory: str | Path, seed: int
+    ) -> dict[str, Path]:
+        """A seeded upstream-style training checkpoint (md_0_iters.tar, as upstream names them), keyed "weights"."""
+        import torch
+
+        from zoo.atomic import atomic_open
+
+        if manifest.framework == "torchscript":
+            raise UsageError(
+                f"{manifest.name}: has real weights on the package index; run without --reference-weights "
+                "(zoo writes no TorchScript reference weights)."
+            )
+        module = seeded_network(manifest, seed)
+        path = Path(directory) / "md_0_iters.tar"
+        with atomic_open(path, "wb") as handle:
+            torch.save(upstream_checkpoint(module), handle)
+        return {"weights": path}

@@ -22,11 +22,16 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from converters import quiet_tensorflow, weights_path
+from converters import quiet_tensorflow
 from zoo.errors import ManifestError, UsageError, ZooError
+from zoo.plugins import Converter, register_converter, weights_path
+
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
 
 #: tf2onnx 1.17 emits opsets up to this one; ONNX DFT needs 17
 MIN_OPSET, MAX_OPSET = 17, 18
@@ -37,12 +42,16 @@ FRONT_END_PREFIX = "front_end/"
 
 
 class TfliteSourceModel:
-    """tf.lite.Interpreter on the published flatbuffer (default kernels, XNNPACK): the reference."""
+    """tf.lite.Interpreter on the published flatbuffer (default kernels, XNNPACK): the reference.
 
-    def __init__(self, path: Path, manifest):
+    `openvino` caches OpenVINO's conversion of the flatbuffer (made once, cloned per use).
+    """
+
+    def __init__(self, path: Path, manifest: Manifest):
         quiet_tensorflow()
         import tensorflow as tf
 
+        self.openvino: Any = None
         self.path = Path(path)
         self.manifest = manifest
         try:
@@ -100,22 +109,10 @@ class TfliteSourceModel:
         }
 
 
-def load(files: dict[str, Path], manifest) -> TfliteSourceModel:
-    return TfliteSourceModel(weights_path(files, manifest, ".tflite file"), manifest)
-
-
-def write_reference_weights(manifest, directory: str | Path, seed: int) -> dict[str, Path]:
-    """TFLite entries use their real published model; there is no seeded stand-in."""
-    raise UsageError(
-        f"{manifest.name}: no reference weights for a TFLite model; its real weights come from "
-        f"{manifest.weights_available} sources: run without --reference-weights."
-    )
-
-
 # -- ONNX ---------------------------------------------------------------------------------
 
 
-def _rfft2d_as_real_dft(ctx, node, name, args) -> None:
+def _rfft2d_as_real_dft(ctx: Any, node: Any, name: str, args: Any) -> None:
     """tf2onnx handler: RFFT2D (one row) + cast-to-real becomes Cast(f64) -> DFT -> real part -> Cast(f32)."""
     from onnx import TensorProto
     from tf2onnx import utils
@@ -161,53 +158,10 @@ def _rfft2d_as_real_dft(ctx, node, name, args) -> None:
                     pending.append(out)
 
 
-def export_onnx(source_model: TfliteSourceModel, path: str | Path, manifest) -> None:
-    """tf2onnx's TFLite path with the RFFT2D handler; fixed input shapes; refuses unconverted ops."""
-    quiet_tensorflow()
-    import tf2onnx
-
-    from zoo.atomic import write_bytes
-
-    opset = manifest.convert.onnx.opset
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ManifestError(
-            f"{manifest.path}: field convert.onnx.opset: the TFLite export needs ONNX DFT (opset {MIN_OPSET}) "
-            f"and tf2onnx emits up to {MAX_OPSET}; got {opset}."
-        )
-    shapes = {spec.name: [int(d) for d in spec.shape] for spec in manifest.inputs}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, inside tf2onnx
-            proto, _ = tf2onnx.convert.from_tflite(
-                str(source_model.path),
-                opset=opset,
-                shape_override=shapes,
-                custom_op_handlers={"RFFT2D": (_rfft2d_as_real_dft, [])},
-            )
-    except ZooError:
-        raise
-    except Exception as exc:  # tf2onnx raises many kinds with its own text
-        raise ZooError(
-            f"{manifest.name}: tf2onnx cannot convert {source_model.path.name}: {type(exc).__name__}: {exc}"
-        ) from exc
-    # from_tflite carries on past ops it cannot map: make sure none is left
-    leftovers = sorted(
-        {
-            n.op_type
-            for n in proto.graph.node
-            if n.op_type.startswith("TFL_") or n.domain not in ("", "ai.onnx")
-        }
-    )
-    if leftovers:
-        raise ZooError(f"{manifest.name}: tf2onnx left TFLite ops it cannot convert: {', '.join(leftovers)}.")
-    proto.doc_string = f"{manifest.name} {manifest.version}: converted by zoo from TFLite with tf2onnx"
-    write_bytes(path, proto.SerializeToString())
-
-
 # -- OpenVINO ------------------------------------------------------------------------------
 
 
-def _window_of(frames):
+def _window_of(frames: Any) -> np.ndarray | None:
     """The constant window multiplied into *frames* just before the FFT, or None."""
     node = frames.get_node()
     while node.get_type_name() in ("Unsqueeze", "Reshape"):
@@ -223,7 +177,7 @@ def _window_of(frames):
     return None
 
 
-def _rfft2d_real_part(node):
+def _rfft2d_real_part(node: Any) -> list[Any]:
     """Conversion extension: RFFT2D -> real part of RDFT, with the window's own spectrum added exactly."""
     import openvino.opset13 as ops
 
@@ -246,7 +200,7 @@ def _rfft2d_real_part(node):
     return [ops.add(spectrum, ops.multiply(amount, window_spectrum)).output(0)]
 
 
-def front_end_nodes(model) -> list:
+def front_end_nodes(model: Any) -> list[Any]:
     """Every op the first convolution's input depends on: the in-graph spectrogram front end."""
     first = next(
         (op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")),
@@ -264,7 +218,7 @@ def front_end_nodes(model) -> list:
     return [op for op in seen.values() if op.get_type_name() not in ("Parameter", "Constant")]
 
 
-def power_without_square(model) -> int:
+def power_without_square(model: Any) -> int:
     """Rewrite (x * x) ** p as |x| ** (2p): same value, no squared intermediate.
 
     BirdNET's spectrogram squares the mel energies before a fractional power; the square reaches
@@ -296,7 +250,7 @@ def power_without_square(model) -> int:
     return rewritten
 
 
-def name_ports(model, manifest) -> None:
+def name_ports(model: Any, manifest: Manifest) -> None:
     """Each port keeps exactly its manifest name (the front end adds graph-internal aliases)."""
     for direction, ports, specs in (
         ("input", model.inputs, manifest.inputs),
@@ -312,32 +266,92 @@ def name_ports(model, manifest) -> None:
             matching[0].get_tensor().set_names({spec.name})
 
 
-def to_openvino(source_model: TfliteSourceModel, files, manifest):
-    """OpenVINO's TFLite front end with the RFFT2D extension; static shapes; named front end and ports."""
-    import openvino as ov
-    from openvino.frontend import ConversionExtension
+@register_converter
+class TfliteConverter(Converter[TfliteSourceModel]):
+    """The TFLite interpreter as reference; ONNX by tf2onnx's TFLite path, IR by OpenVINO's TFLite front end."""
 
-    converted = getattr(source_model, "_openvino", None)
-    if converted is None:
-        try:
-            converted = ov.convert_model(
-                str(source_model.path), extension=[ConversionExtension("RFFT2D", _rfft2d_real_part)]
+    frameworks = ("tflite",)
+    direct_ir = True
+
+    def load(self, files: dict[str, Path], manifest: Manifest) -> TfliteSourceModel:
+        return TfliteSourceModel(weights_path(files, manifest, ".tflite file"), manifest)
+
+    def write_reference_weights(
+        self, manifest: Manifest, directory: str | Path, seed: int
+    ) -> dict[str, Path]:
+        """TFLite entries use their real published model; there is no seeded stand-in."""
+        raise UsageError(
+            f"{manifest.name}: no reference weights for a TFLite model; its real weights come from "
+            f"{manifest.weights_available} sources: run without --reference-weights."
+        )
+
+    def export_onnx(self, source: TfliteSourceModel, path: str | Path, manifest: Manifest) -> None:
+        """tf2onnx's TFLite path with the RFFT2D handler; fixed input shapes; refuses unconverted ops."""
+        quiet_tensorflow()
+        import tf2onnx
+
+        from zoo.atomic import write_bytes
+
+        opset = manifest.convert.onnx.opset
+        if not MIN_OPSET <= opset <= MAX_OPSET:
+            raise ManifestError(
+                f"{manifest.path}: field convert.onnx.opset: the TFLite export needs ONNX DFT (opset {MIN_OPSET}) "
+                f"and tf2onnx emits up to {MAX_OPSET}; got {opset}."
             )
-        except Exception as exc:  # the front end raises generic errors with its own text
+        shapes = {spec.name: [int(d) for d in spec.shape] for spec in manifest.inputs}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, inside tf2onnx
+                proto, _ = tf2onnx.convert.from_tflite(
+                    str(source.path),
+                    opset=opset,
+                    shape_override=shapes,
+                    custom_op_handlers={"RFFT2D": (_rfft2d_as_real_dft, [])},
+                )
+        except ZooError:
+            raise
+        except Exception as exc:  # tf2onnx raises many kinds with its own text
             raise ZooError(
-                f"{manifest.name}: OpenVINO cannot convert {source_model.path.name}: {exc}"
+                f"{manifest.name}: tf2onnx cannot convert {source.path.name}: {type(exc).__name__}: {exc}"
             ) from exc
-        converted.reshape({spec.name: [int(d) for d in spec.shape] for spec in manifest.inputs})
-        power_without_square(converted)
-        converted.validate_nodes_and_infer_types()
-        from openvino.passes import ConstantFolding, Manager
+        # from_tflite carries on past ops it cannot map: make sure none is left
+        leftovers = sorted(
+            {
+                n.op_type
+                for n in proto.graph.node
+                if n.op_type.startswith("TFL_") or n.domain not in ("", "ai.onnx")
+            }
+        )
+        if leftovers:
+            raise ZooError(
+                f"{manifest.name}: tf2onnx left TFLite ops it cannot convert: {', '.join(leftovers)}."
+            )
+        proto.doc_string = f"{manifest.name} {manifest.version}: converted by zoo from TFLite with tf2onnx"
+        write_bytes(path, proto.SerializeToString())
 
-        folding = Manager()
-        folding.register_pass(ConstantFolding())
-        folding.run_passes(converted)  # the shape arithmetic of the dynamic-batch graph, now static
-        for op in front_end_nodes(converted):
-            op.set_friendly_name(FRONT_END_PREFIX + op.get_friendly_name())
-        name_ports(converted, manifest)
-        source_model._openvino = converted
-    # each caller gets its own copy: saving one precision must not change the next
-    return converted.clone()
+    def to_openvino(self, source: TfliteSourceModel, files: dict[str, Path], manifest: Manifest) -> Any:
+        """OpenVINO's TFLite front end with the RFFT2D extension; static shapes; named front end and ports."""
+        import openvino as ov
+        from openvino.frontend import ConversionExtension
+
+        if source.openvino is None:
+            try:
+                converted = ov.convert_model(
+                    str(source.path), extension=[ConversionExtension("RFFT2D", _rfft2d_real_part)]
+                )
+            except Exception as exc:  # the front end raises generic errors with its own text
+                raise ZooError(f"{manifest.name}: OpenVINO cannot convert {source.path.name}: {exc}") from exc
+            converted.reshape({spec.name: [int(d) for d in spec.shape] for spec in manifest.inputs})
+            power_without_square(converted)
+            converted.validate_nodes_and_infer_types()
+            from openvino.passes import ConstantFolding, Manager
+
+            folding = Manager()
+            folding.register_pass(ConstantFolding())
+            folding.run_passes(converted)  # the shape arithmetic of the dynamic-batch graph, now static
+            for op in front_end_nodes(converted):
+                op.set_friendly_name(FRONT_END_PREFIX + op.get_friendly_name())
+            name_ports(converted, manifest)
+            source.openvino = converted
+        # each caller gets its own copy: saving one precision must not change the next
+        return source.openvino.clone()

@@ -1,48 +1,66 @@
-"""Shared test helpers: run the real `zoo` command in a subprocess, copy the catalog."""
+"""Shared test helpers: run the real `zoo` command, copy the catalog, and sort tests into tiers.
+
+Tiers (markers, applied here by file so no test file has to remember them):
+  unit         in-process, no CLI, no heavy framework
+  integration  the CLI in-process (tests/support/cli.py) and tiny-model conversions
+  e2e          real catalog models converted, quantized, verified (minutes)
+  slow         e2e tests that take minutes on their own
+`make test-fast` runs unit and integration; `make test` runs everything.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-# fixtures http_server / shared_http_server for every test file
-pytest_plugins = ["tests.support.httpserver"]
+from tests.support.cli import Result, run_in_process, run_in_subprocess, run_zoo
+
+# fixtures http_server / shared_http_server, and the built int8 models, for every test file
+pytest_plugins = ["tests.support.httpserver", "tests.int8_models"]
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"
 
+UNIT = {
+    "test_manifest.py",
+    "test_fetch.py",
+    "test_fetch_archives.py",
+    "test_safe_pickle.py",
+    "test_probes.py",
+    "test_features.py",
+    "test_reference_flag.py",
+}
+E2E = {
+    "test_end_to_end_torch.py",
+    "test_end_to_end_tf.py",
+    "test_keras_yamnet.py",
+    "test_tflite_birdnet.py",
+    "test_converters_torch.py",
+    "test_lasagne.py",
+    "test_quantize.py",
+    "test_evaluate.py",
+}
+SLOW = {"test_end_to_end_torch.py", "test_end_to_end_tf.py"}
+# fixtures that build real models: a test using one is e2e wherever it lives
+E2E_FIXTURES = {"int8"}
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
 
-    def json(self):
-        return json.loads(self.stdout)
+def tier(item: pytest.Item) -> str:
+    name = item.path.name
+    if name in E2E or E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return "e2e"
+    if name in UNIT:
+        return "unit"
+    return "integration"
 
 
-def run_zoo(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 1800) -> Result:
-    """Run `python -m zoo.cli ARGS` as a user would, in a fresh process."""
-    full_env = dict(os.environ)
-    full_env.pop("ZOO_MANIFESTS", None)
-    full_env.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-m", "zoo.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=timeout,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(tier(item))
+        if item.path.name in SLOW:
+            item.add_marker("slow")
 
 
 @pytest.fixture
@@ -56,3 +74,6 @@ def catalog_copy(tmp_path: Path) -> Path:
     target = tmp_path / "manifests"
     shutil.copytree(MANIFESTS, target)
     return target
+
+
+__all__ = ["MANIFESTS", "ROOT", "Result", "run_in_process", "run_in_subprocess", "run_zoo"]

@@ -1,7 +1,8 @@
 """Converted, quantized and verified models shared by the quantize, evaluate and bench tests.
 
-Built once per test process: silero-vad from its real weights (the wheel on the package index),
-AclNet from seeded reference weights. Both are converted to FP32 IR only (FP16 is not what these
+Built once per test session (the `int8` session fixture; the functions below are the same
+builds for helpers that are not tests): silero-vad from its real weights (the wheel on the
+package index), AclNet from seeded reference weights. Both are converted to FP32 IR only (FP16 is not what these
 tests are about) and quantized with the catalog's settings (AclNet on a smaller calibration
 subset, to keep the tests quick). The three test files share the xdist group "int8", so under
 `pytest -n 2 --dist loadgroup` one worker builds them once.
@@ -14,14 +15,28 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
-from tests.conftest import run_zoo
+import pytest
+
+from tests.support.cli import run_zoo
 
 GROUP = "int8"
 REFERENCE_WEIGHTS = {"silero-vad": False, "aclnet": True}
 QUANTIZE_ARGS = {"silero-vad": (), "aclnet": ("--subset-size", "64")}
 _scratch: Path | None = None
 _done: set[str] = set()
+
+
+@pytest.fixture(scope="session")
+def int8(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The shared builds, in the session's temporary folder; a test using it is an e2e test."""
+    global _scratch
+    if _scratch is None:
+        _scratch = tmp_path_factory.mktemp("int8-models")
+    return SimpleNamespace(
+        converted=converted, quantized=quantized, verified=verified, env=env, zoo_ok=zoo_ok, scratch=_scratch
+    )
 
 
 def scratch() -> Path:

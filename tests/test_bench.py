@@ -74,7 +74,7 @@ def test_agreement_comes_from_a_valid_report_only(tmp_path):
     assert agreement_from_report(layout, "INT8") == (None, None)
 
 
-def test_bench_silero_vad_reports_every_subject():
+def test_bench_silero_vad_reports_every_subject(int8):
     out, _ = quantized("silero-vad")
     verified("silero-vad")  # the agreement column comes from verify's report
     result = zoo_ok(
@@ -116,7 +116,7 @@ def test_bench_silero_vad_reports_every_subject():
     assert "INT8" in table and "FP32" in table and "torch" not in table and "p50 ms" in table
 
 
-def test_bench_aclnet_batch_and_gflops():
+def test_bench_aclnet_batch_and_gflops(int8):
     out, _ = quantized("aclnet")
     result = zoo_ok(
         "bench",

@@ -16,14 +16,16 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from converters import pytorch
 from converters.networks import build
 from zoo.catalog import Catalog
 from zoo.errors import UsageError, ZooError
-from zoo.features import prepare_inputs, synthetic_feature_inputs
+from zoo.frontends import frontend_for, prepare_inputs, synthetic_feature_inputs
+from zoo.plugins import converter_for
 from zoo.probes import probe_set
 
 pytestmark = pytest.mark.xdist_group("torch-converters")
+
+pytorch = converter_for("pytorch")  # serves `torchscript` too
 
 CHECKPOINT_ENTRIES = [
     "dcase2018-task2-vggish",
@@ -76,8 +78,7 @@ def silero(tmp_path_factory, catalog):
 
 def probe_feeds(manifest, limit: int = 8) -> list[dict[str, np.ndarray]]:
     """Inputs as verification makes them: probes through the host front end, or synthetic embeddings."""
-    features = manifest.audio.features
-    if features is not None and features.kind == "vggish-embeddings":
+    if not frontend_for(manifest).takes_audio:
         return synthetic_feature_inputs(manifest, limit, seed=3)
     rate = manifest.audio.sample_rate
     seconds = manifest.audio.clip.seconds if manifest.audio.clip else 1.0

@@ -1,4 +1,4 @@
-"""Host-side preprocessing (zoo/features.py): what each manifest's `audio` section asks for."""
+"""Host-side preprocessing (zoo/frontends/): what each manifest's `audio` section asks for."""
 
 from __future__ import annotations
 
@@ -7,17 +7,10 @@ import pytest
 
 from zoo.catalog import Catalog
 from zoo.errors import ZooError
-from zoo.features import (
-    hz_to_mel,
-    log_mel,
-    mel_filters,
-    mel_to_hz,
-    prepare_inputs,
-    resample,
-    split_clips,
-    stft_magnitude_image,
-    synthetic_feature_inputs,
-)
+from zoo.frontends import prepare_inputs, synthetic_feature_inputs
+from zoo.frontends.image import stft_magnitude_image
+from zoo.frontends.logmel import hz_to_mel, log_mel, mel_filters, mel_to_hz
+from zoo.frontends.signal import resample, split_clips
 
 
 @pytest.fixture(scope="module")

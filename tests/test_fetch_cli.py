@@ -88,6 +88,39 @@ def test_error_names_model_file_url_and_exits_1(tmp_path, http_server):
     )
 
 
+def test_unreachable_host_suggests_a_mirror_or_reference_weights(tmp_path):
+    data = b"x" * 1000
+    catalog = catalog_with_files(tmp_path, "aclnet", [file_entry(FILE, data, "http://127.0.0.1:9/gone.onnx")])
+    result = run_zoo(
+        "download",
+        "--name",
+        "aclnet",
+        "--manifests",
+        str(catalog),
+        "-o",
+        str(tmp_path / "out"),
+        "--num-attempts",
+        "1",
+        env=_env(tmp_path),
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == "zoo: error: 1 of 1 models failed."
+    assert lines[-2].startswith("zoo: aclnet: source: file aclnet_des_53.onnx")
+    assert "cannot connect" in lines[-2] and "http://127.0.0.1:9/gone.onnx" in lines[-2]
+    assert "--mirror DIR_OR_URL" in lines[-2] and "--reference-weights" in lines[-2]
+
+
+def test_unpublished_weights_are_skipped_under_a_pattern(tmp_path):
+    result = run_zoo("download", "--name", "dcase2018-*", "-o", str(tmp_path / "out"), env=_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for name in ("dcase2018-task2-baseline-cnn", "dcase2018-task2-vggish"):
+        assert f"zoo: {name}: skipped: upstream publishes no weights; to run it give --weights PATH (" in (
+            result.stderr
+        )
+        assert not (tmp_path / "out" / name / "source" / "SOURCES.json").exists()
+
+
 def test_unpinned_and_missing_weights_are_usage_errors(tmp_path):
     result = run_zoo("download", "--name", "kahl-aed", "-o", str(tmp_path / "out"), env=_env(tmp_path))
     assert result.returncode == 2, result.stderr

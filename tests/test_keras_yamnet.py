@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import MANIFESTS
 from zoo.errors import ZooError
+from zoo.plugins import converter_for
 
 pytestmark = pytest.mark.xdist_group("tf-yamnet")
 
@@ -39,19 +40,18 @@ def manifest():
 @pytest.fixture(scope="session")
 def yamnet(manifest, tmp_path_factory):
     """Reference weights written once, loaded back through the converter, exported both ways."""
-    from converters import keras as converter
 
     folder = tmp_path_factory.mktemp("yamnet")
-    written = converter.write_reference_weights(manifest, folder, seed=3)
-    source = converter.load(written, manifest)
+    written = converter_for("keras").write_reference_weights(manifest, folder, seed=3)
+    source = converter_for("keras").load(written, manifest)
     onnx_path = folder / "yamnet.onnx"
-    converter.export_onnx(source, onnx_path, manifest)
+    converter_for("keras").export_onnx(source, onnx_path, manifest)
     return {
         "folder": folder,
         "weights": written["yamnet.h5"],
         "source": source,
         "onnx": onnx_path,
-        "openvino": converter.to_openvino(source, written, manifest),
+        "openvino": converter_for("keras").to_openvino(source, written, manifest),
     }
 
 
@@ -89,8 +89,6 @@ def test_front_end_matches_a_float64_log_mel(yamnet):
 def test_reference_weights_have_upstream_names_and_shapes_and_follow_the_seed(manifest, yamnet, tmp_path):
     import h5py
 
-    from converters import keras as converter
-
     with h5py.File(yamnet["weights"], "r") as handle:
         names = [_text(n) for n in handle.attrs["layer_names"]]
         assert {
@@ -115,8 +113,8 @@ def test_reference_weights_have_upstream_names_and_shapes_and_follow_the_seed(ma
         int(np.prod(w.shape)) for w in yamnet["source"].model.trainable_weights if "beta" not in w.name
     )
     assert total == manifest.parameters == 3718537
-    again = converter.write_reference_weights(manifest, tmp_path / "again", seed=3)["yamnet.h5"]
-    other = converter.write_reference_weights(manifest, tmp_path / "other", seed=4)["yamnet.h5"]
+    again = converter_for("keras").write_reference_weights(manifest, tmp_path / "again", seed=3)["yamnet.h5"]
+    other = converter_for("keras").write_reference_weights(manifest, tmp_path / "other", seed=4)["yamnet.h5"]
     with h5py.File(again, "r") as a, h5py.File(other, "r") as b:
         assert np.array_equal(a["logits"]["logits"]["kernel:0"][()], first)
         assert not np.array_equal(b["logits"]["logits"]["kernel:0"][()], first)
@@ -158,10 +156,9 @@ def _renamed_copy(path: Path, target: Path, old: str, new: str) -> Path:
 
 def test_weights_with_other_names_load_in_order_like_upstream(yamnet, manifest, tmp_path):
     """A file whose classifier is called 'dense' (Keras' default name) still loads, layer by layer."""
-    from converters import keras as converter
 
     renamed = _renamed_copy(yamnet["weights"], tmp_path / "yamnet.h5", "logits", "dense")
-    source = converter.load({"yamnet.h5": renamed}, manifest)
+    source = converter_for("keras").load({"yamnet.h5": renamed}, manifest)
     assert source.loaded == "in order"
     audio = {"waveform": probe("chirp")}
     assert np.array_equal(source.run(audio)["scores"], yamnet["source"].run(audio)["scores"])
@@ -170,8 +167,6 @@ def test_weights_with_other_names_load_in_order_like_upstream(yamnet, manifest, 
 def test_weights_missing_layers_or_not_hdf5_are_refused(yamnet, manifest, tmp_path):
     import h5py
 
-    from converters import keras as converter
-
     broken = tmp_path / "broken.h5"
     shutil.copy(yamnet["weights"], broken)
     with h5py.File(broken, "r+") as handle:
@@ -179,11 +174,11 @@ def test_weights_missing_layers_or_not_hdf5_are_refused(yamnet, manifest, tmp_pa
         names = [_text(n) for n in handle.attrs["layer_names"]]
         handle.attrs["layer_names"] = [n.encode() for n in names if not n.startswith("layer7/pointwise_conv")]
     with pytest.raises(ZooError, match="layer7/pointwise_conv"):
-        converter.load({"weights": broken}, manifest)
+        converter_for("keras").load({"weights": broken}, manifest)
     html = tmp_path / "yamnet.h5"
     html.write_text("<html>not found</html>")
     with pytest.raises(ZooError, match="not a readable HDF5 file"):
-        converter.load({"yamnet.h5": html}, manifest)
+        converter_for("keras").load({"yamnet.h5": html}, manifest)
 
 
 def test_manifest_shapes_that_do_not_fit_the_network_are_refused(manifest):
@@ -261,11 +256,10 @@ def test_fp16_keeps_the_front_end_in_fp32_and_survives_loud_probes(yamnet, manif
     """A half-precision Hann window lifts the spectral floor over the log offset: the trap, and the fix."""
     import openvino as ov
 
-    from converters import keras as converter
     from zoo.ir import save_ir
 
     kept = save_ir(
-        converter.to_openvino(yamnet["source"], {}, manifest),
+        converter_for("keras").to_openvino(yamnet["source"], {}, manifest),
         tmp_path / "kept" / "yamnet.xml",
         "FP16",
         manifest,
@@ -278,7 +272,9 @@ def test_fp16_keeps_the_front_end_in_fp32_and_survives_loud_probes(yamnet, manif
         "f16"
     }  # the classifier is compressed
     naive = tmp_path / "naive.xml"
-    ov.save_model(converter.to_openvino(yamnet["source"], {}, manifest), str(naive), compress_to_fp16=True)
+    ov.save_model(
+        converter_for("keras").to_openvino(yamnet["source"], {}, manifest), str(naive), compress_to_fp16=True
+    )
     core = ov.Core()
     good = _compiled(core.read_model(str(tmp_path / "kept" / "yamnet.xml")))
     bad = _compiled(core.read_model(str(naive)))

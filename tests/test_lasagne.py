@@ -18,11 +18,14 @@ from converters import lasagne
 from converters.networks import build
 from zoo.catalog import Catalog
 from zoo.errors import UsageError, ZooError
-from zoo.features import prepare_inputs
+from zoo.frontends import prepare_inputs
+from zoo.plugins import converter_for
 from zoo.probes import probe_set
 from zoo.safe_pickle import UnsafePickleError, safe_load_file
 
 pytestmark = pytest.mark.xdist_group("lasagne")
+
+converter = converter_for("lasagne")
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +37,11 @@ def manifest():
 def reference(tmp_path_factory, manifest):
     """Seeded reference pickle, the model loaded from it, and its ONNX export."""
     folder = tmp_path_factory.mktemp("kahl")
-    written = lasagne.write_reference_weights(manifest, folder, seed=0)
-    source = lasagne.load(written, manifest)
+    written = converter.write_reference_weights(manifest, folder, seed=0)
+    source = converter.load(written, manifest)
     onnx_path = folder / "export" / "kahl-aed.onnx"
     onnx_path.parent.mkdir()
-    lasagne.export_onnx(source, onnx_path, manifest)
+    converter.export_onnx(source, onnx_path, manifest)
     return {
         "files": written,
         "path": written["AED_Example_Run_model.pkl"],
@@ -79,7 +82,7 @@ def test_pickle_round_trip_reproduces_the_network(reference, manifest, tmp_path)
         np.testing.assert_array_equal(ours, stored)
     copy = tmp_path / "AED_Example_Run_model.pkl"
     copy.write_bytes(lasagne.python2_pickle({**data, "net": arrays}))
-    again = lasagne.load({copy.name: copy}, manifest)
+    again = converter.load({copy.name: copy}, manifest)
     feed = prepare_inputs(manifest, probe_set(44100, 3.0)[3].audio, 44100)[0]
     np.testing.assert_array_equal(again.run(feed)["probabilities"], source.run(feed)["probabilities"])
     assert again.classes == data["classes"]
@@ -128,7 +131,7 @@ def test_malicious_pickle_is_refused_and_runs_nothing(manifest, tmp_path):
     evil = tmp_path / "AED_Example_Run_model.pkl"
     evil.write_bytes(pickle.dumps({"net": [_RunsCode(marker)], "classes": ["schreien"]}, protocol=2))
     with pytest.raises(UnsafePickleError, match=r"refused .* asks for posix\.system.*nothing was run"):
-        lasagne.load({evil.name: evil}, manifest)
+        converter.load({evil.name: evil}, manifest)
     assert not marker.exists()
 
 
@@ -167,14 +170,14 @@ def test_damaged_pickles_are_clear_errors(reference, manifest, tmp_path, change,
     path = tmp_path / "AED_Example_Run_model.pkl"
     path.write_bytes(lasagne.python2_pickle(data))
     with pytest.raises(UsageError, match=message):
-        lasagne.load({path.name: path}, manifest)
+        converter.load({path.name: path}, manifest)
 
 
 def test_not_a_pickle(manifest, tmp_path):
     path = tmp_path / "AED_Example_Run_model.pkl"
     path.write_bytes(b"<!DOCTYPE html><html>login required</html>")
     with pytest.raises(ZooError, match="not a readable model pickle"):
-        lasagne.load({path.name: path}, manifest)
+        converter.load({path.name: path}, manifest)
 
 
 def test_multi_label_network_maps_too(manifest):

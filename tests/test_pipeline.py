@@ -233,6 +233,38 @@ def test_parallel_jobs_convert_several_models_and_one_failure_does_not_stop_the_
     }
     assert "tiny-c" in result.stderr and "1 of 3 models failed" in result.stderr
     assert not (out / "tiny-c" / "onnx").exists()
+    # one line for the failed model (named once, with its stage), then the one-line summary
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == "zoo: error: 1 of 3 models failed."
+    failed = lines[-2]
+    assert failed.startswith("zoo: tiny-c: source: file tiny.onnx") and "sha256" in failed
+    assert "tiny-c: tiny-c" not in failed
+    assert not any(x.startswith(("zoo: tiny-a: source: file", "zoo: tiny-b: source: file")) for x in lines)
+
+
+def test_entries_without_published_weights_are_skipped_under_a_pattern_and_fail_when_named(tmp_path):
+    out = tmp_path / "out"
+    result = run_zoo("convert", "--name", "audioset-attention-*", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    names = ("audioset-attention-feature", "audioset-attention-multi", "audioset-attention-single")
+    for name in names:
+        line = next(x for x in result.stderr.splitlines() if x.startswith(f"zoo: {name}: skipped: "))
+        assert "upstream publishes no weights" in line
+        assert "--weights PATH (PyTorch checkpoint" in line and "--reference-weights" in line
+        assert not (out / name / "onnx").exists()
+    assert "skipped: upstream publishes no weights" in result.stdout  # in the table too
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "zoo: 0 of 3 models done; 3 skipped (no published weights, see above)."
+    )
+    as_json = run_zoo("convert", "--name", "audioset-attention-*", "-o", str(out), "--json")
+    assert as_json.returncode == 0 and [r["model"] for r in as_json.json()] == list(names)
+    assert all("--reference-weights" in r["skipped"] for r in as_json.json())
+    # named on its own, the entry is what the user asked for: a usage error with the full explanation
+    named = run_zoo("convert", "--name", "audioset-attention-single", "-o", str(out))
+    assert named.returncode == 2
+    assert "upstream publishes no weights" in named.stderr and "--weights PATH" in named.stderr
+    assert named.stderr.strip().splitlines()[-1] == "zoo: error: 1 of 1 models failed."
 
 
 def _finished_files_are_whole(root: Path) -> None:

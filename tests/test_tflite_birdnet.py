@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import MANIFESTS
 from zoo.errors import ZooError
+from zoo.plugins import converter_for
 
 pytestmark = pytest.mark.xdist_group("tf-birdnet")
 
@@ -69,10 +70,13 @@ def tiny(tmp_path_factory):
         data = converter.convert()
     path = tmp_path_factory.mktemp("tiny") / "tiny.tflite"
     path.write_bytes(data)
-    from converters import tflite
 
     manifest = _tiny_manifest()
-    return {"path": path, "manifest": manifest, "source": tflite.load({"tiny.tflite": path}, manifest)}
+    return {
+        "path": path,
+        "manifest": manifest,
+        "source": converter_for("tflite").load({"tiny.tflite": path}, manifest),
+    }
 
 
 def _inputs() -> dict[str, np.ndarray]:
@@ -97,10 +101,8 @@ def test_onnx_export_runs_rfft2d_as_a_float64_dft(tiny, tmp_path):
     import onnxruntime as ort
     from onnx import TensorProto
 
-    from converters import tflite
-
     path = tmp_path / "tiny.onnx"
-    tflite.export_onnx(tiny["source"], path, tiny["manifest"])
+    converter_for("tflite").export_onnx(tiny["source"], path, tiny["manifest"])
     model = onnx.load(str(path))
     nodes = {out: node for node in model.graph.node for out in node.output}
     dft = [n for n in model.graph.node if n.op_type == "DFT"]
@@ -123,7 +125,7 @@ def test_openvino_extension_makes_silence_exact_where_a_plain_rdft_does_not(tiny
     def compiled(model):
         return ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
 
-    model = tflite.to_openvino(tiny["source"], {}, tiny["manifest"])
+    model = converter_for("tflite").to_openvino(tiny["source"], {}, tiny["manifest"])
     kinds = {op.get_type_name() for op in model.get_ops()}
     assert "RDFT" in kinds and "Multiply" in kinds
     powers = [op for op in model.get_ops() if op.get_type_name() == "Power"]
@@ -136,31 +138,29 @@ def test_openvino_extension_makes_silence_exact_where_a_plain_rdft_does_not(tiny
     assert max(errors.values()) < 1e-4, errors
     # the same conversion without removing the window's component first
     monkeypatch.setattr(tflite, "_window_of", lambda frames: None)
-    tiny["source"]._openvino = None
+    tiny["source"].openvino = None
     try:
-        plain = compiled(tflite.to_openvino(tiny["source"], {}, tiny["manifest"]))
+        plain = compiled(converter_for("tflite").to_openvino(tiny["source"], {}, tiny["manifest"]))
     finally:
-        tiny["source"]._openvino = None
+        tiny["source"].openvino = None
     audio = _inputs()["constant"]
     plain_error = float(np.abs(plain({0: audio})[0] - tiny["source"].run({IN: audio})[OUT]).max())
     assert plain_error > 10 * errors["constant"], (plain_error, errors)
 
 
 def test_a_manifest_naming_another_input_is_refused(tiny):
-    from converters import tflite
 
     with pytest.raises(ZooError, match="'waveform'.*not in the model"):
-        tflite.load({"tiny.tflite": tiny["path"]}, _tiny_manifest(input_name="waveform"))
+        converter_for("tflite").load({"tiny.tflite": tiny["path"]}, _tiny_manifest(input_name="waveform"))
 
 
 def test_reference_weights_are_refused_with_a_reason():
-    from converters import tflite
     from zoo.errors import UsageError
     from zoo.manifest import load_manifest
 
     manifest = load_manifest(MANIFESTS / "birdnet-v2.4.yaml")
     with pytest.raises(UsageError, match="without --reference-weights"):
-        tflite.write_reference_weights(manifest, "unused", 0)
+        converter_for("tflite").write_reference_weights(manifest, "unused", 0)
 
 
 @pytest.fixture(scope="session")
@@ -176,10 +176,9 @@ def birdnet_files(tmp_path_factory):
 
 
 def test_birdnet_loads_with_the_interpreter_and_gives_logits_for_6522_labels(birdnet_files):
-    from converters import tflite
 
     manifest, sources = birdnet_files
-    model = tflite.load(sources.files, manifest)
+    model = converter_for("tflite").load(sources.files, manifest)
     assert model.input_names == ["INPUT"] and model.output_names == ["Identity"]
     labels = manifest.read_labels(sources.directory)
     assert len(labels) == manifest.labels.count == 6522

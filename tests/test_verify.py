@@ -318,7 +318,7 @@ def test_an_int8_ir_is_verified_with_its_own_tolerance(workspace):
     import nncf
     import openvino as ov
 
-    from zoo.features import prepare_inputs
+    from zoo.frontends import prepare_inputs
     from zoo.manifest import load_manifest
     from zoo.probes import probe_set
 

@@ -1,6 +1,7 @@
 """ONNX -> OpenVINO IR, FP32 and FP16, with the manifest's names, shapes, labels and preprocessing.
 
-`onnx_to_ir` reads the ONNX export with the manifest's input shapes fixed (static
+The core back end every converter's ONNX export goes through. `check_interface` checks that an
+ONNX file's inputs and outputs are the manifest's; `onnx_to_ir` reads the ONNX export with the manifest's input shapes fixed (static
 shapes convert and run best on the CPU plugin) and checks the tensor names;
 `annotate` writes labels and host-side preprocessing into the IR's runtime info;
 `save_ir` writes one precision atomically. FP16 compresses weights to half
@@ -18,20 +19,58 @@ import os
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from zoo.atomic import atomic_dir
 from zoo.errors import ZooError
+from zoo.vocab import IR_PRECISIONS as PRECISIONS
 
-PRECISIONS = ("FP32", "FP16")
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
 
 
-def _partial_shape(shape: list):
+def check_interface(path: Path, manifest: Manifest) -> None:
+    """The file's graph inputs and outputs must be the manifest's names, with compatible shapes."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf decode errors have many types
+        raise ZooError(f"{path}: not a readable ONNX model: {exc}") from exc
+    initializers = {i.name for i in model.graph.initializer}
+    graph_inputs = [i for i in model.graph.input if i.name not in initializers]
+    for direction, specs, values in (
+        ("input", manifest.inputs, graph_inputs),
+        ("output", manifest.outputs, list(model.graph.output)),
+    ):
+        found = {v.name: v for v in values}
+        for spec in specs:
+            if spec.name not in found:
+                raise ZooError(
+                    f"{path}: the manifest's {direction} {spec.name!r} ({manifest.name}, {direction}s[].name) is not in "
+                    f"the model, whose {direction}s are {sorted(found)}."
+                )
+            dims = found[spec.name].type.tensor_type.shape.dim
+            shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+            if dims and len(shape) != len(spec.shape):
+                raise ZooError(
+                    f"{path}: {direction} {spec.name!r} has rank {len(shape)} {shape}, "
+                    f"the manifest says {spec.shape}."
+                )
+            for have, want in zip(shape, spec.shape, strict=False):
+                if have is not None and isinstance(want, int) and have != want:
+                    raise ZooError(
+                        f"{path}: {direction} {spec.name!r} has shape {shape}, the manifest says {spec.shape}."
+                    )
+
+
+def _partial_shape(shape: list[int | str]) -> Any:
     import openvino as ov
 
     return ov.PartialShape([d if isinstance(d, int) else -1 for d in shape])
 
 
-def onnx_to_ir(onnx_path: str | Path, manifest):
+def onnx_to_ir(onnx_path: str | Path, manifest: Manifest) -> Any:
     """Read an ONNX file into an ov.Model with the manifest's input shapes and tensor names."""
     import openvino as ov
 
@@ -45,7 +84,7 @@ def onnx_to_ir(onnx_path: str | Path, manifest):
     return model
 
 
-def check_names(model, manifest, origin: str) -> None:
+def check_names(model: Any, manifest: Manifest, origin: str) -> None:
     """The model's inputs and outputs must carry the manifest's tensor names."""
     have_in = [sorted(p.get_names()) for p in model.inputs]
     have_out = [sorted(p.get_names()) for p in model.outputs]
@@ -61,7 +100,7 @@ def check_names(model, manifest, origin: str) -> None:
                 )
 
 
-def annotate(model, manifest, labels: list[str] | None = None) -> None:
+def annotate(model: Any, manifest: Manifest, labels: list[str] | None = None) -> None:
     """Write what a consumer needs into the IR's runtime info.
 
     `model_info/labels` follows Open Model Zoo's convention (space-separated, spaces in names as
@@ -92,7 +131,7 @@ def annotate(model, manifest, labels: list[str] | None = None) -> None:
         model.set_rt_info("zscore", ["model_info", "normalize"])
 
 
-def keep_fp32_matches(model, patterns: list[str]) -> list[str]:
+def keep_fp32_matches(model: Any, patterns: list[str]) -> list[str]:
     """Friendly names of the ops whose name or type matches one of *patterns*."""
     if not patterns:
         return []
@@ -133,7 +172,9 @@ def _mark_precise(xml_path: Path, names: set[str]) -> int:
     return len(marked_ids)
 
 
-def save_ir(model, xml_path: str | Path, precision: str, manifest, labels: list[str] | None = None) -> dict:
+def save_ir(
+    model: Any, xml_path: str | Path, precision: str, manifest: Manifest, labels: list[str] | None = None
+) -> dict[str, list[str]]:
     """Write `model` as an IR of *precision* at xml_path (and .bin beside it), atomically.
 
     The whole precision folder is built under a temporary name and swapped into place, so an

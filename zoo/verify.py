@@ -83,12 +83,11 @@ def verify_seconds(manifest: Manifest) -> float:
 
 def build_inputs(manifest, seed: int = 0) -> ProbeInputs:
     """The probe set at the manifest's rate and length, through the host preprocessing."""
-    from zoo.features import prepare_inputs, synthetic_feature_inputs
+    from zoo.frontends import frontend_for, prepare_inputs, synthetic_feature_inputs
     from zoo.probes import probe_set
 
-    features = manifest.audio.features
     limit = manifest.verify.max_probes
-    if features is not None and features.kind == "vggish-embeddings":
+    if not frontend_for(manifest).takes_audio:
         feeds = synthetic_feature_inputs(manifest, min(SYNTHETIC_COUNT, limit or SYNTHETIC_COUNT), seed)
         return ProbeInputs(
             [f"synthetic-{i + 1}" for i in range(len(feeds))], [[f] for f in feeds], kind="synthetic-features"

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from converters.networks.seeding import calibrate_batchnorm, calibration_audio, scale_final_layer, seeded_init
+from zoo.plugins import register_network
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, kernel, stride=1, padding=0, groups: int = 1) -> nn.Sequential:
@@ -44,6 +45,7 @@ class Separable(nn.Module):
         return self.pointwise(self.depthwise(x))
 
 
+@register_network("aclnet")
 class AclNet(nn.Module):
     """Raw 16 kHz waveform [N, 1, 1, L] -> class probabilities [N, num_classes]."""
 
@@ -128,7 +130,7 @@ def layer_shapes(model: AclNet, samples: int = 16000) -> list[tuple[str, tuple[i
 
 def seeded_aclnet(num_classes: int, seed: int) -> AclNet:
     """AclNet with seeded weights and batch-norm statistics measured on z-scored seeded audio."""
-    from zoo.features import zscore
+    from zoo.frontends.signal import zscore
 
     model = AclNet(num_classes).eval()
     seeded_init(model, seed)
@@ -173,7 +175,7 @@ def write_reference_onnx(
         import nncf
         import onnx
 
-        from zoo.features import zscore
+        from zoo.frontends.signal import zscore
 
         proto = onnx.load_from_string(data)
         clips = calibration_audio(16000, samples / 16000, subset_size, seed + 1)

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.plugins import register_network
+
 CLAMP = 1e-7
 
 
@@ -76,6 +78,7 @@ class EmbeddingLayers(nn.Module):
         return emb
 
 
+@register_network("audioset_attention", "decision_level_single_attention")
 class DecisionLevelSingleAttention(TaggingHead):
     def __init__(
         self, num_classes: int = 527, freq_bins: int = 128, hidden_units: int = 1024, drop_rate: float = 0.5
@@ -94,6 +97,7 @@ class DecisionLevelSingleAttention(TaggingHead):
         return self.attention.cla
 
 
+@register_network("audioset_attention", "decision_level_multi_attention")
 class DecisionLevelMultiAttention(TaggingHead):
     """One attention block shared by the last two embedding layers, concatenated, linear, sigmoid."""
 
@@ -118,6 +122,7 @@ class DecisionLevelMultiAttention(TaggingHead):
         return self.fc_final
 
 
+@register_network("audioset_attention", "feature_level_attention")
 class FeatureLevelSingleAttention(TaggingHead):
     """Attention 1024 -> 1024 (linear cla), BN1d, ReLU, dropout, linear, sigmoid."""
 

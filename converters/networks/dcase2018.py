@@ -13,7 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.plugins import register_network
 
+
+@register_network("dcase2018", "baseline_cnn")
 class BaselineCnn(nn.Module):
     """Four 5x5 stride-2 convs (no bias) + BN + ReLU, 64/128/256/512, global max, linear, log-softmax."""
 
@@ -64,6 +67,7 @@ class VggishConvBlock(nn.Module):
         return F.max_pool2d(x, kernel_size=(2, 2), stride=(2, 2))
 
 
+@register_network("dcase2018", "vggish")
 class Vggish(nn.Module):
     """Four VGG blocks 64/128/256/512, global max, linear, log-softmax (upstream HEAD's model)."""
 

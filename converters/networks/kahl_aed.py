@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.plugins import register_network
+
 #: Lasagne's BatchNormLayer default epsilon (only used when statistics are set from a variance)
 LASAGNE_BN_EPS = 1e-4
 
@@ -41,6 +43,7 @@ class LasagneBatchNorm(nn.Module):
         return self.gamma, self.beta
 
 
+@register_network("kahl_aed")
 class KahlAED(nn.Module):
     """conv 7x7/2 64 -> 5x5 128 -> 3x3 256 -> 3x3 512 -> 3x3 1024 (each BN, ReLU, 2x2 max-pool),
     dense 512 -> dense 512 (BN, ReLU, dropout) -> dense num_classes, softmax (sigmoid if multi-label)."""

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.plugins import register_network
+
 FILTER_LENGTH = 256
 HOP_LENGTH = 128
 STFT_PAD = 64
@@ -78,6 +80,7 @@ class Decoder(nn.Module):
         return self.decoder(h[:, :, None]), new_state
 
 
+@register_network("silero_vad")
 class SileroVad16k(nn.Module):
     """(chunk [B, 512], state [2, B, 128], context [B, 64]) -> (probability [B, 1], new state, new context)."""
 

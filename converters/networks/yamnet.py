@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zoo.plugins import register_network
+
 SAMPLE_RATE = 16000
 STFT_WINDOW = 400  # 25 ms
 STFT_HOP = 160  # 10 ms
@@ -277,3 +279,11 @@ def set_reference_weights(model, seed: int) -> None:
                 kernel = rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[:-1]))
             layer.set_weights([kernel.astype(np.float32)])
         x = layer(x)
+
+
+@register_network("yamnet", framework="keras")
+class Yamnet:
+    """YAMNet as the keras converter uses it (zoo.plugins.KerasNetwork)."""
+
+    build_frames_model = staticmethod(build_frames_model)
+    set_reference_weights = staticmethod(set_reference_weights)

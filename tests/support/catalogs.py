@@ -41,8 +41,8 @@ def reference_files(name: str, seed: int = 0) -> dict[str, Path]:
     global _scratch
     key = (name, seed)
     if key not in _generated:
-        from converters import get_converter
         from zoo.manifest import load_manifest
+        from zoo.plugins import converter_for
 
         manifest = load_manifest(MANIFESTS / f"{name}.yaml")
         if _scratch is None:
@@ -50,7 +50,7 @@ def reference_files(name: str, seed: int = 0) -> dict[str, Path]:
             atexit.register(shutil.rmtree, _scratch, True)
         directory = _scratch / f"{name}-{seed}"
         directory.mkdir(parents=True, exist_ok=True)
-        written = get_converter(manifest.framework).write_reference_weights(manifest, directory, seed)
+        written = converter_for(manifest).write_reference_weights(manifest, directory, seed)
         _generated[key] = {k: Path(v) for k, v in written.items()}
     return dict(_generated[key])
 

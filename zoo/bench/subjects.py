@@ -72,7 +72,7 @@ def source_runtime(manifest: Manifest) -> str:
 
 def bench_input(manifest: Manifest, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     """One realistic feed: seeded noise through the manifest's preprocessing, batched by repetition."""
-    from zoo.features import synthetic_feature_inputs
+    from zoo.frontends import synthetic_feature_inputs
 
     feed = dict(synthetic_feature_inputs(manifest, 1, seed)[0])
     if manifest.audio.streaming:

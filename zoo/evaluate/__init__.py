@@ -5,7 +5,7 @@ A dataset is a folder with one subfolder per class, named as in the entry's labe
 soundfile can read. Single-output detectors (voice activity) take the positive
 class's folder plus a negative one (`non-speech`, `no-speech`, `background` ...).
 
-Each file goes through the manifest's host-side preprocessing (zoo.features:
+Each file goes through the manifest's host-side preprocessing (zoo.frontends:
 real resampling, normalisation, clips with overlap), every clip through the model,
 and the clip outputs are aggregated as upstream does (mean or max of clip scores;
 for streams, the recurrent state is carried from chunk to chunk and a file counts

@@ -72,7 +72,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score every wanted artifact (and the source model) on a labelled folder, file by file."""
     from zoo.bars import bar
-    from zoo.features import prepare_inputs
+    from zoo.frontends import prepare_inputs
 
     out = Path(out)
     classes = read_classes(manifest, out)

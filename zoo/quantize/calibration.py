@@ -81,7 +81,7 @@ def calibration_samples(
 ) -> tuple[list[Sample], str, str]:
     """(samples, a description for people, a digest for the stamp) of the calibration audio."""
     from zoo.bars import bar
-    from zoo.features import prepare_inputs, synthetic_feature_inputs
+    from zoo.frontends import frontend_for, prepare_inputs, synthetic_feature_inputs
     from zoo.probes import probe_set
 
     rate = manifest.audio.sample_rate
@@ -97,8 +97,7 @@ def calibration_samples(
                 )
                 progress.advance()
         return samples, f"{len(paths)} files from {root}", "files:" + files_digest(paths, root)
-    features = manifest.audio.features
-    if features is not None and features.kind == "vggish-embeddings":
+    if not frontend_for(manifest).takes_audio:
         count = max(CALIBRATION_PROBES, subset_size)
         feeds = synthetic_feature_inputs(manifest, count, options.seed + 1)
         return (
@@ -125,7 +124,7 @@ def calibration_samples(
 
 def labelled_samples(manifest: Manifest, out: Path, dataset_dir: Path) -> tuple[list[Sample], str]:
     """The --dataset folder as labelled samples, and a digest of its files."""
-    from zoo.features import prepare_inputs
+    from zoo.frontends import prepare_inputs
 
     dataset = read_dataset(dataset_dir, read_classes(manifest, out), detector=is_detector(manifest))
     samples = []

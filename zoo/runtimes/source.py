@@ -19,19 +19,24 @@ if TYPE_CHECKING:
     from zoo.fetch import SourceSet
     from zoo.manifest import Manifest
 
-#: frameworks that run on torch, whose thread count is process-wide
-TORCH_FRAMEWORKS = ("pytorch", "torchscript", "lasagne")
-
 
 class NoSources(ZooError):
     """The output folder holds no verified sources for this model (nothing downloaded, or stale)."""
 
 
-def load_model(files: dict[str, Path], manifest: Manifest) -> Any:
-    """The source model from its files, through the framework's converter (the one place zoo asks it)."""
-    from converters import get_converter
+def load_model(
+    files: dict[str, Path], manifest: Manifest, threads: int | None = None
+) -> tuple[Any, int | None]:
+    """(the source model, the thread count that applies to it or None), through the converter.
 
-    return get_converter(manifest.framework).load(files, manifest)
+    The one place zoo asks a converter for its source model; the thread count is given to the
+    framework first (`Converter.set_threads`), and is None where the framework keeps its own choice.
+    """
+    from zoo.plugins import converter_for
+
+    converter = converter_for(manifest)
+    applied = int(threads) if threads and converter.set_threads(int(threads)) else None
+    return converter.load(files, manifest), applied
 
 
 class SourceRunner(Runner):
@@ -54,28 +59,8 @@ class SourceRunner(Runner):
         dtypes = {spec.name: spec.dtype for spec in manifest.inputs}
         self.input_types = {name: np.dtype(dtypes.get(name, "float32")).type for name in self.input_names}
         self.precision = None
-        self.threads = self._apply_threads(manifest, threads)
+        self.threads = threads
         self.config = {"framework": manifest.framework, "threads": self.threads}
-
-    def _apply_threads(self, manifest: Manifest, threads: int | None) -> int | None:
-        """Give the framework *threads*; the count that applies, or None where it cannot be set.
-
-        torch takes a process-wide count; the ONNX source (ONNX Runtime on the published file, graph
-        optimizations off, as its converter runs it) gets a session of its own with the count.
-        """
-        if not threads:
-            return None
-        if manifest.framework in TORCH_FRAMEWORKS:
-            import torch
-
-            torch.set_num_threads(int(threads))
-            return int(threads)
-        if manifest.framework == "onnx" and isinstance(getattr(self.model, "path", None), Path):
-            from zoo.runtimes.onnxruntime import OnnxRuntimeRunner
-
-            self.model = OnnxRuntimeRunner(self.model.path, threads=threads, optimize=False)
-            return int(threads)
-        return None
 
     @property
     def model_type(self) -> str:
@@ -102,4 +87,5 @@ def open_source(
         raise NoSources(
             f"no verified sources under {Path(out) / manifest.name / 'source'} (run `zoo download`)"
         )
-    return SourceRunner(load_model(sources.files, manifest), manifest, sources, threads)
+    model, applied = load_model(sources.files, manifest, threads)
+    return SourceRunner(model, manifest, sources, applied)

@@ -38,7 +38,7 @@ class OnnxStage(Stage):
         }
 
     def work(self, run: ModelRun) -> tuple[list[Path], dict[str, Any]]:
-        from zoo.onnx_check import check_interface
+        from zoo.ir import check_interface
 
         manifest = run.manifest
         target = run.layout.onnx

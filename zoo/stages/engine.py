@@ -34,6 +34,7 @@ from zoo.stamps import read_stamp, sha256_file, why_stale, write_stamp
 if TYPE_CHECKING:
     from zoo.fetch import SourceSet
     from zoo.manifest import Manifest
+    from zoo.plugins import Converter
     from zoo.records import Stamp
 
 Log = Callable[[str], None]
@@ -93,11 +94,13 @@ def tool_versions() -> dict[str, str]:
 
 
 def code_digest(paths: Sequence[Path | str]) -> dict[str, str]:
-    """{file name: sha256} of the code a stage runs: editing any of them redoes the stage."""
+    """{file: sha256} of the code a stage runs (paths relative to the project): editing one redoes it."""
+    project = Path(__file__).resolve().parents[2]
     found: dict[str, str] = {}
-    for path in sorted({Path(p) for p in paths}):
+    for path in sorted({Path(p).resolve() for p in paths}):
         if path.is_file():
-            found[path.name if path.name not in found else path.as_posix()] = sha256_file(path)
+            name = path.relative_to(project).as_posix() if path.is_relative_to(project) else path.name
+            found[name] = sha256_file(path)
     return found
 
 
@@ -113,28 +116,27 @@ class ModelRun:
         self.result = ModelResult(manifest.name)
         self.current = "source"
         self.sources: SourceSet | None = None
-        self._converter: Any = None
+        self._converter: Converter[Any] | None = None
         self._source_model: Any = None
 
     # -- what stages share ------------------------------------------------------------------
     @property
-    def converter(self) -> Any:
+    def converter(self) -> Converter[Any]:
         """The manifest framework's converter (through the registry)."""
         if self._converter is None:
-            from converters import get_converter
+            from zoo.plugins import converter_for
 
-            self._converter = get_converter(self.manifest.framework)
+            self._converter = converter_for(self.manifest)
         return self._converter
 
     @property
     def converts_directly_to_ir(self) -> bool:
         """The converter makes the IR from the source model itself instead of from the ONNX export."""
-        return hasattr(self.converter, "to_openvino")
+        return self.converter.direct_ir
 
     def converter_code(self) -> dict[str, str]:
-        """Digest of the converter's code files: a changed converter or network redoes the exports."""
-        path = getattr(self.converter, "__file__", None)
-        return code_digest([path] if path else [])
+        """Digest of every code file the converter runs for this model (adapter, network, helpers)."""
+        return code_digest(self.converter.code_files(self.manifest))
 
     def source_model(self) -> Any:
         if self._source_model is None:

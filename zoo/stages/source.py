@@ -32,17 +32,12 @@ SOURCE_FIELDS = {"name", "framework", "files", "weights"}
 def write_reference_weights(manifest: Manifest, layout: ModelLayout, seed: int) -> dict[str, Path]:
     """Seeded weights from the model's converter, written into a scratch folder beside the sources.
 
-    The caller moves them into place (zoo.fetch.obtain_sources(provided=...)) and removes the
+    The caller moves them into place (zoo.fetch.obtain_sources(reference=...)) and removes the
     scratch folder.
     """
-    from converters import get_converter
+    from zoo.plugins import converter_for
 
-    converter = get_converter(manifest.framework)
-    writer = getattr(converter, "write_reference_weights", None)
-    if writer is None:
-        raise UsageError(
-            f"{manifest.name}: the {manifest.framework} converter cannot write reference weights."
-        )
+    writer = converter_for(manifest).write_reference_weights
     scratch = layout.root / f".source-reference.{os.getpid()}.tmp"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)

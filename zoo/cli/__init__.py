@@ -1,0 +1,87 @@
+"""The `zoo` command line: thin Typer commands over the core modules.
+
+Frameworks (torch, tensorflow, openvino, onnxruntime, nncf) are imported only
+inside the stages that need them, so `zoo list`, `zoo info` and `--help` start fast.
+This module holds the app, the order commands are listed in, and the one place
+errors turn into a paragraph and an exit code; the commands live in one module per group.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Annotated
+
+import typer
+
+from zoo import __version__
+from zoo.cli import bundles, catalog, convert, fetching, measure
+from zoo.cli.options import select, state
+from zoo.errors import EXIT_USAGE, ZooError
+
+app = typer.Typer(
+    name="zoo",
+    help="Convert, verify, quantize and package audio-classification models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"zoo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    state["debug"] = debug
+
+
+# the order `zoo --help` lists them in
+app.command("list")(catalog.list_)
+app.command()(catalog.info)
+app.command()(fetching.download)
+app.command()(fetching.pin)
+app.command()(fetching.mirror)
+app.add_typer(fetching.cache_app, name="cache")
+app.command()(convert.convert)
+app.command()(convert.verify)
+app.command()(convert.quantize)
+app.command()(measure.evaluate)
+app.command("bench")(measure.bench_command)
+app.add_typer(bundles.bundle_app, name="bundle")
+app.command()(bundles.publish)
+app.command()(bundles.pull)
+
+
+def main() -> None:
+    """Entry point: run the app; turn ZooError into one paragraph and an exit code."""
+    try:
+        app()
+    except ZooError as exc:
+        if state["debug"]:
+            traceback.print_exc()
+        sys.stderr.write(f"zoo: error: {exc.message}\n")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("zoo: interrupted\n")
+        sys.exit(130)
+    except Exception as exc:  # a bug, not bad input: still no traceback without --debug
+        if state["debug"]:
+            traceback.print_exc()
+            sys.exit(3)
+        sys.stderr.write(
+            f"zoo: internal error: {type(exc).__name__}: {exc}. Run again with --debug for a traceback.\n"
+        )
+        sys.exit(3)
+
+
+__all__ = ["app", "main", "select", "EXIT_USAGE"]

