@@ -5,6 +5,7 @@ Timing figures are never asserted against targets here (benchmarks measure, test
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -41,6 +42,36 @@ def test_time_calls_warms_up_then_measures():
     assert timing.wall >= 0.05 and ticks[-1] == 1.0
     bounded = time_calls(lambda: None, seconds=10, warmup_seconds=0.0, max_calls=7)
     assert bounded.calls == 7
+
+
+def test_agreement_comes_from_a_valid_report_only(tmp_path):
+    from zoo.bench import agreement_from_report
+    from zoo.layout import ModelLayout
+    from zoo.records import ArtifactReport, Report
+
+    layout = ModelLayout(tmp_path, "m")
+    layout.root.mkdir(parents=True)
+    assert agreement_from_report(layout, "INT8") == (None, None)  # no report yet
+
+    def entry(metrics):
+        return ArtifactReport(path="x", sha256="0" * 64, runtime="openvino", metrics=metrics, passed=True)
+
+    report = Report(
+        model="m",
+        manifest_version="1",
+        manifest_sha256="0" * 64,
+        reference_weights=False,
+        passed=True,
+        artifacts={"INT8": entry({"decision": 0.99, "top1": 0.5}), "FP16": entry({"top1": 1})},
+    )
+    report.write(layout.report)
+    assert agreement_from_report(layout, "INT8") == (0.99, "decision")
+    assert agreement_from_report(layout, "FP16") == (1.0, "top1")
+    assert agreement_from_report(layout, "FP32") == (None, None)  # not in the report
+    data = report.as_dict()
+    data["schema"] = 99  # a report of another schema is not read
+    layout.report.write_text(json.dumps(data))
+    assert agreement_from_report(layout, "INT8") == (None, None)
 
 
 def test_bench_silero_vad_reports_every_subject(int8):

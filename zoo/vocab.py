@@ -39,11 +39,13 @@ SUBJECTS: tuple[str, ...] = ("source", *ARTIFACTS)
 RUNTIMES: tuple[str, ...] = tuple(r.value for r in Runtime)
 
 
-def parse_list(values: Iterable[str] | str | None, known: Sequence[str], option: str) -> list[str] | None:
+def parse_list(
+    values: Iterable[str] | str | None, known: Sequence[str], option: str, *, noun: str = "value"
+) -> list[str] | None:
     """Comma-separated (and repeatable) values of *known*, matched case-blind, in the order given.
 
     None or nothing given means "not restricted" (None); an unknown value is a usage error naming
-    the option and what it accepts.
+    the option, what the value is (*noun*: "unknown artifact 'FP64'") and what the option accepts.
     """
     if values is None:
         return None
@@ -56,7 +58,7 @@ def parse_list(values: Iterable[str] | str | None, known: Sequence[str], option:
             if not part:
                 continue
             if part.casefold() not in lookup:
-                raise UsageError(f"{option}: unknown value {part!r}; expected some of {', '.join(known)}.")
+                raise UsageError(f"{option}: unknown {noun} {part!r}; expected some of {', '.join(known)}.")
             if lookup[part.casefold()] not in chosen:
                 chosen.append(lookup[part.casefold()])
     return chosen or None

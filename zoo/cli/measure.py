@@ -80,8 +80,10 @@ def bench_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Latency (p50/p90), throughput, size and speed-up over the source framework, per runtime and precision."""
-    from zoo.bench import PRECISIONS, RUNTIMES, bench, parse_list
+    from zoo.bench import bench
     from zoo.layout import default_output_dir
+    from zoo.vocab import ALL_IR_PRECISIONS as PRECISIONS
+    from zoo.vocab import RUNTIMES, parse_list
 
     if hint not in ("f32", "default"):
         raise ZooError(f"--hint: expected 'f32' or 'default', got {hint!r}.", EXIT_USAGE)

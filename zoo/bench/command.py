@@ -1,0 +1,214 @@
+"""The `zoo bench` command: every subject of each model loaded, then timed in interleaved rounds."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from zoo.bench.machine import load_average, machine, measure_peak_gflops
+from zoo.bench.subjects import (
+    Row,
+    agreement_from_report,
+    bench_input,
+    failure,
+    file_size,
+    open_subject,
+    plan,
+    source_runtime,
+    source_weights,
+)
+from zoo.bench.timing import Timing, time_calls
+from zoo.errors import UsageError
+from zoo.vocab import ALL_IR_PRECISIONS, SUBJECTS
+
+if TYPE_CHECKING:
+    from zoo.bars import Bar
+    from zoo.manifest import Manifest
+    from zoo.runtimes import Runner
+
+
+def bench_model(
+    manifest: Manifest,
+    out: str | Path,
+    *,
+    runtimes: list[str] | None = None,
+    precisions: list[str] | None = None,
+    batch: int = 1,
+    threads: int | None = None,
+    seconds: float = 3.0,
+    hint: str | None = "f32",
+    rounds: int = 3,
+    show_progress: bool = True,
+) -> list[Row]:
+    """Measure every subject of one model; a subject that fails to load or run gets a row with its error.
+
+    All subjects are loaded first, then measured in *rounds* interleaved rounds of seconds/rounds
+    each (A B C, A B C ...), so a change of load on a shared machine touches every subject alike
+    instead of skewing the speed-ups; each subject's statistics pool its calls from every round.
+    """
+    from zoo.bars import bar
+    from zoo.layout import ModelLayout
+    from zoo.runtimes import SourceRunner, open_source
+
+    out = Path(out)
+    layout = ModelLayout(out, manifest.name)
+    if batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {batch}.")
+    if rounds < 1:
+        raise UsageError(f"--rounds must be at least 1, got {rounds}.")
+    subjects = plan(manifest, out, runtimes, precisions)
+    if not subjects:
+        raise UsageError(
+            f"{manifest.name}: nothing to benchmark under {layout.root} for the chosen runtimes and precisions; "
+            "run `zoo download` and `zoo convert` (and `zoo quantize` for INT8) first."
+        )
+    feed = bench_input(manifest, batch)
+    rows: list[Row] = []
+    models: dict[int, Callable[[], object]] = {}  # subject -> the call that is timed
+    with bar(f"{manifest.name}: loading", len(subjects), show_progress) as progress:
+        for index, (artifact, runtime, path) in enumerate(subjects):
+            row = Row(
+                manifest.name,
+                artifact,
+                runtime,
+                artifact if artifact in ALL_IR_PRECISIONS else ("INT8" if artifact == "INT8-QDQ" else "FP32"),
+                batch=batch,
+                threads=threads,
+            )
+            try:
+                model: Runner
+                if path is None:  # the source model (every artifact has its file)
+                    source_model = open_source(manifest, out, threads=threads)
+                    model, row.threads = source_model, source_model.threads
+                    row.runtime = source_runtime(manifest)
+                    row.size = file_size(*source_weights(manifest, out))
+                else:
+                    model, row.inference_precision = open_subject(artifact, path, batch, hint, threads)
+                    row.size = (
+                        file_size(path, path.with_suffix(".bin"))
+                        if path.suffix == ".xml"
+                        else file_size(path)
+                    )
+                model.run(feed)  # a subject that cannot run is reported now, not timed
+                if isinstance(model, SourceRunner):
+                    # feeds checked and cast once, as the lean runners bind theirs once
+                    models[index] = functools.partial(model.infer, model.prepare(feed))
+                else:
+                    models[index] = functools.partial(model.run, feed)
+            except Exception as exc:  # a runtime failing on one subject must not hide the others
+                row.error = failure(exc)
+            if artifact in ALL_IR_PRECISIONS or artifact == "onnx":
+                row.agreement, row.agreement_metric = agreement_from_report(layout, artifact)
+            rows.append(row)
+            progress.advance()
+    latencies: dict[int, list[np.ndarray]] = {index: [] for index in models}
+    walls: dict[int, float] = dict.fromkeys(models, 0.0)
+    steps = rounds * len(models)
+    with bar(f"{manifest.name}: bench", steps, show_progress) as progress:
+        for round_number in range(rounds):
+            for step, (index, call) in enumerate(models.items()):
+                done = round_number * len(models) + step
+                progress.describe(
+                    f"{manifest.name}: {rows[index].artifact} ({rows[index].runtime}), "
+                    f"round {round_number + 1}/{rounds}"
+                )
+                try:
+                    timing = time_calls(
+                        call,
+                        seconds=seconds / rounds,
+                        batch=batch,
+                        warmup_seconds=None if round_number == 0 else 0.0,
+                        tick=functools.partial(_tick, progress, done),
+                    )
+                except Exception as exc:  # keep measuring the others
+                    rows[index].error = failure(exc)
+                    continue
+                latencies[index].append(timing.latencies)
+                walls[index] += timing.wall
+    for index, parts in latencies.items():
+        row = rows[index]
+        if row.error is not None or not parts:
+            continue
+        timing = Timing(np.concatenate(parts), walls[index], batch)
+        row.calls = timing.calls
+        row.p50_ms, row.p90_ms, row.mean_ms = timing.p50 * 1e3, timing.p90 * 1e3, timing.mean * 1e3
+        row.throughput = timing.throughput
+        if manifest.flops:
+            row.gflops = manifest.flops * batch / timing.p50 / 1e9
+    source = next((r for r in rows if r.artifact == "source" and r.p50_ms), None)
+    for row in rows:
+        if source is not None and source.p50_ms and row.p50_ms:
+            row.speedup = source.p50_ms / row.p50_ms
+    return rows
+
+
+def _tick(progress: Bar, start: int, fraction: float) -> None:
+    """The bar at *start* steps plus the running subject's *fraction* of its round."""
+    progress.set(start + fraction)
+
+
+def bench(
+    manifests: Sequence[Manifest],
+    out: str | Path,
+    *,
+    runtimes: list[str] | None = None,
+    precisions: list[str] | None = None,
+    batch: int = 1,
+    threads: int | None = None,
+    seconds: float = 3.0,
+    hint: str | None = "f32",
+    rounds: int = 3,
+    peak: bool = True,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Benchmark each selected model; the result is what `--json` prints."""
+    from zoo.versions import versions
+
+    load_before = load_average()
+    rows = []
+    for manifest in manifests:
+        rows += bench_model(
+            manifest,
+            out,
+            runtimes=runtimes,
+            precisions=precisions,
+            batch=batch,
+            threads=threads,
+            seconds=seconds,
+            hint=hint,
+            rounds=rounds,
+            show_progress=show_progress,
+        )
+    host = machine()
+    if peak and any(r.gflops for r in rows):
+        host["peak_gflops_f32"] = measure_peak_gflops(threads)
+    # other work on the cores shows in every figure (OpenVINO's worker threads suffer most)
+    host["load_average"] = {"before": load_before, "after": load_average()}
+    versions_used = {
+        k: v
+        for k, v in versions().items()
+        if k in ("zoo", "torch", "onnxruntime", "openvino", "tensorflow", "nncf")
+    }
+    return {
+        "machine": host,
+        "versions": versions_used,
+        "options": {
+            "batch": batch,
+            "threads": threads,
+            "seconds": seconds,
+            "rounds": rounds,
+            "openvino_precision_hint": hint or "default",
+        },
+        "rows": [asdict(r) for r in rows],
+    }
+
+
+def order_key(row: dict[str, Any]) -> tuple[str, int, str]:
+    artifact = row["artifact"]
+    base = artifact.split("-")[0]
+    return (row["model"], SUBJECTS.index(base) if base in SUBJECTS else 99, artifact)

@@ -1,0 +1,94 @@
+"""The timing core: warm a call up, call it back to back, keep each call's latency and the wall time.
+
+Latency percentiles come from the individual calls; throughput counts items (calls x batch)
+over the measured wall time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from zoo.errors import UsageError
+
+
+@dataclass
+class Timing:
+    """Latencies of individual calls (seconds) and the wall time they took together."""
+
+    latencies: np.ndarray
+    wall: float
+    batch: int = 1
+
+    @property
+    def calls(self) -> int:
+        return int(self.latencies.shape[0])
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q))
+
+    @property
+    def p50(self) -> float:
+        return self.percentile(50)
+
+    @property
+    def p90(self) -> float:
+        return self.percentile(90)
+
+    @property
+    def mean(self) -> float:
+        return float(self.latencies.mean())
+
+    @property
+    def throughput(self) -> float:
+        """Items per second over the measured wall time."""
+        return self.calls * self.batch / self.wall if self.wall > 0 else float("nan")
+
+
+def time_calls(
+    call: Callable[[], object],
+    *,
+    seconds: float = 3.0,
+    warmup_seconds: float | None = None,
+    min_calls: int = 5,
+    max_calls: int | None = None,
+    batch: int = 1,
+    tick: Callable[[float], object] | None = None,
+) -> Timing:
+    """Warm *call* up, then call it back to back for *seconds* (at least *min_calls* times).
+
+    Warm-up runs at least three calls and at least *warmup_seconds* (default: a fifth of the
+    measured time, at most 2 s), so one-time costs (allocation, JIT, caches) stay out of the figures.
+    *tick(fraction)* reports progress from 0 to 1.
+    """
+    if seconds <= 0:
+        raise UsageError(f"--seconds must be positive, got {seconds}.")
+    warmup_seconds = min(2.0, seconds / 5) if warmup_seconds is None else warmup_seconds
+    started = time.perf_counter()
+    done = 0
+    while done < 3 or time.perf_counter() - started < warmup_seconds:
+        call()
+        done += 1
+    latencies = []
+    clock = time.perf_counter
+    begin = clock()
+    last_tick = begin
+    while True:
+        t0 = clock()
+        call()
+        t1 = clock()
+        latencies.append(t1 - t0)
+        if tick is not None and t1 - last_tick > 0.1:
+            tick(min(1.0, (t1 - begin) / seconds))
+            last_tick = t1
+        if max_calls is not None and len(latencies) >= max_calls:
+            break
+        if t1 - begin >= seconds and len(latencies) >= min_calls:
+            break
+    wall = clock() - begin
+    if tick is not None:
+        tick(1.0)
+    return Timing(np.asarray(latencies, dtype=np.float64), wall, batch)

@@ -1,0 +1,150 @@
+"""A model over one file: clip outputs, aggregated as upstream does, and the calls that follow.
+
+Classifiers aggregate clip scores (mean or max); detectors decide by threshold, and
+streaming detectors (silero-vad) carry the recurrent state from chunk to chunk and count
+a file as speech when upstream's segment rules find a speech segment in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from zoo.evaluate.datasets import LabelledSet
+from zoo.evaluate.metrics import mean_average_precision, one_hot, top_k_accuracy
+from zoo.streams import run_calls
+
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
+    from zoo.runtimes import Runner
+
+#: upstream silero-vad get_speech_timestamps defaults
+VAD_NEG_OFFSET = 0.15
+VAD_MIN_SPEECH_S = 0.25
+VAD_MIN_SILENCE_S = 0.1
+
+
+def is_detector(manifest: Manifest) -> bool:
+    """One output score with a decision threshold: voice activity and similar detectors."""
+    return manifest.num_classes == 1
+
+
+def is_multi_label(manifest: Manifest) -> bool:
+    """Entries whose scores are independent per class (sigmoid), where mAP is the usual measure."""
+    return manifest.task == "audio-tagging" or (
+        manifest.main_output.kind == "logits" and (manifest.num_classes or 0) > 1
+    )
+
+
+def clip_scores(manifest: Manifest, outputs: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """The main output of each clip as rows (clips, classes)."""
+    name = manifest.main_output.name
+    return np.stack([np.asarray(o[name], dtype=np.float64).reshape(-1) for o in outputs])
+
+
+def aggregate(manifest: Manifest, rows: np.ndarray) -> np.ndarray:
+    """One score vector per file from clip rows, as upstream aggregates clips.
+
+    mean: average of clip scores (AclNet, YAMNet, DCASE's mean of log-softmax); max: the
+    strongest clip; none: entries that report per clip (BirdNET) get the max over clips,
+    i.e. "detected somewhere in the file".
+    """
+    mode = manifest.audio.aggregate
+    scores: np.ndarray = rows.mean(axis=0) if mode == "mean" else rows.max(axis=0)
+    return scores
+
+
+def speech_segments(
+    probabilities: np.ndarray, chunk_seconds: float, threshold: float
+) -> list[tuple[int, int]]:
+    """Speech segments (first chunk, end chunk) by upstream silero-vad's hysteresis rules.
+
+    A segment starts at a chunk with p >= threshold, ends after VAD_MIN_SILENCE_S of chunks with
+    p < threshold - 0.15, and is kept when it lasts at least VAD_MIN_SPEECH_S.
+    """
+    low = max(threshold - VAD_NEG_OFFSET, 0.01)
+    min_speech = VAD_MIN_SPEECH_S / chunk_seconds
+    min_silence = VAD_MIN_SILENCE_S / chunk_seconds
+    segments = []
+    start = silence = None
+    for index, p in enumerate(np.asarray(probabilities, dtype=np.float64).reshape(-1)):
+        if p >= threshold:
+            silence = None
+            if start is None:
+                start = index
+        elif start is not None and p < low:
+            if silence is None:
+                silence = index
+            if index + 1 - silence >= min_silence:
+                if silence - start >= min_speech:
+                    segments.append((start, silence))
+                start = silence = None
+    if start is not None:
+        end = silence if silence is not None else len(probabilities)
+        if end - start >= min_speech:
+            segments.append((start, end))
+    return segments
+
+
+def decision_threshold(manifest: Manifest) -> float:
+    return manifest.verify.decision_threshold or 0.5
+
+
+def chunk_seconds(manifest: Manifest) -> float:
+    length = int(np.prod([d for d in manifest.inputs[0].shape if isinstance(d, int)]))
+    return length / manifest.audio.sample_rate
+
+
+@dataclass
+class FileResult:
+    scores: np.ndarray  # aggregated main output (classes,)
+    rows: np.ndarray  # per clip (clips, classes)
+    detected: bool | None = None  # detectors: did the file contain the positive class
+
+
+def predict(model: Runner, manifest: Manifest, feeds: list[dict[str, np.ndarray]]) -> FileResult:
+    _, outputs = run_calls(model, manifest, feeds)
+    rows = clip_scores(manifest, outputs)
+    result = FileResult(aggregate(manifest, rows), rows)
+    if is_detector(manifest):
+        threshold = decision_threshold(manifest)
+        if manifest.audio.streaming:
+            result.detected = bool(speech_segments(rows[:, 0], chunk_seconds(manifest), threshold))
+        else:
+            result.detected = bool(result.scores[0] >= threshold)
+    return result
+
+
+def score_results(manifest: Manifest, dataset: LabelledSet, results: list[FileResult]) -> dict[str, Any]:
+    """Accuracy figures of one model over the dataset."""
+    labels = dataset.labels
+    if is_detector(manifest):
+        truth = labels >= 0
+        decided = np.array([bool(r.detected) for r in results])
+        return {
+            "files": len(results),
+            "accuracy": float((decided == truth).mean()),
+            "detected": int(decided.sum()),
+            "positives": int(truth.sum()),
+        }
+    scores = np.stack([r.scores for r in results])
+    found = {"files": len(results), "top1": top_k_accuracy(scores, labels, 1)}
+    if scores.shape[1] >= 5:
+        found["top5"] = top_k_accuracy(scores, labels, 5)
+    if is_multi_label(manifest):
+        found["mAP"] = mean_average_precision(scores, one_hot(labels, scores.shape[1]))
+    return found
+
+
+def agreement(manifest: Manifest, reference: list[FileResult], other: list[FileResult]) -> float:
+    """Share of files where two models make the same call (top-1 class, or detection)."""
+    if is_detector(manifest):
+        same = [a.detected == b.detected for a, b in zip(reference, other, strict=True)]
+    else:
+        same = [
+            int(np.argmax(a.scores)) == int(np.argmax(b.scores))
+            for a, b in zip(reference, other, strict=True)
+        ]
+    return float(np.mean(same)) if same else float("nan")

@@ -1,0 +1,166 @@
+"""The audio INT8 is calibrated and validated on, as the network calls it makes.
+
+Calibration audio is the user's --calibration folder, else the probe set's "calibration"
+kind (plus speech streams for streaming entries), through the manifest's host
+preprocessing. Streams are run through the FP32 model so every calibration item carries
+the recurrent state it would really see. Digests of what was used go into the stage key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+
+from zoo.errors import UsageError
+from zoo.evaluate import AUDIO_SUFFIXES, is_detector, read_audio, read_classes, read_dataset
+from zoo.streams import run_stream
+
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
+    from zoo.quantize.options import QuantizeOptions
+    from zoo.runtimes import Runner
+
+CALIBRATION_PROBES = 100
+STREAM_PROBES = 20
+STREAM_PROBE_SECONDS = 2.0
+STREAM_SPEECH_SECONDS = 10.0
+
+Feeds = dict[str, np.ndarray]
+T = TypeVar("T")
+
+
+@dataclass
+class Sample:
+    """One unit of calibration or validation: a file or probe as the network calls it makes."""
+
+    name: str
+    feeds: list[Feeds]
+    label: int | None = None
+
+
+def audio_files(directory: Path) -> list[Path]:
+    """The audio files under a --calibration folder; a usage error when it is not one or holds none."""
+    if not directory.is_dir():
+        raise UsageError(f"--calibration {directory}: not a folder of audio files.")
+    found = sorted(
+        p
+        for p in directory.rglob("*")
+        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+    )
+    if not found:
+        raise UsageError(f"--calibration {directory}: holds no audio files ({', '.join(AUDIO_SUFFIXES)}).")
+    return found
+
+
+def files_digest(paths: list[Path], root: Path) -> str:
+    """sha256 over the relative names and contents of files: what a calibration or dataset folder holds."""
+    from zoo.integrity import sha256_file
+
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + sha256_file(path).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def calibration_seconds(manifest: Manifest) -> float:
+    """How long each calibration probe of a clip model is: one clip, else one call of a static input."""
+    if manifest.audio.clip is not None:
+        return float(manifest.audio.clip.seconds)
+    spec = manifest.inputs[0]
+    if spec.static:
+        return float(np.prod([d for d in spec.shape if isinstance(d, int)])) / manifest.audio.sample_rate
+    return 1.0
+
+
+def calibration_samples(
+    manifest: Manifest, options: QuantizeOptions, subset_size: int
+) -> tuple[list[Sample], str, str]:
+    """(samples, a description for people, a digest for the stamp) of the calibration audio."""
+    from zoo.bars import bar
+    from zoo.frontends import frontend_for, prepare_inputs, synthetic_feature_inputs
+    from zoo.probes import probe_set
+
+    rate = manifest.audio.sample_rate
+    if options.calibration is not None:
+        root = Path(options.calibration)
+        paths = audio_files(root)
+        samples = []
+        with bar(f"{manifest.name}: reading calibration audio", len(paths)) as progress:
+            for path in paths:
+                audio, file_rate = read_audio(path)
+                samples.append(
+                    Sample(path.relative_to(root).as_posix(), prepare_inputs(manifest, audio, file_rate))
+                )
+                progress.advance()
+        return samples, f"{len(paths)} files from {root}", "files:" + files_digest(paths, root)
+    if not frontend_for(manifest).takes_audio:
+        count = max(CALIBRATION_PROBES, subset_size)
+        feeds = synthetic_feature_inputs(manifest, count, options.seed + 1)
+        return (
+            [Sample(f"synthetic-{i + 1}", [f]) for i, f in enumerate(feeds)],
+            f"{count} synthetic feature inputs",
+            f"synthetic:{count}:{options.seed}",
+        )
+    if manifest.audio.streaming:
+        probes = probe_set(
+            rate, STREAM_PROBE_SECONDS, "calibration", seed=options.seed + 1, count=STREAM_PROBES
+        )
+        probes += probe_set(rate, STREAM_SPEECH_SECONDS, "speech", seed=options.seed + 1)
+        how = f"{len(probes)} calibration and speech probe streams"
+    else:
+        count = max(CALIBRATION_PROBES, subset_size)
+        probes = probe_set(
+            rate, calibration_seconds(manifest), "calibration", seed=options.seed + 1, count=count
+        )
+        how = f"{len(probes)} calibration probes of {calibration_seconds(manifest):g} s"
+    samples = [Sample(p.name, prepare_inputs(manifest, p.audio, rate)) for p in probes]
+    digest = hashlib.sha256(b"".join(np.ascontiguousarray(p.audio).tobytes() for p in probes)).hexdigest()
+    return samples, how, f"probes:{digest}"
+
+
+def labelled_samples(manifest: Manifest, out: Path, dataset_dir: Path) -> tuple[list[Sample], str]:
+    """The --dataset folder as labelled samples, and a digest of its files."""
+    from zoo.frontends import prepare_inputs
+
+    dataset = read_dataset(dataset_dir, read_classes(manifest, out), detector=is_detector(manifest))
+    samples = []
+    for item in dataset.files:
+        audio, rate = read_audio(item.path)
+        samples.append(
+            Sample(
+                item.path.relative_to(dataset.directory).as_posix(),
+                prepare_inputs(manifest, audio, rate),
+                item.label,
+            )
+        )
+    return samples, files_digest([f.path for f in dataset.files], dataset.directory)
+
+
+def spread(items: list[T], count: int) -> list[T]:
+    """*count* items evenly spread over the list (all of them when there are fewer)."""
+    if len(items) <= count:
+        return list(items)
+    index = np.linspace(0, len(items) - 1, count).round().astype(int)
+    return [items[i] for i in index]
+
+
+def calibration_items(
+    reference: Runner, manifest: Manifest, samples: list[Sample], subset_size: int
+) -> list[Feeds]:
+    """Complete feeds for NNCF: streams are run through FP32 so each chunk carries its real state."""
+    from zoo.bars import bar
+
+    items: list[Feeds] = []
+    if not manifest.audio.streaming:
+        for sample in samples:
+            items += sample.feeds
+        return spread(items, subset_size)
+    with bar(f"{manifest.name}: recurrent state of the calibration streams", len(samples)) as progress:
+        for sample in samples:
+            items += run_stream(reference, manifest, sample.feeds)[0]
+            progress.advance()
+    return spread(items, subset_size)
