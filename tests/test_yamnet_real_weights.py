@@ -222,6 +222,25 @@ def test_command_refuses_missing_and_garbled_files(tmp_path):
         assert not (tmp_path / "out.h5").exists()
 
 
+def test_command_refuses_a_tflite_model_that_is_not_yamnet(tmp_path, capsys):
+    """A readable TFLite file with other layers: exit 2 naming what YAMNet's ops are."""
+    import tensorflow as tf
+    import tf_keras
+
+    from converters.networks.yamnet_tflite import main
+
+    inputs = tf_keras.Input((96, 64, 1))
+    hidden = tf_keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    outputs = tf_keras.layers.Dense(3)(tf_keras.layers.GlobalAveragePooling2D()(hidden))
+    model = tf_keras.Model(inputs, outputs)
+    other = tmp_path / "other.tflite"
+    other.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    assert main([str(other), str(tmp_path / "out.h5")]) == 2
+    err = capsys.readouterr().err
+    assert str(other) in err and "YAMNet's are 28" in err
+    assert not (tmp_path / "out.h5").exists()
+
+
 # -- agreement with the TFLite interpreter -------------------------------------------------
 
 

@@ -133,12 +133,9 @@ def weight_ops(interpreter: Any, origin: str) -> list[WeightOp]:
         name = op["op_name"]
         if name == "CONV_2D" or (found and name in WEIGHT_OPS):
             inputs = [int(i) for i in op["inputs"]]
-            if len(inputs) < 3 or inputs[2] < 0:
-                raise UsageError(
-                    f"{origin}: op {op['index']} ({name}) has no bias; expected BN folded into it."
-                )
             kernel, kernel_name = constant(inputs[1])
-            bias, _ = constant(inputs[2])
+            # no bias: keras_weights refuses it (YAMNet's BN is folded into one)
+            bias = constant(inputs[2])[0] if len(inputs) > 2 and inputs[2] >= 0 else np.zeros(0, np.float32)
             found.append(WeightOp(name, kernel, bias, kernel_name))
     return found
 
@@ -169,7 +166,8 @@ def keras_weights(ops: list[WeightOp], num_classes: int, origin: str) -> dict[st
         if op.kernel.shape != kernel_shape or op.bias.shape != (outputs,):
             raise UsageError(
                 f"{origin}: {op.kind} kernel {op.kernel_name!r} has shape {list(op.kernel.shape)} and bias "
-                f"{list(op.bias.shape)}; {keras_name} needs a TFLite kernel of shape {list(kernel_shape)}."
+                f"{list(op.bias.shape)}; {keras_name} needs a TFLite kernel of shape {list(kernel_shape)} "
+                f"and a bias of [{outputs}] (batch norm folded into it)."
             )
         return op
 
