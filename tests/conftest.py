@@ -36,6 +36,7 @@ E2E = {
     "test_end_to_end_torch.py",
     "test_end_to_end_tf.py",
     "test_keras_yamnet.py",
+    "test_yamnet_real_weights.py",
     "test_tflite_birdnet.py",
     "test_converters_torch.py",
     "test_lasagne.py",

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 #: the package whose modules are the converters, and the one holding the rebuilt networks
 CONVERTERS_PACKAGE = "converters"
 NETWORKS_PACKAGE = "converters.networks"
+#: modules of that package that declare no network (shared seeding, a weights converter)
+NETWORK_HELPERS = ("seeding", "yamnet_tflite")
 NETWORK_FRAMEWORKS = ("torch", "keras")
 
 
@@ -265,7 +267,7 @@ def _network_names() -> list[str]:
     return sorted(
         info.name
         for info in pkgutil.iter_modules(root.__path__)
-        if not info.ispkg and not info.name.startswith("_") and info.name != "seeding"
+        if not info.ispkg and not info.name.startswith("_") and info.name not in NETWORK_HELPERS
     )
 
 
