@@ -127,7 +127,7 @@ def test_open_source_reads_the_verified_sources_with_thread_control(tmp_path, st
     threaded = open_source(manifest, out, threads=1)
     # the ONNX source runs on a session of its own with the thread count, graph optimizations off
     assert threaded.threads == 1 and threaded.config == {"framework": "onnx", "threads": 1}
-    assert threaded.model.config == {"threads": 1, "graph_optimizations": False}
+    assert threaded.model.runner.config == {"threads": 1, "graph_optimizations": False}
     assert open_source(manifest, out).threads is None
     chunks = _chunks(3, seed=5)
     np.testing.assert_array_equal(

@@ -215,8 +215,11 @@ def quantize_model(
         (calibration_how, calibration_digest),
         (labelled, dataset_digest),
     )
-    # what `zoo convert` makes (the INT8 IR is quantized from the FP32 IR, the QDQ model from the ONNX)
-    precisions = [p for p in IR_PRECISIONS if p == "FP32" or p in manifest.convert.openvino.precisions]
+    # the INT8 IR is quantized from the FP32 IR (the QDQ model from the ONNX): an empty folder gets
+    # what `zoo convert` makes; a converted one only what INT8 needs
+    fresh = not run.layout.ir_xml("FP32").is_file()
+    wanted = manifest.convert.openvino.precisions if fresh else []
+    precisions = [p for p in IR_PRECISIONS if p == "FP32" or p in wanted]
     result = run_model(run, [*conversion_stages(manifest, precisions), int8])
     if result.error is not None:
         stage = result.failed_stage or "?"
