@@ -115,26 +115,34 @@ class KerasFloat64(Float64Model):
         def mel64(*args: Any, **kwargs: Any) -> Any:
             return mel(*args, **{**kwargs, "dtype": tf.float64})
 
-        policy = tf_keras.mixed_precision.global_policy()
-        tf_keras.mixed_precision.set_global_policy("float64")
-        try:
-            # the rebuild's front end asks for a float32 mel matrix; computed in float64 here
-            with mock.patch.object(tf.signal, "linear_to_mel_weight_matrix", mel64):
-                model = keras_adapter.build_model(manifest)
-        finally:
-            tf_keras.mixed_precision.set_global_policy(policy)
-        model.set_weights([np.asarray(w, dtype=np.float64) for w in source.model.get_weights()])
-        self.model = model
         self.input_name = source.input_names[0]
         self.input_shape = list(source.input_shape)
         self.output_names = list(source.output_names)
         self.path = "keras rebuild, float64 policy"
+        policy = tf_keras.mixed_precision.global_policy()
+        tf_keras.mixed_precision.set_global_policy("float64")
+        try:
+            # the rebuild's front end asks TF for a float32 mel matrix: while the model is built and
+            # traced (once, here) TF computes it in float64 instead
+            with mock.patch.object(tf.signal, "linear_to_mel_weight_matrix", mel64):
+                model = keras_adapter.build_model(manifest)
+                model.set_weights([np.asarray(w, dtype=np.float64) for w in source.model.get_weights()])
+                spec = tf.TensorSpec(self.input_shape, tf.float64)
+                self.function = tf.function(
+                    lambda x: model(x, training=False), input_signature=[spec], autograph=False
+                ).get_concrete_function()
+        finally:
+            tf_keras.mixed_precision.set_global_policy(policy)
+        self.model = model
+        narrow = [layer.name for layer in model.layers[1:] if layer.compute_dtype != "float64"]
+        if narrow:
+            raise ZooError(f"{manifest.name}: the float64 Keras rebuild still computes {narrow} in float32.")
 
     def run(self, feeds: Feeds) -> Feeds:
         import tensorflow as tf
 
         x = tf.constant(np.asarray(feeds[self.input_name], dtype=np.float64).reshape(self.input_shape))
-        out = self.model(x, training=False)
+        out = self.function(x)
         return {n: np.asarray(out[n].numpy(), dtype=np.float64) for n in self.output_names}
 
 
