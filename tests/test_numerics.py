@@ -94,10 +94,10 @@ def test_budget_rule():
 # -- real models --------------------------------------------------------------------------------
 
 
-def fp32_ir(onnx_path: Path, xml_path: Path, manifest) -> Path:
+def make_ir(onnx_path: Path, xml_path: Path, manifest, precision: str) -> Path:
     from converters.openvino import onnx_to_ir, save_ir
 
-    save_ir(onnx_to_ir(onnx_path, manifest), xml_path, "FP32", manifest, labels=[])
+    save_ir(onnx_to_ir(onnx_path, manifest), xml_path, precision, manifest, labels=[])
     return xml_path
 
 
@@ -139,15 +139,17 @@ def verdicts(case: dict, artifact: str, path: Path) -> dict[str, numerics.Verdic
 def judged_case(manifest, source, onnx_path: Path, feeds, root: Path) -> dict:
     source_f32 = numerics.run_probes(source, feeds, manifest)
     reference = numerics.reference_f64(manifest, source, feeds, onnx_path)
+    reference16 = numerics.reference_f64(manifest, source, feeds, onnx_path, weights="float16")
     return {
         "manifest": manifest,
         "source": source,
         "feeds": feeds,
         "source_f32": source_f32,
-        "sticks": numerics.yardstick(manifest, source_f32, reference),
+        "sticks": numerics.yardstick(manifest, source_f32, reference, reference16),
         "profile": numerics.reduction_profile(onnx_path),
         "onnx": onnx_path,
-        "ir": fp32_ir(onnx_path, root / "FP32" / f"{manifest.name}.xml", manifest),
+        "ir": make_ir(onnx_path, root / "FP32" / f"{manifest.name}.xml", manifest, "FP32"),
+        "ir16": make_ir(onnx_path, root / "FP16" / f"{manifest.name}.xml", manifest, "FP16"),
         "root": root,
     }
 
@@ -199,7 +201,7 @@ def test_silero_float64_path_is_pytorch_double(silero):
 def test_genuine_artifacts_pass_and_a_planted_defect_fails(request, case_name):
     case = request.getfixturevalue(case_name)
     main = case["manifest"].main_output.name
-    for artifact, path in (("onnx", case["onnx"]), ("FP32", case["ir"])):
+    for artifact, path in (("onnx", case["onnx"]), ("FP32", case["ir"]), ("FP16", case["ir16"])):
         for name, verdict in verdicts(case, artifact, path).items():
             assert verdict.passed, (artifact, name, verdict.as_dict())
     planted = case["root"] / "planted" / case["ir"].name
@@ -207,3 +209,14 @@ def test_genuine_artifacts_pass_and_a_planted_defect_fails(request, case_name):
     judged = verdicts(case, "FP32", planted)[main]
     assert not judged.passed, (tensor, judged.as_dict())
     assert judged.used > 5, (tensor, judged.as_dict())  # far outside, not at the edge
+
+
+@pytest.mark.parametrize("case_name", ["silero", "aclnet"])
+def test_float16_yardstick_is_measured_and_within_the_analytic_bound(request, case_name):
+    """Rounding the weights to float16 costs something real, and less than 8192x the float32 error."""
+    case = request.getfixturevalue(case_name)
+    stick = case["sticks"][case["manifest"].main_output.name]
+    assert stick.error16 is not None and max(stick.error16) > 0
+    for p, measured in enumerate(stick.error16):
+        analytic = numerics.budget("FP16", stick.error[p], stick.scale[p], case["profile"])
+        assert measured <= analytic, (p, measured, analytic)
