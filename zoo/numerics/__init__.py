@@ -33,17 +33,16 @@ The budget rule, per probe and per output, for an error measured against the sou
   (``reduction_profile``). ``scale`` is ``max |reference|`` of the output on that probe;
   for log-domain outputs (logits, log-probabilities, log-mel spectrograms) it is at least 1,
   since a log carries the RELATIVE error of its argument as an absolute error.
-- FP16 (weights rounded to float16, arithmetic still float32): rounding to nearest is
-  deterministic, so what it costs is MEASURED: the float64 evaluation is run again with every
-  float weight rounded to float16 (``weights="float16"``) and ``|ref64(w16) - ref64(w32)|`` is the
-  FP16 yardstick. The artifact then differs from the source by that plus float32 arithmetic, so
-  budget = ``K16 * yardstick16 + FP32 budget`` with ``K16 = 2``: the IR rounds a subset of what
-  the simulation rounds (ops kept in FP32, constants OpenVINO leaves alone), and a partial
-  rounding can still err either way, so a factor 2 rather than 1. Without a measured FP16
-  yardstick the analytic one is used: float16 rounding is a relative perturbation of u16 = 2^-11
-  per weight where float32 arithmetic is one of u32 = 2^-24 per operation, through the same
-  network, so yardstick and floor scale by u16 / u32 = 8192 (an upper estimate: one rounding
-  per weight rather than per operation).
+- FP16 (weights rounded to float16, arithmetic still float32): float16 rounding is a relative
+  perturbation of u16 = 2^-11 per weight where float32 arithmetic is one of u32 = 2^-24 per
+  operation, through the same network, so the FP16 budget is the FP32 one with yardstick and
+  floor scaled by u16 / u32 = 8192 (k = 4 stays). One rounding per weight rather than per
+  operation makes this an upper estimate. What rounding the weights costs can also be MEASURED
+  (``reference_f64(..., weights="float16")``: every float weight rounded to float16, evaluated
+  in float64); ``Yardstick.error16`` reports it beside the budget. It is not the budget: an
+  OpenVINO FP16 IR is not exactly "the weights rounded" (measured on AclNet: the IR differs from
+  the ONNX with IEEE-rounded weights by as much as that rounding costs, although its compressed
+  weight tensors are bit-identical to IEEE rounding), so a budget on it would fail genuine IRs.
 - INT8 is not judged here: 8-bit quantization error is a design choice, judged by the
   manifest's agreement metrics (top-k, decision, cosine).
 
@@ -53,7 +52,6 @@ logits, log-probabilities and spectrogram use ``max(1, max |reference|)`` (see a
 
 from zoo.numerics.budget import (
     FLOOR_SIGMAS,
-    K16,
     LOG_DOMAIN,
     RATIO,
     U16,
@@ -83,7 +81,6 @@ from zoo.numerics.float64 import (
 __all__ = [
     "FLOOR_SIGMAS",
     "K",
-    "K16",
     "LOG_DOMAIN",
     "RATIO",
     "U16",

@@ -16,7 +16,6 @@ from zoo.manifest import Manifest
 U32 = 2.0**-24  #: unit roundoff of float32 (half its machine epsilon)
 U16 = 2.0**-11  #: unit roundoff of float16
 K = {"FP32": 4.0, "onnx": 4.0, "FP16": 4.0}
-K16 = 2.0  #: on the measured float16-weight yardstick (see zoo.numerics)
 FLOOR_SIGMAS = 4.0
 LOG_DOMAIN = {"logits", "log-probabilities", "spectrogram"}
 RATIO = {"FP32": 1.0, "onnx": 1.0, "FP16": U16 / U32}
@@ -123,28 +122,18 @@ def yardstick(
     return found
 
 
-def budget(
-    artifact: str,
-    yardstick_error: float,
-    scale: float,
-    profile: tuple[int, int],
-    yardstick16: float | None = None,
-) -> float:
-    """The largest |artifact - source| allowed on one probe (the rules in the module docstring).
+def budget(artifact: str, yardstick_error: float, scale: float, profile: tuple[int, int]) -> float:
+    """The largest |artifact - source| allowed on one probe: ratio * (k * yardstick + floor).
 
     *artifact*: "onnx", "FP32" or "FP16" (INT8 has no numeric budget: agreement metrics only);
-    *yardstick_error*: the source's float32 error on the probe; *scale*: ``scale_of`` the output;
-    *yardstick16*: the measured float16-weight yardstick (FP16 only; analytic ratio without it).
+    *yardstick_error*: the source's float32 error on the probe; *scale*: ``scale_of`` the output.
     """
     if artifact not in K:
         raise ZooError(
             f"no numeric budget for {artifact!r} artifacts (known: {', '.join(K)}); judge agreement."
         )
-    fp32 = K["FP32"] * yardstick_error + floor32(scale, profile)
-    if artifact == "FP16" and yardstick16 is not None:
-        return K16 * yardstick16 + fp32
     ratio = RATIO[artifact]
-    return K[artifact] * ratio * yardstick_error + ratio * floor32(scale, profile)
+    return ratio * (K[artifact] * yardstick_error + floor32(scale, profile))
 
 
 @dataclass
@@ -157,7 +146,7 @@ class Verdict:
     passed: bool
     error: float  #: largest |artifact - source| over probes
     budget: float  #: the budget on the probe that used most of it
-    yardstick: float  #: that probe's |source_f32 - reference_f64| (FP16: the float16-weight one if measured)
+    yardstick: float  #: that probe's |source_f32 - reference_f64|
     floor: float
     worst_probe: int
     used: float  #: largest error / budget over probes (> 1 fails)
@@ -178,8 +167,7 @@ def judge_artifact(
     rows = []
     for p, (src, got) in enumerate(zip(source_f32, candidate, strict=True)):
         err = max_abs([c[stick.output] for c in got], [c[stick.output] for c in src])
-        measured16 = stick.error16[p] if (artifact == "FP16" and stick.error16 is not None) else None
-        rows.append((err, budget(artifact, stick.error[p], stick.scale[p], profile, measured16)))
+        rows.append((err, budget(artifact, stick.error[p], stick.scale[p], profile)))
     used = [e / b if b > 0 else (math.inf if e > 0 else 0.0) for e, b in rows]
     worst = int(np.argmax(used)) if used else 0
     return Verdict(
@@ -189,13 +177,8 @@ def judge_artifact(
         passed=all(u <= 1.0 for u in used),
         error=max((e for e, _ in rows), default=0.0),
         budget=rows[worst][1] if rows else 0.0,
-        yardstick=(stick.error16 if artifact == "FP16" and stick.error16 else stick.error)[worst]
-        if rows
-        else 0.0,
-        floor=(1.0 if artifact == "FP16" and stick.error16 else RATIO[artifact])
-        * floor32(stick.scale[worst], profile)
-        if rows
-        else 0.0,
+        yardstick=stick.error[worst] if rows else 0.0,
+        floor=RATIO[artifact] * floor32(stick.scale[worst], profile) if rows else 0.0,
         worst_probe=worst,
         used=used[worst] if used else 0.0,
         per_probe=rows,
