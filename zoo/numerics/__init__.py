@@ -42,12 +42,25 @@ The budget rule, per probe and per output, for an error measured against the sou
   in float64); ``Yardstick.error16`` reports it beside the budget. It is not the budget: an
   OpenVINO FP16 IR is not exactly "the weights rounded" (measured on AclNet: the IR differs from
   the ONNX with IEEE-rounded weights by as much as that rounding costs, although its compressed
-  weight tensors are bit-identical to IEEE rounding), so a budget on it would fail genuine IRs.
+  weight tensors are bit-identical to IEEE rounding; on BirdNET, whose FP16 IR keeps its front
+  end in float32, rounding every weight costs 7 logits), so a budget on it would fail genuine IRs.
 - INT8 is not judged here: 8-bit quantization error is a design choice, judged by the
   manifest's agreement metrics (top-k, decision, cosine).
 
 Output kinds: probabilities, embeddings and state use ``max |reference|`` as scale;
 logits, log-probabilities and spectrogram use ``max(1, max |reference|)`` (see above).
+
+Two float32 implementations that round the same values in the same order (an ONNX export run
+by ONNX Runtime next to its source) agree far better than either agrees with float64; the
+budget is an upper bound on honest differences, not a prediction of them.
+
+Use (every output of every artifact, per probe; streams carry their own state)::
+
+    source_f32 = run_probes(source, feeds, manifest)        # feeds: per probe, its calls
+    sticks = yardstick(manifest, source_f32, reference_f64(manifest, source, feeds, onnx_path))
+    profile = reduction_profile(onnx_path)
+    got = run_probes(runner, feeds, manifest)
+    verdict = judge_artifact("FP32", sticks[name], source_f32, got, profile)  # .passed, .used
 """
 
 from zoo.numerics.budget import (
