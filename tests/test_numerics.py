@@ -220,3 +220,33 @@ def test_float16_yardstick_is_measured_and_within_the_analytic_bound(request, ca
     for p, measured in enumerate(stick.error16):
         analytic = numerics.budget("FP16", stick.error[p], stick.scale[p], case["profile"])
         assert measured <= analytic, (p, measured, analytic)
+
+
+def test_keras_rebuild_runs_in_float64(tmp_path):
+    """YAMNet (seeded reference weights) in float64: its log-mel equals numpy's float64 one, and the
+    float32 source is close to it but not equal."""
+    import tensorflow as tf
+
+    from converters import get_converter
+    from converters.networks import yamnet as net
+    from zoo.probes import probe_set
+
+    manifest = Catalog().get("yamnet")
+    adapter = get_converter("keras")
+    source = adapter.load(adapter.write_reference_weights(manifest, tmp_path, seed=3), manifest)
+    model = numerics.float64_model(manifest, source)
+    samples = int(manifest.inputs[0].shape[0])
+    audio = {p.name: p.audio for p in probe_set(16000, samples / 16000)}["pink-noise"][:samples]
+    got = model.run({"waveform": audio})
+    assert all(v.dtype == np.float64 for v in got.values())
+
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(net.STFT_WINDOW) / net.STFT_WINDOW)
+    frames = np.stack([audio[i * 160 : i * 160 + 400].astype(np.float64) for i in range(96)]) * hann
+    mel = tf.signal.linear_to_mel_weight_matrix(64, 257, 16000, 125.0, 7500.0, dtype=tf.float64).numpy()
+    expected = np.log(np.abs(np.fft.rfft(frames, n=512, axis=1)) @ mel + 0.001)
+    assert np.abs(got["log_mel_spectrogram"] - expected).max() < 1e-9
+
+    f32 = source.run({"waveform": audio.astype(np.float32)})
+    for name in ("scores", "embeddings", "log_mel_spectrogram"):
+        gap = np.abs(f32[name] - got[name]).max()
+        assert 0 < gap < 0.05 * max(1.0, np.abs(got[name]).max()), (name, gap)
