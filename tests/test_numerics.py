@@ -120,6 +120,7 @@ def plant_defect(xml_path: Path, target: Path, relative: float) -> str:
 
 def probe_feeds(manifest, seconds: float, kind: str, count: int) -> list[list[dict[str, np.ndarray]]]:
     from zoo.features import prepare_inputs
+
     from zoo.probes import probe_set
 
     rate = manifest.audio.sample_rate

@@ -210,14 +210,13 @@ def float64_model(
     names_out = [o.name for o in manifest.outputs]
     framework = manifest.framework
     if framework in ("pytorch", "torchscript", "lasagne"):
-        module = getattr(source, "rebuild", None) or getattr(source, "module", None)
-        if module is None:
-            raise ZooError(f"{manifest.name}: the {framework} source model exposes no PyTorch module.")
-        label = "silero-vad rebuild" if hasattr(source, "rebuild") else f"{framework} module"
-        return TorchFloat64(module, names_in, names_out, f"PyTorch {label}, .double()", weights)
+        # every torch source model exposes the eager module its export traces (silero-vad: the rebuild)
+        return TorchFloat64(
+            source.export_module, names_in, names_out, f"PyTorch {framework} module, .double()", weights
+        )
     if framework == "keras":
         return KerasFloat64(source, manifest, weights)
-    if framework == "onnx" and getattr(source, "path", None) is not None:
+    if framework == "onnx":
         return OnnxFloat64(source.path, engine, weights)
     if onnx_path is None:
         raise ZooError(f"{manifest.name}: {framework} has no float64 path; pass the exported ONNX file.")
@@ -225,19 +224,10 @@ def float64_model(
 
 
 def run_probes(model: Any, feeds: Sequence[Sequence[Feeds]], manifest: Manifest) -> list[list[Feeds]]:
-    """Per probe, the outputs of its calls; a stream starts from zero state and carries the model's own."""
-    ins = [s for s in manifest.inputs if s.kind == "state"] if manifest.audio.streaming else []
-    outs = [s for s in manifest.outputs if s.kind == "state"] if manifest.audio.streaming else []
-    results = []
-    for calls in feeds:
-        state = {s.name: np.zeros([int(d) for d in s.shape], dtype=np.float32) for s in ins}
-        got = []
-        for feed in calls:
-            result = model.run({**feed, **state})
-            got.append(result)
-            state = {i.name: np.asarray(result[o.name]) for i, o in zip(ins, outs, strict=True)}
-        results.append(got)
-    return results
+    """Per probe, the outputs of its calls; a stream starts from zero state and carries its own float64 state."""
+    from zoo.streams import run_calls
+
+    return [run_calls(model, manifest, list(calls), cast_state=False)[1] for calls in feeds]
 
 
 def reference_f64(
