@@ -95,7 +95,7 @@ def test_budget_rule():
 
 
 def make_ir(onnx_path: Path, xml_path: Path, manifest, precision: str) -> Path:
-    from converters.openvino import onnx_to_ir, save_ir
+    from zoo.ir import onnx_to_ir, save_ir
 
     save_ir(onnx_to_ir(onnx_path, manifest), xml_path, precision, manifest, labels=[])
     return xml_path
@@ -119,8 +119,7 @@ def plant_defect(xml_path: Path, target: Path, relative: float) -> str:
 
 
 def probe_feeds(manifest, seconds: float, kind: str, count: int) -> list[list[dict[str, np.ndarray]]]:
-    from zoo.features import prepare_inputs
-
+    from zoo.frontends import prepare_inputs
     from zoo.probes import probe_set
 
     rate = manifest.audio.sample_rate
@@ -158,16 +157,17 @@ def judged_case(manifest, source, onnx_path: Path, feeds, root: Path) -> dict:
 @pytest.fixture(scope="module")
 def silero(tmp_path_factory):
     """silero-vad's real weights (the wheel from the package index), on two 4 s speech streams."""
-    from converters import pytorch
     from zoo.fetch import obtain_sources
+    from zoo.plugins import converter_for
 
     manifest = Catalog().get("silero-vad")
     root = tmp_path_factory.mktemp("silero")
     sources = obtain_sources(manifest, root / "out", cache_dir=root / "cache")
-    source = pytorch.load(sources.files, manifest)
+    converter = converter_for(manifest)
+    source = converter.load(sources.files, manifest)
     onnx_path = root / "onnx" / "silero-vad.onnx"
     onnx_path.parent.mkdir()
-    pytorch.export_onnx(source, onnx_path, manifest)
+    converter.export_onnx(source, onnx_path, manifest)
     feeds = probe_feeds(manifest, 4.0, "speech", 2)
     return judged_case(manifest, source, onnx_path, feeds, root)
 
@@ -175,11 +175,11 @@ def silero(tmp_path_factory):
 @pytest.fixture(scope="module")
 def aclnet(tmp_path_factory):
     """AclNet's reference ONNX (seeded weights, the published layout) on four standard probes."""
-    from converters import get_converter
+    from zoo.plugins import converter_for
 
     manifest = Catalog().get("aclnet")
     root = tmp_path_factory.mktemp("aclnet")
-    adapter = get_converter(manifest.framework)
+    adapter = converter_for(manifest)
     files = adapter.write_reference_weights(manifest, root / "source", seed=0)
     source = adapter.load(files, manifest)
     feeds = probe_feeds(manifest, 1.0, "standard", 4)
@@ -187,7 +187,7 @@ def aclnet(tmp_path_factory):
 
 
 def test_silero_float64_path_is_pytorch_double(silero):
-    model = numerics.float64_model(silero["manifest"], silero["source"])
+    model = numerics.float64_model(silero["manifest"], silero["source"], silero["onnx"])
     assert "PyTorch" in model.path
     assert (
         next(model.module.parameters()).dtype.is_floating_point
@@ -228,12 +228,12 @@ def test_keras_rebuild_runs_in_float64(tmp_path):
     float32 source is close to it but not equal."""
     import tensorflow as tf
 
-    from converters import get_converter
     from converters.networks import yamnet as net
+    from zoo.plugins import converter_for
     from zoo.probes import probe_set
 
     manifest = Catalog().get("yamnet")
-    adapter = get_converter("keras")
+    adapter = converter_for(manifest)
     source = adapter.load(adapter.write_reference_weights(manifest, tmp_path, seed=3), manifest)
     model = numerics.float64_model(manifest, source)
     samples = int(manifest.inputs[0].shape[0])

@@ -324,7 +324,7 @@ def test_a_one_in_a_thousand_weight_change_exceeds_the_derived_budget(workspace,
     junit = tmp_path / "verify.xml"
     result = verify(catalog, out, "--junit", str(junit))
     assert result.returncode == 1, result.stderr
-    assert "FP32: output: max_abs" in result.stderr and "exceeds its budget" in result.stderr
+    assert "tiny: FP32: max_abs" in result.stderr and "exceeds its budget" in result.stderr
     assert "<failure" in junit.read_text() and "budget" in junit.read_text()
 
 

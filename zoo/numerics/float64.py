@@ -61,21 +61,11 @@ class TorchFloat64(Float64Model):
 
 
 class KerasFloat64(Float64Model):
-    """The Keras rebuild under a float64 policy, weights cast; TF's mel matrix asked for in float64."""
+    """The Keras rebuild under a float64 policy, weights cast (its front end follows the policy)."""
 
-    def __init__(self, source: Any, manifest: Manifest, weights: str = "float32"):
-        from unittest import mock
-
+    def __init__(self, source: Any, manifest: Manifest, build: Any, weights: str = "float32"):
         import tensorflow as tf
         import tf_keras
-
-        from converters import get_converter
-
-        keras_adapter = get_converter("keras")
-        mel = tf.signal.linear_to_mel_weight_matrix
-
-        def mel64(*args: Any, **kwargs: Any) -> Any:
-            return mel(*args, **{**kwargs, "dtype": tf.float64})
 
         self.input_name = source.input_names[0]
         self.input_shape = list(source.input_shape)
@@ -84,16 +74,14 @@ class KerasFloat64(Float64Model):
         policy = tf_keras.mixed_precision.global_policy()
         tf_keras.mixed_precision.set_global_policy("float64")
         try:
-            # the rebuild's front end asks TF for a float32 mel matrix: while the model is built and
-            # traced (once, here) TF computes it in float64 instead
-            with mock.patch.object(tf.signal, "linear_to_mel_weight_matrix", mel64):
-                model = keras_adapter.build_model(manifest)
-                rounded = [np.asarray(w).astype(weights) for w in source.model.get_weights()]
-                model.set_weights([w.astype(np.float64) for w in rounded])
-                spec = tf.TensorSpec(self.input_shape, tf.float64)
-                self.function = tf.function(
-                    lambda x: model(x, training=False), input_signature=[spec], autograph=False
-                ).get_concrete_function()
+            # under the float64 policy the rebuild's front end computes its mel matrix in float64 too
+            model = build(manifest)
+            rounded = [np.asarray(w).astype(weights) for w in source.model.get_weights()]
+            model.set_weights([w.astype(np.float64) for w in rounded])
+            spec = tf.TensorSpec(self.input_shape, tf.float64)
+            self.function = tf.function(
+                lambda x: model(x, training=False), input_signature=[spec], autograph=False
+            ).get_concrete_function()
         finally:
             tf_keras.mixed_precision.set_global_policy(policy)
         self.model = model
@@ -157,6 +145,7 @@ class OnnxFloat64(Float64Model):
     def __init__(self, path: str | Path, engine: str = "ort", weights: str = "float32"):
         import onnx
 
+        self.source_path = Path(path)
         proto = onnx_to_float64(onnx.load(str(path)), weights)
         self.output_names = [o.name for o in proto.graph.output]
         self.engine = engine
@@ -199,28 +188,20 @@ def float64_model(
     engine: str = "ort",
     weights: str = "float32",
 ) -> Float64Model:
-    """The float64 evaluation of *source* (a loaded SourceModel) for this manifest's framework.
+    """The float64 evaluation of *source* (a loaded source model), as its framework's converter makes it.
 
-    *onnx_path*: the exported ONNX (needed for tflite; for onnx the source file itself is used).
+    *onnx_path*: the exported ONNX (the fallback path for frameworks without their own float64 path).
     *weights*: "float16" rounds the weights to float16 first (the FP16 yardstick).
     """
+    from zoo.plugins import converter_for
+
     if weights not in ("float32", "float16"):
         raise ZooError(f"weights must be float32 or float16, not {weights!r}.")
-    names_in = [i.name for i in manifest.inputs]
-    names_out = [o.name for o in manifest.outputs]
-    framework = manifest.framework
-    if framework in ("pytorch", "torchscript", "lasagne"):
-        # every torch source model exposes the eager module its export traces (silero-vad: the rebuild)
-        return TorchFloat64(
-            source.export_module, names_in, names_out, f"PyTorch {framework} module, .double()", weights
-        )
-    if framework == "keras":
-        return KerasFloat64(source, manifest, weights)
-    if framework == "onnx":
-        return OnnxFloat64(source.path, engine, weights)
-    if onnx_path is None:
-        raise ZooError(f"{manifest.name}: {framework} has no float64 path; pass the exported ONNX file.")
-    return OnnxFloat64(onnx_path, engine, weights)
+    path = Path(onnx_path) if onnx_path is not None else None
+    model = converter_for(manifest).float64_model(source, manifest, path, weights)
+    if engine != "ort" and isinstance(model, OnnxFloat64):
+        model = OnnxFloat64(model.source_path, engine, weights)
+    return model
 
 
 def run_probes(model: Any, feeds: Sequence[Sequence[Feeds]], manifest: Manifest) -> list[list[Feeds]]:

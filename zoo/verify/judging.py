@@ -95,6 +95,7 @@ def judge_outputs(
         checks: dict[str, dict[str, Any]] = {}
         for failure in judge(metrics, rules):
             failure["output"] = spec.name
+            failure["primary"] = primary
             failures.append(failure)
             checks[failure["metric"]] = {
                 "passed": False,
@@ -115,6 +116,7 @@ def judge_outputs(
                         "tolerance": budget["limit"],
                         "rule": "budget",
                         "output": spec.name,
+                        "primary": primary,
                         "yardstick": budget.get("yardstick"),
                         "probe": budget.get("worst_probe"),
                         "used": budget.get("used"),

@@ -143,7 +143,8 @@ def describe_failure(model: str, artifact: str, failure: dict) -> str:
         else (f"{measured:.4g}" if isinstance(measured, float) else str(measured))
     )
     limit = failure["tolerance"]
-    where = f"{model}: {artifact}: " + (f"{failure['output']}: " if failure.get("output") else "")
+    named = failure.get("output") and not failure.get("primary")  # the primary output goes unnamed
+    where = f"{model}: {artifact}: " + (f"{failure['output']}: " if named else "")
     where += "step by step: " if failure.get("mode") == "step" else ""
     if failure["rule"] == "budget":
         return (
