@@ -253,6 +253,14 @@ class KerasConverter(Converter[KerasSourceModel]):
         how = load_weights(model, path, origin=f"{manifest.name}, {manifest.network.name} weights")
         return KerasSourceModel(model, manifest, path, how)
 
+    def float64_model(
+        self, source: KerasSourceModel, manifest: Manifest, onnx_path: Path | None, weights: str = "float32"
+    ) -> Any:
+        """The rebuild again under tf_keras' float64 policy, with the source's weights cast."""
+        from zoo.numerics.float64 import KerasFloat64
+
+        return KerasFloat64(source, manifest, build_model, weights)
+
     def write_reference_weights(
         self, manifest: Manifest, directory: str | Path, seed: int
     ) -> dict[str, Path]:

@@ -11,7 +11,7 @@ with the upstream names (and quantized to QDQ with NNCF for the INT8 entry).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,6 +57,14 @@ class OnnxConverter(Converter[OnnxSourceModel]):
 
     def load(self, files: dict[str, Path], manifest: Manifest) -> OnnxSourceModel:
         return OnnxSourceModel(weights_path(files, manifest, "ONNX weights file"), manifest, self.threads)
+
+    def float64_model(
+        self, source: OnnxSourceModel, manifest: Manifest, onnx_path: Path | None, weights: str = "float32"
+    ) -> Any:
+        """The published graph itself made float64 (the export is a copy of it)."""
+        from zoo.numerics.float64 import OnnxFloat64
+
+        return OnnxFloat64(source.path, weights=weights)
 
     def export_onnx(self, source: OnnxSourceModel, path: str | Path, manifest: Manifest) -> None:
         """The source is the model: copy it (its names were checked on load)."""

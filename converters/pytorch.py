@@ -355,6 +355,20 @@ class TorchConverter(Converter[TorchSource]):
         torch.set_num_threads(int(threads))
         return True
 
+    def float64_model(
+        self, source: TorchSource, manifest: Manifest, onnx_path: Path | None, weights: str = "float32"
+    ) -> Any:
+        """The eager module the export traces (silero-vad: the rebuild of its TorchScript), in double."""
+        from zoo.numerics.float64 import TorchFloat64
+
+        return TorchFloat64(
+            source.export_module,
+            [i.name for i in manifest.inputs],
+            [o.name for o in manifest.outputs],
+            f"PyTorch {manifest.framework} module, .double()",
+            weights,
+        )
+
     def load(self, files: dict[str, Path], manifest: Manifest) -> TorchSource:
         """The model in PyTorch: a checkpoint on its rebuilt network, or silero-vad's TorchScript."""
         path = weights_path(files, manifest)

@@ -225,16 +225,27 @@ def test_export_matches_pytorch_in_onnx_runtime(references, name):
     ref = references(name)
     manifest = ref["manifest"]
     check_export_file(ref["onnx"], manifest)
+    from zoo.numerics import float64_model, judge_artifact, reduction_profile, run_probes, yardstick
+
     session = ort.InferenceSession(str(ref["onnx"]), providers=["CPUExecutionProvider"])
-    atol = manifest.verify.tolerance["onnx"].atol
-    output = manifest.outputs[0].name
-    worst = 0.0
-    for feed in probe_feeds(manifest):
-        expected = ref["source"].run(feed)[output]
-        (got,) = session.run([output], feed)
-        worst = max(worst, float(np.abs(got - expected).max()))
-        assert got.argmax() == expected.argmax()
-    assert worst <= atol, f"{name}: max abs {worst:.3g} > {atol:g}"
+    assert manifest.verify.tolerance["onnx"].budget == "derived"
+    feeds = [[feed] for feed in probe_feeds(manifest)]
+    source = [[ref["source"].run(call) for call in calls] for calls in feeds]
+    exported = [
+        [
+            dict(zip([o.name for o in manifest.outputs], session.run(None, call), strict=True))
+            for call in calls
+        ]
+        for calls in feeds
+    ]
+    for src, got in zip(source, exported, strict=True):
+        output = manifest.main_output.name
+        assert got[0][output].argmax() == src[0][output].argmax()
+    exact = run_probes(float64_model(manifest, ref["source"], ref["onnx"]), feeds, manifest)
+    sticks = yardstick(manifest, source, exact)
+    for spec in manifest.outputs:
+        verdict = judge_artifact("onnx", sticks[spec.name], source, exported, reduction_profile(ref["onnx"]))
+        assert verdict.passed, f"{name}: {verdict.as_dict()}"
 
 
 # -- silero-vad -------------------------------------------------------------------------------
@@ -275,24 +286,32 @@ def test_silero_reference_steps_the_original_model(silero):
 
 
 def test_silero_onnx_carries_state_like_the_original(silero):
+    """Over a speech stream, each carrying its own state: within the budget the manifest's policy derives."""
+    from zoo.numerics import float64_model, judge_artifact, reduction_profile, run_probes, yardstick
+    from zoo.runtimes import OnnxRuntimeRunner
+    from zoo.streams import run_calls
+
     manifest = silero["manifest"]
+    assert manifest.verify.tolerance["onnx"].budget == "derived"
     check_export_file(silero["onnx"], manifest)
-    session = ort.InferenceSession(str(silero["onnx"]), providers=["CPUExecutionProvider"])
     feeds = prepare_inputs(manifest, speech_stream(), 16000)
-    zeros = (np.zeros((2, 1, 128), np.float32), np.zeros((1, 64), np.float32))
-    ref_state, ref_context = zeros
-    ort_state, ort_context = zeros
-    worst, agree = 0.0, 0
-    for feed in feeds:
-        ref = silero["source"].run({"chunk": feed["chunk"], "state": ref_state, "context": ref_context})
-        probability, ort_state, ort_context = session.run(
-            None, {"chunk": feed["chunk"], "state": ort_state, "context": ort_context}
-        )
-        ref_state, ref_context = ref["new_state"], ref["new_context"]
-        worst = max(worst, float(np.abs(probability - ref["probability"]).max()))
-        agree += int((probability > 0.5).item() == (ref["probability"] > 0.5).item())
-    assert worst <= manifest.verify.tolerance["onnx"].atol
+    source = [run_calls(silero["source"], manifest, feeds)[1]]
+    onnx = [run_calls(OnnxRuntimeRunner(silero["onnx"], exact=True), manifest, feeds)[1]]
+    exact = run_probes(float64_model(manifest, silero["source"], silero["onnx"]), [feeds], manifest)
+    sticks = yardstick(manifest, source, exact)
+    profile = reduction_profile(silero["onnx"])
+    for output in ("probability", "new_state", "new_context"):
+        verdict = judge_artifact("onnx", sticks[output], source, onnx, profile)
+        assert verdict.passed, verdict.as_dict()
+    agree = sum(
+        int((o["probability"] > 0.5).item() == (r["probability"] > 0.5).item())
+        for o, r in zip(onnx[0], source[0], strict=True)
+    )
     assert agree == len(feeds)
+    worst = max(
+        float(np.abs(o["probability"] - r["probability"]).max())
+        for o, r in zip(onnx[0], source[0], strict=True)
+    )
     sys.stderr.write(f"silero-vad ONNX Runtime over {len(feeds)} chunks: max |dp| {worst:.3g}\n")
 
 

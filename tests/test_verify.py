@@ -263,14 +263,69 @@ def test_expectations_are_checked_on_the_source_outputs(workspace):
     assert unknown.returncode == 2 and "verify.expectations[2].label" in unknown.stderr
 
 
-def test_an_artifact_without_a_tolerance_is_measured_not_judged(workspace):
+def test_an_artifact_without_a_tolerance_policy_is_a_manifest_error(workspace):
     catalog, out = workspace
     manifest = catalog / "tiny.yaml"
     manifest.write_text(manifest.read_text().replace("    FP16: {atol: 5.0e-3, top1: 1.0}\n", ""))
-    report = verify(catalog, out, "--json").json()
-    assert report["passed"] is True
-    assert report["artifacts"]["FP16"]["tolerance"] == {}
-    assert "not judged" in report["artifacts"]["FP16"]["note"]
+    result = verify(catalog, out, "--json")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "tiny.yaml" in result.stderr and "verify.tolerance.FP16 is missing" in result.stderr
+    manifest.write_text(manifest.read_text().replace("    FP32: {atol: 1.0e-5}\n", "    FP32: {top1: 1.0}\n"))
+    result = verify(catalog, out)
+    assert result.returncode == 2 and "verify.tolerance.FP32: give budget: derived" in result.stderr
+
+
+def _derived(catalog: Path) -> None:
+    """Judge the tiny entry's ONNX, FP32 and FP16 by budgets derived from its own float32 error."""
+    manifest = catalog / "tiny.yaml"
+    text = manifest.read_text()
+    for old in ("onnx: {atol: 1.0e-6}", "FP32: {atol: 1.0e-5}", "FP16: {atol: 5.0e-3, top1: 1.0}"):
+        assert old in text, old
+    text = text.replace("onnx: {atol: 1.0e-6}", "onnx: {budget: derived}")
+    text = text.replace("FP32: {atol: 1.0e-5}", "FP32: {budget: derived}")
+    text = text.replace("FP16: {atol: 5.0e-3, top1: 1.0}", "FP16: {budget: derived, top1: 1.0}")
+    manifest.write_text(text)
+
+
+def test_derived_budgets_pass_genuine_artifacts_and_report_their_yardstick(workspace, tmp_path):
+    catalog, out = workspace
+    _derived(catalog)
+    junit = tmp_path / "verify.xml"
+    result = verify(catalog, out, "--json", "--junit", str(junit), "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    report = result.json()
+    assert report["reference"]["float64"] and report["threads"] == 1
+    for kind in ("onnx", "FP32", "FP16"):
+        budget = report["artifacts"][kind]["outputs"]["output"]["checks"]["budget"]
+        assert budget["passed"] and 0 <= budget["measured"] <= budget["limit"]
+        assert budget["limit"] > 0 and budget["yardstick"] >= 0
+    assert report["artifacts"]["FP32"]["runtime_config"]["DYNAMIC_QUANTIZATION_GROUP_SIZE"] == 0
+    assert report["artifacts"]["FP16"]["float16_weights"] > 0
+    assert len(report["probes"]["sha256"]) == 64
+    xml = junit.read_text()
+    assert 'testsuite name="tiny"' in xml and 'name="FP32 output"' in xml and "<failure" not in xml
+
+
+def test_a_one_in_a_thousand_weight_change_exceeds_the_derived_budget(workspace, tmp_path):
+    """A tolerance must still catch a real defect: scale one weight tensor of the FP32 IR by 1 + 1e-3."""
+    catalog, out = workspace
+    _derived(catalog)
+    xml = out / "tiny" / "FP32" / "tiny.xml"
+    root = ET.parse(xml).getroot()
+    biggest = max(
+        (layer.find("data") for layer in root.iter("layer") if layer.get("type") == "Const"),
+        key=lambda data: int(data.get("size")),
+    )
+    offset, size = int(biggest.get("offset")), int(biggest.get("size"))
+    weights = bytearray(xml.with_suffix(".bin").read_bytes())
+    tensor = np.frombuffer(bytes(weights[offset : offset + size]), dtype=np.float32) * np.float32(1 + 1e-3)
+    weights[offset : offset + size] = tensor.astype(np.float32).tobytes()
+    xml.with_suffix(".bin").write_bytes(bytes(weights))
+    junit = tmp_path / "verify.xml"
+    result = verify(catalog, out, "--junit", str(junit))
+    assert result.returncode == 1, result.stderr
+    assert "tiny: FP32: max_abs" in result.stderr and "exceeds its budget" in result.stderr
+    assert "<failure" in junit.read_text() and "budget" in junit.read_text()
 
 
 def test_a_stream_is_verified_chunk_by_chunk_with_the_state_carried(tmp_path):

@@ -253,6 +253,19 @@ class Quantize(Strict):
 
 
 class Tolerance(Strict):
+    """How an artifact is judged against its source.
+
+    ONNX, FP32 and FP16 artifacts say `budget: derived` (k x the source framework's own float32
+    error against float64, plus a rounding floor: zoo.numerics) or give an explicit `atol`/`rtol`
+    override with a comment that derives it; INT8 artifacts give agreement minimums.
+    """
+
+    budget: Literal["derived"] | None = Field(
+        default=None, description="derived: k x the source's own float32 error + a float32 rounding floor"
+    )
+    floor: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="an absolute floor under the derived budget (comment its derivation)"
+    )
     atol: Annotated[float, Field(ge=0)] | None = None
     rtol: Annotated[float, Field(ge=0)] | None = None
     cosine: Annotated[float, Field(ge=-1, le=1)] | None = None
@@ -281,6 +294,9 @@ class Verify(Strict):
     tolerance: dict[Literal["onnx", "FP32", "FP16", "INT8"], Tolerance] = Field(default_factory=dict)
     expectations: list[Expectation] = Field(default_factory=list)
     decision_threshold: Annotated[float, Field(gt=0, lt=1)] | None = None
+    fp16_without_float16: str | None = Field(
+        default=None, description="why this entry's FP16 IR may hold no float16 weights (e.g. int8 weights)"
+    )
 
 
 class Manifest(Strict):
@@ -334,7 +350,36 @@ class Manifest(Strict):
         outputs = [o.name for o in self.outputs]
         if self.primary_output is not None and self.primary_output not in outputs:
             raise ValueError(f"primary_output {self.primary_output!r} is not one of outputs[].name")
+        self._check_tolerance_policy()
         return self
+
+    def _check_tolerance_policy(self) -> None:
+        """Every artifact this entry makes has a rule it is judged by: no artifact passes unjudged."""
+        made = ["onnx", *self.convert.openvino.precisions] + (["INT8"] if self.quantize.enabled else [])
+        for kind in made:
+            tolerance = self.verify.tolerance.get(kind)  # type: ignore[call-overload]
+            where = f"verify.tolerance.{kind}"
+            if tolerance is None:
+                raise ValueError(
+                    f"{where} is missing: every artifact the entry makes needs a tolerance policy "
+                    + (
+                        "(agreement minimums such as top1, top5, decision, cosine)"
+                        if kind == "INT8"
+                        else "(budget: derived, or an explicit atol with a comment that derives it)"
+                    )
+                )
+            agreement = [tolerance.cosine, tolerance.top1, tolerance.top5, tolerance.decision]
+            if kind == "INT8":
+                if all(v is None for v in agreement):
+                    raise ValueError(
+                        f"{where}: INT8 is judged by agreement: give top1, top5, decision or cosine"
+                    )
+                if tolerance.budget is not None:
+                    raise ValueError(f"{where}.budget: INT8 has no numeric budget (judge it by agreement)")
+            elif tolerance.budget is None and tolerance.atol is None and tolerance.rtol is None:
+                raise ValueError(
+                    f"{where}: give budget: derived (or an explicit atol/rtol with a comment that derives it)"
+                )
 
     # -- derived ---------------------------------------------------------------
     @property

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from zoo.errors import UsageError
+from zoo.errors import UsageError, ZooError
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
+    from zoo.numerics.float64 import Float64Model
 
 #: the package whose modules are the converters, and the one holding the rebuilt networks
 CONVERTERS_PACKAGE = "converters"
@@ -86,6 +87,23 @@ class Converter(ABC, Generic[S]):
     def set_threads(self, threads: int) -> bool:
         """Limit the source framework to *threads* threads; False when it keeps its own choice."""
         return False
+
+    def float64_model(
+        self, source: S, manifest: Manifest, onnx_path: Path | None, weights: str = "float32"
+    ) -> Float64Model:
+        """The same model evaluated in float64: the yardstick of the source's own float32 error.
+
+        Frameworks without a float64 path of their own use the exported ONNX graph made float64
+        (zoo.numerics.OnnxFloat64); converters with a better path override this.
+        """
+        from zoo.numerics.float64 import OnnxFloat64
+
+        if onnx_path is None:
+            raise ZooError(
+                f"{manifest.name}: {manifest.framework} has no float64 path of its own; "
+                "its float64 evaluation needs the exported ONNX file."
+            )
+        return OnnxFloat64(onnx_path, weights=weights)
 
     def code_files(self, manifest: Manifest) -> list[Path]:
         """Every source file whose change must redo this model's exports.

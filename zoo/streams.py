@@ -51,9 +51,13 @@ def initial_state(manifest: Manifest) -> dict[str, np.ndarray]:
 
 
 def run_stream(
-    runner: Any, manifest: Manifest, chunks: list[dict[str, np.ndarray]]
+    runner: Any, manifest: Manifest, chunks: list[dict[str, np.ndarray]], *, cast_state: bool = True
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
-    """One stream from zero state: (the full feeds given, chunk plus state in; the outputs), per chunk."""
+    """One stream from zero state: (the full feeds given, chunk plus state in; the outputs), per chunk.
+
+    The state a call returns is fed to the next in the manifest's dtype; a float64 evaluation keeps
+    its own (``cast_state=False``), so its state is never rounded to float32 between chunks.
+    """
     pairs = state_pairs(manifest)
     state = initial_state(manifest)
     given, outputs = [], []
@@ -63,13 +67,16 @@ def run_stream(
         given.append(full)
         outputs.append(result)
         state = {
-            p.input: np.asarray(result[p.output]).reshape(p.shape).astype(p.dtype, copy=False) for p in pairs
+            p.input: np.asarray(result[p.output]).reshape(p.shape).astype(p.dtype, copy=False)
+            if cast_state
+            else np.asarray(result[p.output]).reshape(p.shape)
+            for p in pairs
         }
     return given, outputs
 
 
 def run_calls(
-    runner: Any, manifest: Manifest, feeds: list[dict[str, np.ndarray]]
+    runner: Any, manifest: Manifest, feeds: list[dict[str, np.ndarray]], *, cast_state: bool = True
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
     """The calls of one clip or stream: (the full feeds given, the outputs), one per call.
 
@@ -77,5 +84,5 @@ def run_calls(
     independent calls.
     """
     if manifest.audio.streaming:
-        return run_stream(runner, manifest, feeds)
+        return run_stream(runner, manifest, feeds, cast_state=cast_state)
     return list(feeds), [runner.run(feed) for feed in feeds]

@@ -102,6 +102,7 @@ def log_mel_patches(waveform, samples: int):
         sample_rate=SAMPLE_RATE,
         lower_edge_hertz=MEL_MIN_HZ,
         upper_edge_hertz=MEL_MAX_HZ,
+        dtype=magnitude.dtype,  # float32 as upstream; float64 in the float64 evaluation (zoo.numerics)
     )
     log_mel = tf.math.log(tf.matmul(magnitude, mel_matrix) + LOG_OFFSET)
     patches = tf.signal.frame(log_mel, frame_length=PATCH_FRAMES, frame_step=PATCH_HOP_FRAMES, axis=0)

@@ -114,6 +114,19 @@ def verify(
     reference_weights: Annotated[
         bool, typer.Option("--reference-weights", help="The outputs were converted with --reference-weights.")
     ] = False,
+    audio: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--audio",
+            help="Also verify on these recordings (files or folders, any rate soundfile reads); repeatable.",
+        ),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write the results as JUnit XML (for CI systems).")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="Threads for every runtime and the source model.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check every converted artifact against the original framework on the probe set; exit 1 on any miss."""
@@ -128,7 +141,18 @@ def verify(
         sys.stderr.write(f"zoo: {message}\n")
 
     with stdout_to_stderr():
-        reports, errors = verify_many(chosen, out, reference_weights=reference_weights, log=log)
+        reports, errors = verify_many(
+            chosen, out, reference_weights=reference_weights, audio=audio or (), threads=threads, log=log
+        )
+    if junit is not None:
+        from zoo.junit import write_junit
+
+        names = [m.name for m in chosen]
+        write_junit(
+            junit,
+            reports,
+            {max((n for n in names if e.startswith(f"{n}: ")), key=len, default="-"): e for e in errors},
+        )
     if as_json:
         print_json(reports if len(reports) != 1 else reports[0])
     elif reports:

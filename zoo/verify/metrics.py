@@ -1,0 +1,159 @@
+"""Parity metrics of an artifact's outputs against the reference's, and the agreement rules.
+
+- ``max_abs``: largest |artifact - reference| over every element of every input;
+- ``max_rel``: largest |artifact - reference| / |reference| over elements with |reference| >= 1e-6;
+- ``cosine_min``: smallest cosine similarity over probes (outputs of a probe concatenated);
+- ``top1``: share of predictions whose best class is the reference's best class;
+- ``top5``: mean overlap of the artifact's and the reference's five best classes;
+- ``decision``: share of outputs on the same side of verify.decision_threshold (VAD, multi-label).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zoo.errors import ZooError
+
+REL_FLOOR = 1e-6
+TOP_K = 5
+METRICS = ("max_abs", "max_rel", "cosine_min", "top1", "top5", "decision")
+
+
+def _rows(array: np.ndarray, classes: int) -> np.ndarray:
+    return np.asarray(array, dtype=np.float64).reshape(-1, classes)
+
+
+def compare(
+    reference: list[list[np.ndarray]],
+    candidate: list[list[np.ndarray]],
+    threshold: float | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+) -> dict:
+    """Metrics of *candidate* against *reference*: per probe, the arrays of its calls.
+
+    With atol/rtol it also counts elements outside atol + rtol * |reference| (numpy's allclose rule).
+    """
+    max_abs = max_rel = 0.0
+    cosines = []
+    top1_hits = top5_overlap = decisions_same = 0.0
+    rows = decisions = outside = elements = 0
+    for ref_calls, got_calls in zip(reference, candidate, strict=True):
+        ref_all = []
+        got_all = []
+        for ref, got in zip(ref_calls, got_calls, strict=True):
+            ref = np.asarray(ref, dtype=np.float64)
+            got = np.asarray(got, dtype=np.float64)
+            if ref.shape != got.shape:
+                got = got.reshape(ref.shape) if got.size == ref.size else got
+            if ref.shape != got.shape:
+                raise ZooError(
+                    f"output shape {list(got.shape)} differs from the reference's {list(ref.shape)}"
+                )
+            diff = np.abs(got - ref)
+            diff = np.where(np.isnan(diff), np.inf, diff)
+            elements += diff.size
+            if diff.size:
+                max_abs = max(max_abs, float(diff.max()))
+                big = np.abs(ref) >= REL_FLOOR
+                if big.any():
+                    max_rel = max(max_rel, float((diff[big] / np.abs(ref[big])).max()))
+            if atol is not None or rtol is not None:
+                outside += int(np.count_nonzero(diff > (atol or 0.0) + (rtol or 0.0) * np.abs(ref)))
+            ref_all.append(ref.ravel())
+            got_all.append(got.ravel())
+            classes = ref.shape[-1] if ref.ndim else 1
+            if classes > 1:
+                k = min(TOP_K, classes)
+                for r, g in zip(_rows(ref, classes), _rows(got, classes), strict=True):
+                    rows += 1
+                    top1_hits += float(np.argmax(r) == np.argmax(g))
+                    top_r = set(np.argsort(-r, kind="stable")[:k].tolist())
+                    top_g = set(np.argsort(-g, kind="stable")[:k].tolist())
+                    top5_overlap += len(top_r & top_g) / k
+            if threshold is not None:
+                decisions += ref.size
+                decisions_same += float(np.count_nonzero((ref >= threshold) == (got >= threshold)))
+        cosines.append(_cosine(np.concatenate(ref_all), np.concatenate(got_all)))
+    return {
+        "max_abs": max_abs,
+        "max_rel": max_rel,
+        "cosine_min": min(cosines) if cosines else None,
+        "top1": top1_hits / rows if rows else None,
+        "top5": top5_overlap / rows if rows else None,
+        "decision": decisions_same / decisions if decisions else None,
+        "outside_tolerance": outside if (atol is not None or rtol is not None) else None,
+        "elements": elements,
+    }
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return float("nan")
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na == 0.0 and nb == 0.0:
+        return 1.0
+    if na == 0.0 or nb == 0.0:
+        return 0.0
+    return float(np.dot(a, b) / (na * nb))
+
+
+def judge(metrics: dict, tolerance: dict) -> list[dict]:
+    """The misses of *metrics* against *tolerance* (a manifest Tolerance as a dict; None fields unused)."""
+    failures = []
+
+    def miss(metric: str, measured, limit, rule: str) -> None:
+        failures.append({"metric": metric, "measured": measured, "tolerance": limit, "rule": rule})
+
+    atol, rtol = tolerance.get("atol"), tolerance.get("rtol")
+    if atol is not None or rtol is not None:
+        if rtol is None:
+            if not metrics["max_abs"] <= atol:
+                miss("max_abs", metrics["max_abs"], atol, "atol")
+        elif metrics.get("outside_tolerance"):
+            miss(
+                "max_abs",
+                metrics["max_abs"],
+                {"atol": atol or 0.0, "rtol": rtol},
+                f"{metrics['outside_tolerance']} of {metrics['elements']} elements beyond atol + rtol*|ref|",
+            )
+    for metric, key in (
+        ("cosine_min", "cosine"),
+        ("top1", "top1"),
+        ("top5", "top5"),
+        ("decision", "decision"),
+    ):
+        limit = tolerance.get(key)
+        if limit is None:
+            continue
+        value = metrics.get(metric)
+        if value is None:
+            miss(metric, None, limit, f"{metric} cannot be measured on this output")
+        elif not value >= limit:
+            miss(metric, value, limit, "minimum")
+    return failures
+
+
+def describe_failure(model: str, artifact: str, failure: dict) -> str:
+    """One line for a failed check: what was measured, the limit, and (for budgets) why that limit."""
+    measured = failure["measured"]
+    shown = (
+        "not measurable"
+        if measured is None
+        else (f"{measured:.4g}" if isinstance(measured, float) else str(measured))
+    )
+    limit = failure["tolerance"]
+    named = failure.get("output") and not failure.get("primary")  # the primary output goes unnamed
+    where = f"{model}: {artifact}: " + (f"{failure['output']}: " if named else "")
+    where += "step by step: " if failure.get("mode") == "step" else ""
+    if failure["rule"] == "budget":
+        return (
+            f"{where}max_abs {shown} exceeds its budget {limit:.4g} on probe {failure.get('probe')!r} "
+            f"(the source's own float32 error there is {failure.get('yardstick') or 0:.3g}; "
+            f"{failure.get('used') or 0:.1f}x the budget)"
+        )
+    if failure["rule"] == "atol":
+        return f"{where}max_abs {shown} exceeds the tolerance atol {limit:g}"
+    if failure["rule"] == "minimum":
+        return f"{where}{failure['metric']} {shown} is below the tolerance {limit:g}"
+    return f"{where}{failure['metric']} {shown}: {failure['rule']} (tolerance {limit})"
