@@ -9,7 +9,7 @@ errored case. The file is written atomically.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ def output_cases(report: Mapping[str, Any]) -> Iterable[tuple[str, bool | None, 
         yield name, passed, f"ranked {item.get('rank')}, expected within the top {item.get('top_k')}"
 
 
-def write_junit(path: Path, reports: list[Mapping[str, Any]], errors: Mapping[str, str]) -> None:
+def write_junit(path: Path, reports: Sequence[Mapping[str, Any]], errors: Mapping[str, str]) -> None:
     """Write the JUnit XML of a verify run: *reports* that ran, *errors* of models that could not."""
     root = ET.Element("testsuites", {"name": "zoo verify"})
     total = failed = skipped = errored = 0

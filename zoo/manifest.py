@@ -355,9 +355,11 @@ class Manifest(Strict):
 
     def _check_tolerance_policy(self) -> None:
         """Every artifact this entry makes has a rule it is judged by: no artifact passes unjudged."""
-        made = ["onnx", *self.convert.openvino.precisions] + (["INT8"] if self.quantize.enabled else [])
+        made: list[Literal["onnx", "FP32", "FP16", "INT8"]] = ["onnx", *self.convert.openvino.precisions]
+        if self.quantize.enabled:
+            made.append("INT8")
         for kind in made:
-            tolerance = self.verify.tolerance.get(kind)  # type: ignore[call-overload]
+            tolerance = self.verify.tolerance.get(kind)
             where = f"verify.tolerance.{kind}"
             if tolerance is None:
                 raise ValueError(

@@ -68,13 +68,16 @@ def build_inputs(manifest: Manifest, seed: int = 0) -> ProbeInputs:
 
     limit = manifest.verify.max_probes
     if not frontend_for(manifest).takes_audio:
-        feeds = synthetic_feature_inputs(manifest, min(SYNTHETIC_COUNT, limit or SYNTHETIC_COUNT), seed)
+        synthetic = synthetic_feature_inputs(manifest, min(SYNTHETIC_COUNT, limit or SYNTHETIC_COUNT), seed)
         return ProbeInputs(
-            [f"synthetic-{i + 1}" for i in range(len(feeds))], [[f] for f in feeds], kind="synthetic-features"
+            [f"synthetic-{i + 1}" for i in range(len(synthetic))],
+            [[f] for f in synthetic],
+            kind="synthetic-features",
         )
     rate = manifest.audio.sample_rate
     probes = probe_set(rate, verify_seconds(manifest), kind=manifest.verify.probes, seed=seed)[:limit]
-    names, feeds = [], []
+    names: list[str] = []
+    feeds: list[list[Feeds]] = []
     for probe in probes:
         names.append(probe.name)
         feeds.append(prepare_inputs(manifest, probe.audio, rate))
@@ -116,7 +119,8 @@ def audio_inputs(manifest: Manifest, paths: Sequence[Path]) -> ProbeInputs:
             "as input, not audio; verify it on its probes."
         )
     files = audio_files(paths)
-    names, feeds = [], []
+    names: list[str] = []
+    feeds: list[list[Feeds]] = []
     for path in files:
         samples, rate = read_audio(path)
         names.append(path.name)
