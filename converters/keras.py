@@ -53,7 +53,7 @@ def input_samples(manifest: Manifest) -> int:
             f"{manifest.path}: field inputs[0].shape: the keras converter needs a static waveform length, "
             f"got {spec.shape}."
         )
-    return int(np.prod(spec.shape))
+    return int(np.prod([int(dim) for dim in spec.shape]))  # static: every dim is an int
 
 
 def build_model(manifest: Manifest) -> Any:

@@ -17,8 +17,9 @@ converter extends converters/pytorch.py's, whose exporter it reuses.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -159,7 +160,10 @@ class Python2Pickler(pickle._Pickler):
     reconstructor numpy._core; a Python 2 pickle has neither. Readers decode with encoding='latin1'.
     """
 
-    dispatch = dict(pickle._Pickler.dispatch)
+    # typeshed types _Pickler.dispatch's handlers as taking an Unpickler and omits write and memoize
+    dispatch: ClassVar[dict[type, Callable[[Any, Any], None]]] = dict(pickle._Pickler.dispatch)
+    write: Callable[[bytes], None]
+    memoize: Callable[[Any], None]
 
     def save_py2_string(self, obj: Any) -> None:
         data = obj.encode("latin1") if isinstance(obj, str) else bytes(obj)

@@ -151,7 +151,7 @@ class SileroTorchScript:
                 warnings.filterwarnings(
                     "ignore", message=".*torch.jit.load. is deprecated", category=DeprecationWarning
                 )
-                scripted = torch.jit.load(str(path), map_location="cpu")
+                scripted = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]  # unannotated in torch
         except (RuntimeError, ValueError, OSError) as exc:
             raise ZooError(f"{path}: not a readable TorchScript file: {exc}") from exc
         model = getattr(scripted, "_model", None)
@@ -263,13 +263,14 @@ def export_module_onnx(
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DeprecationWarning)  # the legacy exporter is our choice
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        # torch.jit re-exports TracerWarning without listing it in __all__
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
         # reflect padding exports as a reversed Slice, which the exporter cannot fold; harmless
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
         torch.onnx.export(
             module.eval(),
             inputs,
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the legacy exporter (dynamo=False) takes a file object too
             dynamo=False,
             opset_version=opset,
             input_names=temporary_in,
@@ -286,7 +287,8 @@ def export_module_onnx(
         model, dict(zip(temporary_in + temporary_out, list(input_names) + list(output_names), strict=True))
     )
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    data: bytes = model.SerializeToString()
+    return data
 
 
 # -- reference weights -------------------------------------------------------------------

@@ -208,7 +208,7 @@ def front_end_nodes(model: Any) -> list[Any]:
     )
     if first is None:
         return []
-    seen: dict[str, object] = {}  # friendly names are unique in a converted model
+    seen: dict[str, Any] = {}  # friendly names are unique in a converted model
     pending = [first.input_value(0).get_node()]
     while pending:
         op = pending.pop()

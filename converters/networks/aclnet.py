@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,8 +23,18 @@ from torch import nn
 from converters.networks.seeding import calibrate_batchnorm, calibration_audio, scale_final_layer, seeded_init
 from zoo.plugins import register_network
 
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
 
-def conv_bn_relu(in_ch: int, out_ch: int, kernel, stride=1, padding=0, groups: int = 1) -> nn.Sequential:
+
+def conv_bn_relu(
+    in_ch: int,
+    out_ch: int,
+    kernel: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    groups: int = 1,
+) -> nn.Sequential:
     return nn.Sequential(
         OrderedDict(
             conv=nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, groups=groups, bias=False),
@@ -41,8 +52,9 @@ class Separable(nn.Module):
         self.depthwise = conv_bn_relu(in_ch, in_ch, 3, padding=1, groups=in_ch)
         self.pointwise = conv_bn_relu(in_ch, out_ch, 1, padding=1)
 
-    def forward(self, x):
-        return self.pointwise(self.depthwise(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y: torch.Tensor = self.pointwise(self.depthwise(x))
+        return y
 
 
 @register_network("aclnet")
@@ -75,7 +87,7 @@ class AclNet(nn.Module):
         self.conv_out = nn.Conv2d(1024, 512, 1, bias=True)
         self.fc = nn.Linear(512, num_classes)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.low_level(x)  # N, 128, 1, L/160
         x = x.permute(0, 2, 1, 3)  # N, 1, 128, L/160: channels become the image height
         x = self.high_level(x)
@@ -93,13 +105,15 @@ def fold_batchnorm(model: AclNet) -> nn.Module:
     folded = copy.deepcopy(model).eval()
     for parent in folded.modules():
         for name, child in list(parent.named_children()):
+            conv = getattr(child, "conv", None)
+            bn = getattr(child, "bn", None)
             if (
                 isinstance(child, nn.Sequential)
-                and isinstance(getattr(child, "conv", None), nn.Conv2d)
-                and hasattr(child, "bn")
+                and isinstance(conv, nn.Conv2d)
+                and isinstance(bn, nn.modules.batchnorm._BatchNorm)
             ):
                 fused = nn.Sequential(
-                    OrderedDict(conv=fuse_conv_bn_eval(child.conv, child.bn), relu=child.relu)
+                    OrderedDict(conv=fuse_conv_bn_eval(conv, bn), relu=child.get_submodule("relu"))
                 )
                 setattr(parent, name, fused)
     return folded
@@ -186,12 +200,12 @@ def write_reference_onnx(
     return path
 
 
-def _weights_file(manifest) -> str:
+def _weights_file(manifest: Manifest) -> str:
     names = [f.name for f in manifest.files if f.role == "weights"]
     return names[0] if names else f"{manifest.name}.onnx"
 
 
-def _write_for(manifest, directory: Path, seed: int, int8: bool) -> dict[str, Path]:
+def _write_for(manifest: Manifest, directory: Path, seed: int, int8: bool) -> dict[str, Path]:
     spec = manifest.inputs[0]
     path = write_reference_onnx(
         Path(directory) / _weights_file(manifest),
@@ -206,11 +220,11 @@ def _write_for(manifest, directory: Path, seed: int, int8: bool) -> dict[str, Pa
     return {path.name: path}
 
 
-def write_aclnet_reference(manifest, directory: Path, seed: int) -> dict[str, Path]:
+def write_aclnet_reference(manifest: Manifest, directory: Path, seed: int) -> dict[str, Path]:
     """An ONNX file named like upstream (aclnet_des_53.onnx), names from the manifest, seeded AclNet."""
     return _write_for(manifest, directory, seed, int8=False)
 
 
-def write_aclnet_int8_reference(manifest, directory: Path, seed: int) -> dict[str, Path]:
+def write_aclnet_int8_reference(manifest: Manifest, directory: Path, seed: int) -> dict[str, Path]:
     """A QDQ ONNX named like upstream (aclnet_des_53_int8.onnx): the seeded AclNet quantized by NNCF."""
     return _write_for(manifest, directory, seed, int8=True)

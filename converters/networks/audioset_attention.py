@@ -33,7 +33,7 @@ class Attention(nn.Module):
         self.cla = nn.Conv2d(n_in, n_out, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=True)
 
     @staticmethod
-    def activate(x, activation: str):
+    def activate(x: torch.Tensor, activation: str) -> torch.Tensor:
         if activation == "linear":
             return x
         if activation == "relu":
@@ -44,7 +44,7 @@ class Attention(nn.Module):
             return F.softmax(x, dim=1)
         raise ValueError(f"unknown activation {activation!r}")
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, n_in, T, 1] -> [N, n_out]."""
         att = self.activate(self.att(x), self.att_activation)[:, :, :, 0]
         cla = self.activate(self.cla(x), self.cla_activation)[:, :, :, 0]
@@ -67,7 +67,7 @@ class EmbeddingLayers(nn.Module):
         self.bn2 = nn.BatchNorm2d(hidden_units)
         self.bn3 = nn.BatchNorm2d(hidden_units)
 
-    def forward(self, input, return_layers: bool = False):
+    def forward(self, input: torch.Tensor, return_layers: bool = False) -> torch.Tensor | list[torch.Tensor]:
         x = input.transpose(1, 2)[:, :, :, None]  # N, freq_bins, T, 1
         a0 = self.bn0(x)
         a1 = F.dropout(F.relu(self.bn1(self.conv1(a0))), p=self.drop_rate, training=self.training)
@@ -89,8 +89,9 @@ class DecisionLevelSingleAttention(TaggingHead):
             hidden_units, num_classes, att_activation="sigmoid", cla_activation="sigmoid"
         )
 
-    def forward(self, input):
-        return self.attention(self.emb(input))
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        scores: torch.Tensor = self.attention(self.emb(input))
+        return scores
 
     @property
     def final_layer(self) -> nn.Module:
@@ -111,7 +112,7 @@ class DecisionLevelMultiAttention(TaggingHead):
         )
         self.fc_final = nn.Linear(num_classes * 2, num_classes)
 
-    def forward(self, input):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         layers = self.emb(input, return_layers=True)
         output1 = self.attention(layers[-1])
         output2 = self.attention(layers[-2])
@@ -138,7 +139,7 @@ class FeatureLevelSingleAttention(TaggingHead):
         self.fc_final = nn.Linear(hidden_units, num_classes)
         self.bn_attention = nn.BatchNorm1d(hidden_units)
 
-    def forward(self, input):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         b2 = self.attention(self.emb(input))
         b2 = F.dropout(F.relu(self.bn_attention(b2)), p=self.drop_rate, training=self.training)
         return torch.sigmoid(self.fc_final(b2))

@@ -32,7 +32,7 @@ class BaselineCnn(nn.Module):
         self.bn3 = nn.BatchNorm2d(256)
         self.bn4 = nn.BatchNorm2d(512)
 
-    def forward(self, input):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         _, seq_len, mel_bins = input.shape
         x = input.reshape(-1, 1, seq_len, mel_bins)
         x = F.relu(self.bn1(self.conv1(x)))
@@ -61,7 +61,7 @@ class VggishConvBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.relu(self.bn2(self.conv2(x)))
         return F.max_pool2d(x, kernel_size=(2, 2), stride=(2, 2))
@@ -79,7 +79,7 @@ class Vggish(nn.Module):
         self.conv_block4 = VggishConvBlock(256, 512)
         self.fc_final = nn.Linear(512, num_classes, bias=True)
 
-    def forward(self, input):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         _, seq_len, mel_bins = input.shape
         x = input.reshape(-1, 1, seq_len, mel_bins)
         x = self.conv_block1(x)

@@ -29,17 +29,20 @@ class LasagneBatchNorm(nn.Module):
         self.register_buffer("mean", torch.zeros(num_features))
         self.register_buffer("inv_std", torch.ones(num_features))
 
-    def forward(self, x):
+    mean: torch.Tensor
+    inv_std: torch.Tensor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = (1, -1) + (1,) * (x.dim() - 2)
         return (x - self.mean.reshape(shape)) * (self.gamma * self.inv_std).reshape(
             shape
         ) + self.beta.reshape(shape)
 
-    def set_statistics(self, mean, var) -> None:
+    def set_statistics(self, mean: torch.Tensor, var: torch.Tensor) -> None:
         self.mean.copy_(mean.to(self.mean.dtype))
         self.inv_std.copy_((1.0 / torch.sqrt(var + self.eps)).to(self.inv_std.dtype))
 
-    def affine_parameters(self):
+    def affine_parameters(self) -> tuple[nn.Parameter, nn.Parameter]:
         return self.gamma, self.beta
 
 
@@ -74,7 +77,7 @@ class KahlAED(nn.Module):
         self.bn7 = LasagneBatchNorm(512)
         self.fc3 = nn.Linear(512, num_classes, bias=True)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         for index, (name, *_rest) in enumerate(self.CONVS, start=1):
             x = F.relu(getattr(self, f"bn{index}")(getattr(self, name)(x)))
             x = F.max_pool2d(x, 2)

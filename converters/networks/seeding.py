@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-def _batch_norms(module) -> list:
+
+def _batch_norms(module: nn.Module) -> list[nn.Module]:
     """Batch-norm layers: torch's, and any layer with set_statistics/affine_parameters (Lasagne style)."""
     from torch import nn
 
@@ -25,7 +30,7 @@ def _batch_norms(module) -> list:
     ]
 
 
-def _set_statistics(layer, mean, var) -> None:
+def _set_statistics(layer: Any, mean: torch.Tensor, var: torch.Tensor) -> None:
     if hasattr(layer, "set_statistics"):
         layer.set_statistics(mean, var)
     else:
@@ -33,13 +38,14 @@ def _set_statistics(layer, mean, var) -> None:
         layer.running_var.copy_(var.to(layer.running_var.dtype))
 
 
-def _affine(layer) -> tuple:
+def _affine(layer: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if hasattr(layer, "affine_parameters"):
-        return layer.affine_parameters()
+        gamma, beta = layer.affine_parameters()
+        return gamma, beta
     return layer.weight, layer.bias
 
 
-def seeded_init(module, seed: int) -> None:
+def seeded_init(module: nn.Module, seed: int) -> None:
     """He-uniform conv/linear weights, small biases, batch-norm affine near identity; all from *seed*."""
     import torch
     from torch import nn
@@ -61,7 +67,7 @@ def seeded_init(module, seed: int) -> None:
             beta.copy_(torch.randn(beta.shape, generator=generator) * 0.1)
 
 
-def calibrate_batchnorm(module, inputs: tuple) -> None:
+def calibrate_batchnorm(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
     """Set every batch norm's statistics from what reaches it when *inputs* run through *module*.
 
     A pre-hook measures the per-channel mean and variance of the layer's input and stores them
@@ -69,7 +75,7 @@ def calibrate_batchnorm(module, inputs: tuple) -> None:
     """
     import torch
 
-    def measure(layer, args):
+    def measure(layer: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         x = args[0].detach().double()
         dims = [d for d in range(x.dim()) if d != 1]
         _set_statistics(layer, x.mean(dim=dims), x.var(dim=dims, unbiased=False))
@@ -109,7 +115,11 @@ def calibration_audio(sample_rate: int, seconds: float, count: int, seed: int) -
 
 
 def scale_final_layer(
-    module, final_layer, inputs: tuple, target_std: float = 3.0, target_mean: float | None = None
+    module: nn.Module,
+    final_layer: Any,
+    inputs: tuple[torch.Tensor, ...],
+    target_std: float = 3.0,
+    target_mean: float | None = None,
 ) -> None:
     """Scale the last linear/conv layer so its outputs spread like a trained classifier's logits.
 
@@ -120,7 +130,7 @@ def scale_final_layer(
     """
     import torch
 
-    seen = []
+    seen: list[torch.Tensor] = []
     handle = final_layer.register_forward_hook(lambda _m, _a, out: seen.append(out.detach()))
     try:
         module.eval()

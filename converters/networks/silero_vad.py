@@ -33,7 +33,9 @@ class Stft(nn.Module):
             "forward_basis_buffer", torch.zeros(2 * (filter_length // 2 + 1), 1, filter_length)
         )
 
-    def forward(self, x):
+    forward_basis_buffer: torch.Tensor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, [0, self.pad], mode="reflect")[:, None, :]
         transform = F.conv1d(x, self.forward_basis_buffer, None, [self.hop_length], [0])
         cutoff = self.filter_length // 2 + 1
@@ -49,7 +51,7 @@ class Block(nn.Module):
         super().__init__()
         self.reparam_conv = nn.Conv1d(in_ch, out_ch, 3, stride=stride, padding=1)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.reparam_conv(x))
 
 
@@ -61,7 +63,9 @@ class Decoder(nn.Module):
         self.rnn = nn.LSTMCell(hidden, hidden)
         self.decoder = nn.Sequential(nn.Dropout(0.1), nn.ReLU(), nn.Conv1d(hidden, 1, 1), nn.Sigmoid())
 
-    def lstm_cell(self, x, h, c):
+    def lstm_cell(
+        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """torch's CPU lstm_cell written out, with its operation order: hidden part first, then input."""
         rnn = self.rnn
         gates = F.linear(h, rnn.weight_hh, rnn.bias_hh) + F.linear(x, rnn.weight_ih, rnn.bias_ih)
@@ -74,7 +78,7 @@ class Decoder(nn.Module):
         h_next = outgate * torch.tanh(c_next)
         return h_next, c_next
 
-    def forward(self, x, state):
+    def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, c = self.lstm_cell(x[:, :, 0], state[0], state[1])
         new_state = torch.stack([h, c])
         return self.decoder(h[:, :, None]), new_state
@@ -95,20 +99,22 @@ class SileroVad16k(nn.Module):
         )
         self.decoder = Decoder(128)
 
-    def step(self, x, state):
+    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the TorchScript `_model.forward(x[B, 576], state)` computes."""
         features = self.encoder(self.stft(x))
         y, new_state = self.decoder(features, state)
         probability = torch.mean(y[:, 0, :], dim=1, keepdim=True)
         return probability, new_state
 
-    def forward(self, chunk, state, context):
+    def forward(
+        self, chunk: torch.Tensor, state: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = torch.cat([context, chunk], dim=1)
         probability, new_state = self.step(x, state)
         return probability, new_state, x[:, -self.context_size :]
 
     @classmethod
-    def from_torchscript(cls, scripted_model) -> SileroVad16k:
+    def from_torchscript(cls, scripted_model: nn.Module) -> SileroVad16k:
         """Copy the weights of a TorchScript `_model` (16 kHz) into the rebuild; names must match exactly."""
         model = cls()
         source = dict(scripted_model.state_dict())

@@ -13,6 +13,7 @@ TensorFlow is imported inside the functions: importing this module costs nothing
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,8 @@ def geometry(samples: int) -> Geometry:
     return Geometry(samples, padded, frames, patches)
 
 
-def _keras():
+def _keras() -> Any:
+    """tf_keras (Keras 2), after TensorFlow's start-up noise is silenced; it ships no type information."""
     from converters import quiet_tensorflow
 
     quiet_tensorflow()
@@ -85,7 +87,7 @@ def _keras():
     return tf_keras
 
 
-def log_mel_patches(waveform, samples: int):
+def log_mel_patches(waveform: Any, samples: int) -> tuple[Any, Any]:
     """Upstream's features: (log-mel spectrogram [frames, 64], patches [patches, 96, 64])."""
     import tensorflow as tf
 
@@ -109,24 +111,25 @@ def log_mel_patches(waveform, samples: int):
     return log_mel, patches
 
 
-def _front_end_layer(samples: int):
+def _front_end_layer(samples: int) -> Any:
     keras = _keras()
+    layer_base: Any = keras.layers.Layer
 
-    class LogMelPatches(keras.layers.Layer):
+    class LogMelPatches(layer_base):  # type: ignore[misc]  # tf_keras ships no type information
         """The log-mel front end as one weightless layer (upstream used loose TF ops)."""
 
-        def call(self, waveform):
+        def call(self, waveform: Any) -> tuple[Any, Any]:
             return log_mel_patches(waveform, samples)
 
     return LogMelPatches(name="log_mel_features")
 
 
-def body_layers(num_classes: int = 521) -> list:
+def body_layers(num_classes: int = 521) -> list[Any]:
     """The CNN as an ordered list of Keras layers with upstream names (front end excluded)."""
     keras = _keras()
     layers = keras.layers
 
-    def bn(name):
+    def bn(name: str) -> Any:
         return layers.BatchNormalization(name=name, center=True, scale=False, epsilon=BN_EPSILON)
 
     stack = [layers.Reshape((PATCH_FRAMES, MEL_BANDS, 1), name="reshape")]
@@ -165,7 +168,7 @@ def body_layers(num_classes: int = 521) -> list:
     return stack
 
 
-def build_frames_model(samples: int = MIN_SAMPLES, num_classes: int = 521):
+def build_frames_model(samples: int = MIN_SAMPLES, num_classes: int = 521) -> Any:
     """Waveform [samples] -> {scores [patches, C], embeddings [patches, 1024], log_mel_spectrogram [frames, 64]}."""
     keras = _keras()
     import tensorflow as tf
@@ -224,7 +227,7 @@ def _identity_mix(cin: int, cout: int) -> np.ndarray:
     return kernel
 
 
-def set_reference_weights(model, seed: int) -> None:
+def set_reference_weights(model: Any, seed: int) -> None:
     """Seeded weights that behave like a trained network's: bounded activations, not chaotic.
 
     Layers 1-5 get He-normal kernels; layers 6-14 start near the identity (centre-tap depthwise
