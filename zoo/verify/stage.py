@@ -31,6 +31,7 @@ from zoo.verify.inputs import ProbeInputs, audio_inputs, build_inputs, espeak_ve
 from zoo.verify.judging import NUMERIC, Reference, judge_outputs
 from zoo.verify.metrics import describe_failure
 from zoo.verify.report import expectations as upstream_expectations
+from zoo.verify.report import machine
 from zoo.vocab import ARTIFACTS
 
 if TYPE_CHECKING:
@@ -312,6 +313,7 @@ def measure(
         "passed": not failures_text,
         "seconds": round(time.perf_counter() - started, 3),
         "threads": threads,
+        "machine": machine(),  # the CPU and the kernel restrictions (ISA variables) this run had
     }
     if "audio" in sets:
         recordings = sets["audio"].inputs
