@@ -169,7 +169,7 @@ def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "runtime": f"openvino {default['precision']}",
                     **default["metrics"],
                     "tolerance": "-",
-                    "result": "not judged",
+                    "result": "not measured" if default.get("not_measured") else "not judged",
                 }
             )
     return rows
