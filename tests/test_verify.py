@@ -408,3 +408,21 @@ def test_an_int8_ir_is_verified_with_its_own_tolerance(workspace):
     )
     strict = verify(catalog, out)
     assert strict.returncode == 1 and "tiny: INT8: max_abs" in strict.stderr
+
+
+def test_report_machine_records_only_the_kernel_variables_that_are_set(monkeypatch):
+    import sys
+
+    from zoo.verify.report import ISA_VARIABLES, machine
+
+    for name in ISA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert machine()["isa_env"] == {}
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    found = machine()
+    assert found["isa_env"] == {"ONEDNN_MAX_CPU_ISA": "AVX2", "TF_ENABLE_ONEDNN_OPTS": "0"}
+    assert found["cpu"] and found["cores"] >= 1
+    assert "ONNX Runtime" in found["notes"] and "XNNPACK" in found["notes"]
+    # torch's own capability only when torch is already loaded: never imported to describe the machine
+    assert ("torch_cpu_capability" in found) == ("torch" in sys.modules)

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from zoo.errors import UsageError
 from zoo.verify.inputs import ProbeInputs
+
+#: the variables that restrict CPU kernels, each read once when a process first uses the library
+ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "TF_ENABLE_ONEDNN_OPTS")
+ISA_NOTES = (
+    "ONEDNN_MAX_CPU_ISA/DNNL_MAX_CPU_ISA cap OpenVINO's, PyTorch's and TensorFlow's oneDNN (OpenVINO's MVN, "
+    "Reduce, Interpolate and f32 MLAS FullyConnected keep their own kernels); ATEN_CPU_CAPABILITY caps "
+    "PyTorch's ATen; ONNX Runtime and TFLite's XNNPACK pick their kernels from the CPU and ignore these"
+)
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
@@ -72,6 +84,35 @@ def expectations(
     return results
 
 
+def machine() -> dict[str, Any]:
+    """The CPU and the kernel restrictions this process ran under: a parity verdict holds for those only.
+
+    PyTorch's own view of its capability is added when torch is already loaded (a framework is
+    never imported just to describe the machine).
+    """
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    found: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "isa_env": {name: os.environ[name] for name in ISA_VARIABLES if name in os.environ},
+        "notes": ISA_NOTES,
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            found["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        except (AttributeError, RuntimeError):
+            pass
+    return found
+
+
 def limit_text(tolerance: dict[str, Any], checks: dict[str, Any] | None = None) -> str:
     """The limits an output was held to, for the table: the budget (and how much of it was used) first."""
     parts = []
@@ -128,7 +169,7 @@ def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "runtime": f"openvino {default['precision']}",
                     **default["metrics"],
                     "tolerance": "-",
-                    "result": "not judged",
+                    "result": "not measured" if default.get("not_measured") else "not judged",
                 }
             )
     return rows

@@ -31,6 +31,7 @@ from zoo.verify.inputs import ProbeInputs, audio_inputs, build_inputs, espeak_ve
 from zoo.verify.judging import NUMERIC, Reference, judge_outputs
 from zoo.verify.metrics import describe_failure
 from zoo.verify.report import expectations as upstream_expectations
+from zoo.verify.report import machine
 from zoo.vocab import ARTIFACTS
 
 if TYPE_CHECKING:
@@ -312,6 +313,7 @@ def measure(
         "passed": not failures_text,
         "seconds": round(time.perf_counter() - started, 3),
         "threads": threads,
+        "machine": machine(),  # the CPU and the kernel restrictions (ISA variables) this run had
     }
     if "audio" in sets:
         recordings = sets["audio"].inputs
@@ -422,7 +424,23 @@ def _default_precision(
             "judged": False,
             "note": "this CPU's default inference precision is f32: same compiled model as the f32 run",
         }
-    default, _ = _verify_artifact(manifest, "FP32", layout, {}, measured, threads, hint=None)
+    try:
+        default, _ = _verify_artifact(manifest, "FP32", layout, {}, measured, threads, hint=None)
+    except ZooError as exc:
+        capped = {
+            k: v for k, v in machine()["isa_env"].items() if k in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+        }
+        if not capped:
+            raise
+        # the plugin reads the CPU's bf16 from CPUID and picks it; oneDNN capped below AVX-512 has no
+        # bf16 kernels, so the default cannot compile here (a fact of this run, not of the IR)
+        return {
+            "precision": cpu_default,
+            "cpu_default": cpu_default,
+            "metrics": {},
+            "judged": False,
+            "not_measured": f"cannot compile at the plugin's default precision under {capped}: {exc.message}",
+        }
     return {
         "precision": default.get("precision"),
         "cpu_default": cpu_default,
