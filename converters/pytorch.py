@@ -151,7 +151,7 @@ class SileroTorchScript:
                 warnings.filterwarnings(
                     "ignore", message=".*torch.jit.load. is deprecated", category=DeprecationWarning
                 )
-                scripted = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]  # unannotated in torch
+                scripted = torch.jit.load(str(path), map_location="cpu")
         except (RuntimeError, ValueError, OSError) as exc:
             raise ZooError(f"{path}: not a readable TorchScript file: {exc}") from exc
         model = getattr(scripted, "_model", None)
@@ -264,7 +264,7 @@ def export_module_onnx(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DeprecationWarning)  # the legacy exporter is our choice
         # torch.jit re-exports TracerWarning without listing it in __all__
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         # reflect padding exports as a reversed Slice, which the exporter cannot fold; harmless
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
         torch.onnx.export(

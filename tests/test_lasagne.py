@@ -108,14 +108,19 @@ def test_export_matches_the_rebuild_in_onnx_runtime(reference, manifest):
     session = ort.InferenceSession(str(reference["onnx"]), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["spectrogram"]
     assert [o.name for o in session.get_outputs()] == ["probabilities"]
-    worst = 0.0
-    for probe in probe_set(44100, 3.0)[:5]:
-        feed = prepare_inputs(manifest, probe.audio, 44100)[0]
-        expected = reference["source"].run(feed)["probabilities"]
-        (got,) = session.run(None, feed)
-        worst = max(worst, float(np.abs(got - expected).max()))
-        assert got.argmax() == expected.argmax()
-    assert worst <= manifest.verify.tolerance["onnx"].atol
+    from zoo.numerics import float64_model, judge_artifact, reduction_profile, run_probes, yardstick
+
+    feeds = [[prepare_inputs(manifest, probe.audio, 44100)[0]] for probe in probe_set(44100, 3.0)[:5]]
+    source = [[reference["source"].run(call) for call in calls] for calls in feeds]
+    exported = [[{"probabilities": session.run(None, call)[0]} for call in calls] for calls in feeds]
+    for src, got in zip(source, exported, strict=True):
+        assert got[0]["probabilities"].argmax() == src[0]["probabilities"].argmax()
+    # within the budget the manifest's policy derives from the source's own float32 error
+    assert manifest.verify.tolerance["onnx"].budget == "derived"
+    exact = run_probes(float64_model(manifest, reference["source"], reference["onnx"]), feeds, manifest)
+    stick = yardstick(manifest, source, exact)["probabilities"]
+    verdict = judge_artifact("onnx", stick, source, exported, reduction_profile(reference["onnx"]))
+    assert verdict.passed, verdict.as_dict()
 
 
 class _RunsCode:

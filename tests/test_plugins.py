@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import MANIFESTS, ROOT, run_zoo
+from tests.conftest import MANIFESTS, ROOT
+from tests.support.cli import run_in_subprocess
 from zoo.catalog import Catalog
 from zoo.errors import UsageError, ZooError
 from zoo.frontends import frontend_for, prepare_inputs, synthetic_feature_inputs
@@ -126,7 +127,8 @@ def _convert(out: Path, env: dict[str, str], *names: str) -> dict[str, dict[str,
     args = ["convert", "--manifests", str(MANIFESTS), "-o", str(out), "--reference-weights", "--json"]
     for name in names:
         args += ["--name", name]
-    result = run_zoo(*args, "--cache-dir", str(out.parent / "cache"), env=env, cwd=out.parent)
+    # a process of its own: which converters package is imported is decided at start-up
+    result = run_in_subprocess(*args, "--cache-dir", str(out.parent / "cache"), env=env, cwd=out.parent)
     assert result.returncode == 0, result.stderr
     return {r["model"]: {s["stage"]: s["status"] for s in r["stages"]} for r in result.json()}
 

@@ -39,6 +39,14 @@ def _tiny_manifest(tflite_name: str = "tiny.tflite", input_name: str = IN):
             "audio": {"sample_rate": 16000},
             "labels": {"file": "unused.txt", "count": 16},
             "convert": {"onnx": {"opset": 17}},
+            "verify": {
+                "tolerance": {
+                    "onnx": {"budget": "derived"},
+                    "FP32": {"budget": "derived"},
+                    "FP16": {"budget": "derived"},
+                    "INT8": {"top1": 0.9},
+                }
+            },
         }
     )
 

@@ -115,7 +115,7 @@ def _front_end_layer(samples: int) -> Any:
     keras = _keras()
     layer_base: Any = keras.layers.Layer
 
-    class LogMelPatches(layer_base):  # type: ignore[misc]  # tf_keras ships no type information
+    class LogMelPatches(layer_base):
         """The log-mel front end as one weightless layer (upstream used loose TF ops)."""
 
         def call(self, waveform: Any) -> tuple[Any, Any]:
