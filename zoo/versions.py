@@ -47,3 +47,19 @@ def versions() -> dict[str, str]:
             found[dist] = version
     found["platform"] = f"{sys.platform}-{platform.machine()}"
     return found
+
+
+def host() -> dict[str, object]:
+    """The CPU model, core count and platform: what a benchmark or a parity verdict was measured on."""
+    import os
+    from pathlib import Path
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": f"{platform.system()}-{platform.machine()}"}

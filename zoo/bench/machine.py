@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,12 +40,6 @@ def load_average() -> float | None:
 
 def machine() -> dict[str, Any]:
     """The CPU model, core count and platform, as the bench result records them."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": f"{platform.system()}-{platform.machine()}"}
+    from zoo.versions import host
+
+    return dict(host())

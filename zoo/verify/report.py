@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -90,17 +88,10 @@ def machine() -> dict[str, Any]:
     PyTorch's own view of its capability is added when torch is already loaded (a framework is
     never imported just to describe the machine).
     """
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from zoo.versions import host
+
     found: dict[str, Any] = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
+        **host(),
         "isa_env": {name: os.environ[name] for name in ISA_VARIABLES if name in os.environ},
         "notes": ISA_NOTES,
     }
