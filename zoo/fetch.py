@@ -5,6 +5,10 @@ folder with a SOURCES.json is always complete. Files come from (in this order) t
 the mirrors, then the manifest's sources; each is checked (size, sha256/sha384) before it enters
 the cache and again whenever the cache hands it out. Instead of downloading, the weights can be a
 user's own file (``weights=``) or seeded reference weights written by the model's converter.
+
+One module (over 400 lines) because the Fetcher's cache, mirror, archive and wheel paths share one
+lock-verify-insert protocol; the source-folder half (obtain_sources, read_source_set) is the next
+thing to move out.
 """
 
 from __future__ import annotations

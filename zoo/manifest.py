@@ -3,6 +3,10 @@
 One YAML file per catalog entry. Validation is strict: unknown keys, wrong
 types and inconsistent values are errors that name the file, the field path
 (`files[0].sha256`) and what was expected.
+
+One module (over 400 lines) on purpose: the schema is one tree of models read top to bottom, and
+its loader turns their validation errors into the messages users see; a field, its check and its
+message stay together.
 """
 
 from __future__ import annotations
