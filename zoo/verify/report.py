@@ -104,14 +104,23 @@ def machine() -> dict[str, Any]:
     return found
 
 
+#: the metric each manifest limit is checked on, as judging.judge_outputs records it
+LIMIT_METRICS = {"atol": "max_abs", "rtol": "max_abs", "cosine": "cosine_min"}
+
+
 def limit_text(tolerance: dict[str, Any], checks: dict[str, Any] | None = None) -> str:
-    """The limits an output was held to, for the table: the budget (and how much of it was used) first."""
+    """The limits an output was held to, for the table: the budget (and how much of it was used) first.
+
+    With *checks* (an output's verdict) only the limits that were applied to that output are shown.
+    """
     parts = []
     budget = (checks or {}).get("budget")
     if budget and budget.get("limit") is not None:
         parts.append(f"budget {budget['limit']:.3g} ({budget.get('used') or 0:.2f} used)")
     for key, value in tolerance.items():
         if key in ("budget", "floor") or not isinstance(value, int | float):
+            continue
+        if checks is not None and LIMIT_METRICS.get(key, key) not in checks:
             continue
         parts.append(f"{key} {value:g}")
     return ", ".join(parts) or "-"
