@@ -64,8 +64,8 @@ def main() -> None:
     if curl is None:
         sys.exit("bench/download.py needs curl (scripts/system-deps.sh installs it)")
 
-    from zoo.fetch import obtain_sources
     from zoo.manifest import load_manifest
+    from zoo.source_folder import obtain_sources
 
     work = Path(tempfile.mkdtemp(prefix="zoo-bench-download-"))
     try:

@@ -64,7 +64,7 @@ def references(tmp_path_factory, catalog):
 @pytest.fixture(scope="session")
 def silero(tmp_path_factory, catalog):
     """silero-vad's real weights: the wheel from the package index, checked by zoo.fetch."""
-    from zoo.fetch import obtain_sources
+    from zoo.source_folder import obtain_sources
 
     manifest = catalog.get("silero-vad")
     root = tmp_path_factory.mktemp("silero")

@@ -28,8 +28,8 @@ from tests.support.httpserver import (
 )
 from zoo.cache import Cache, entry_key
 from zoo.errors import UsageError, ZooError
-from zoo.fetch import SOURCES_JSON, obtain_sources, read_source_set
 from zoo.manifest import load_manifest
+from zoo.source_folder import SOURCES_JSON, obtain_sources, read_source_set
 from zoo.stages.source import download_all
 
 FILE = "aclnet_des_53.onnx"

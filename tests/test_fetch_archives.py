@@ -13,8 +13,8 @@ import pytest
 from tests.support.catalogs import catalog_with_files
 from zoo.archives import UnsafeArchive, open_member, unpack
 from zoo.errors import ZooError
-from zoo.fetch import obtain_sources
 from zoo.manifest import load_manifest
+from zoo.source_folder import obtain_sources
 
 
 def _zip(path, members: dict[str, bytes], symlink: str | None = None):

@@ -14,8 +14,8 @@ from pathlib import Path
 from tests.conftest import ROOT, run_zoo
 from tests.support.catalogs import catalog_with_files, file_entry, served_catalog
 from tests.support.httpserver import Slow, Status
-from zoo.fetch import read_source_set
 from zoo.manifest import load_manifest
+from zoo.source_folder import read_source_set
 from zoo.stages.source import obtain
 
 FILE = "aclnet_des_53.onnx"

@@ -157,8 +157,8 @@ def judged_case(manifest, source, onnx_path: Path, feeds, root: Path) -> dict:
 @pytest.fixture(scope="module")
 def silero(tmp_path_factory):
     """silero-vad's real weights (the wheel from the package index), on two 4 s speech streams."""
-    from zoo.fetch import obtain_sources
     from zoo.plugins import converter_for
+    from zoo.source_folder import obtain_sources
 
     manifest = Catalog().get("silero-vad")
     root = tmp_path_factory.mktemp("silero")

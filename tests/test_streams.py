@@ -14,8 +14,8 @@ from zoo.streams import initial_state, run_calls, run_stream, state_pairs
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory):
     """The tiny recurrent model, its entry, its verified sources in an output folder, and its FP32 IR."""
-    from zoo.fetch import obtain_sources
     from zoo.ir import onnx_to_ir, save_ir
+    from zoo.source_folder import obtain_sources
 
     root = tmp_path_factory.mktemp("streams")
     model = make_stateful_onnx(root / "upstream" / "stream.onnx", seed=3)

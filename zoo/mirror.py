@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
-from zoo.fetch import Fetcher, place
+from zoo.fetch import Fetcher
 from zoo.manifest import Manifest, SourceFile
+from zoo.source_folder import place
 
 INDEX = "index.json"
 

@@ -156,7 +156,7 @@ def failure(exc: Exception) -> str:
 
 def source_weights(manifest: Manifest, out: Path) -> list[Path]:
     """The source model's weights files as fetched (its size column); none when not fetched."""
-    from zoo.fetch import read_source_set
+    from zoo.source_folder import read_source_set
 
     sources = read_source_set(manifest, out)
     if sources is None:

@@ -109,7 +109,7 @@ def evaluate(
 
 def _reference_weights(manifest: Manifest, out: Path) -> bool | None:
     try:
-        from zoo.fetch import read_source_set
+        from zoo.source_folder import read_source_set
 
         sources = read_source_set(manifest, out)
     except ZooError:

@@ -1,7 +1,7 @@
 """The source model of an output folder, in its original framework, as a Runner (runtime "source").
 
 `open_source` is the one way zoo loads it: the verified sources `zoo download` left in
-<out>/<name>/source/ (re-checked by zoo.fetch.read_source_set), loaded by the framework's converter.
+<out>/<name>/source/ (re-checked by zoo.source_folder.read_source_set), loaded by the framework's converter.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from zoo.runtimes.base import Runner
 from zoo.vocab import Runtime
 
 if TYPE_CHECKING:
-    from zoo.fetch import SourceSet
     from zoo.manifest import Manifest
+    from zoo.source_folder import SourceSet
 
 
 class NoSources(ZooError):
@@ -79,7 +79,7 @@ def open_source(
 
     *sources* is the source set when the caller already read it (reading re-hashes every file).
     """
-    from zoo.fetch import read_source_set
+    from zoo.source_folder import read_source_set
 
     if sources is None:
         sources = read_source_set(manifest, Path(out))

@@ -32,10 +32,10 @@ from zoo.layout import ModelLayout
 from zoo.stamps import read_stamp, sha256_file, why_stale, write_stamp
 
 if TYPE_CHECKING:
-    from zoo.fetch import SourceSet
     from zoo.manifest import Manifest
     from zoo.plugins import Converter
     from zoo.records import Stamp
+    from zoo.source_folder import SourceSet
 
 Log = Callable[[str], None]
 

@@ -3,7 +3,7 @@
 Files come from zoo.fetch (cache, mirrors, the manifest's sources); the weights may instead be a
 user's own file (--weights) or seeded reference weights in the upstream format, which the model's
 converter writes (--reference-weights). Fetching knows nothing about converters: this stage asks
-the converter for reference weights and hands the written files to the fetch layer to place and
+the converter for reference weights and hands the written files to zoo.source_folder to place and
 record.
 """
 
@@ -22,8 +22,9 @@ from zoo.stages.engine import ModelRun, Stage
 from zoo.stamps import manifest_part, sha256_file, why_stale
 
 if TYPE_CHECKING:
-    from zoo.fetch import FetchOptions, SourceSet
+    from zoo.fetch import FetchOptions
     from zoo.manifest import Manifest
+    from zoo.source_folder import SourceSet
 
 #: the manifest fields the source stage reads
 SOURCE_FIELDS = {"name", "framework", "files", "weights"}
@@ -32,7 +33,7 @@ SOURCE_FIELDS = {"name", "framework", "files", "weights"}
 def write_reference_weights(manifest: Manifest, layout: ModelLayout, seed: int) -> dict[str, Path]:
     """Seeded weights from the model's converter, written into a scratch folder beside the sources.
 
-    The caller moves them into place (zoo.fetch.obtain_sources(reference=...)) and removes the
+    The caller moves them into place (zoo.source_folder.obtain_sources(reference=...)) and removes the
     scratch folder.
     """
     from zoo.plugins import converter_for
@@ -60,7 +61,7 @@ def obtain(
     **fetch_options: Unpack[FetchOptions],
 ) -> SourceSet:
     """Fill <out>/<name>/source/ (downloads, the user's file, or reference weights) and write SOURCES.json."""
-    from zoo import fetch
+    from zoo import source_folder
 
     if reference_weights and weights is not None:
         raise UsageError("--weights and --reference-weights exclude each other: give one.")
@@ -74,12 +75,12 @@ def obtain(
             )
         reference_weights = False
     if not reference_weights:
-        return fetch.obtain_sources(manifest, out, weights=weights, **fetch_options)
+        return source_folder.obtain_sources(manifest, out, weights=weights, **fetch_options)
     layout = ModelLayout(Path(out), manifest.name)
     layout.root.mkdir(parents=True, exist_ok=True)
     written = write_reference_weights(manifest, layout, seed)
     try:
-        return fetch.obtain_sources(manifest, out, reference=written, seed=seed, **fetch_options)
+        return source_folder.obtain_sources(manifest, out, reference=written, seed=seed, **fetch_options)
     finally:
         shutil.rmtree(next(iter(written.values())).parent, ignore_errors=True)
 
@@ -105,8 +106,8 @@ def download_all(
 ) -> list[Outcome]:
     """The source stage for each manifest, *jobs* at a time; failures are collected, not raised."""
     from zoo.cache import Cache
-    from zoo.fetch import bytes_to_fetch
     from zoo.progress import Progress
+    from zoo.source_folder import bytes_to_fetch
 
     if jobs < 1:
         raise UsageError(f"-j/--jobs: expected a number of at least 1, got {jobs}.")
@@ -184,9 +185,9 @@ class SourceStage(Stage):
         return run.converter_code()
 
     def reuse(self, run: ModelRun) -> bool:
-        from zoo import fetch
+        from zoo import source_folder
 
-        run.sources = fetch.read_source_set(run.manifest, Path(run.options.out))
+        run.sources = source_folder.read_source_set(run.manifest, Path(run.options.out))
         return run.sources is not None
 
     def work(self, run: ModelRun) -> tuple[list[Path], dict[str, Any]]:
@@ -222,9 +223,9 @@ class SourceStage(Stage):
 
 def made_with_reference_weights(manifest: Manifest, out: Path) -> bool | None:
     """Whether the outputs in *out* were made from reference weights (None: no source set there)."""
-    from zoo import fetch
+    from zoo import source_folder
 
-    sources = fetch.read_source_set(manifest, Path(out))
+    sources = source_folder.read_source_set(manifest, Path(out))
     return None if sources is None else bool(sources.reference_weights)
 
 

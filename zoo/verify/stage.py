@@ -194,7 +194,7 @@ def measure(
     run: ModelRun, reference_weights: bool, seed: int, audio: Sequence[Path], threads: int | None
 ) -> dict[str, Any]:
     """Run the source model and every artifact on the probes (and --audio); write report and golden vectors."""
-    from zoo import fetch
+    from zoo import source_folder
     from zoo.numerics import float64_model, reduction_profile
     from zoo.runtimes import cpu_default_precision, open_source
     from zoo.versions import versions
@@ -202,7 +202,7 @@ def measure(
     manifest, out, log = run.manifest, Path(run.options.out), run.log
     started = time.perf_counter()
     layout = ModelLayout(out.resolve(), manifest.name)
-    sources = fetch.read_source_set(manifest, out)
+    sources = source_folder.read_source_set(manifest, out)
     if sources is None or not layout.onnx.is_file():
         raise UsageError(
             f"{manifest.name}: nothing converted in {layout.root}; run `zoo convert --name {manifest.name}"
