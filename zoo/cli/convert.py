@@ -144,21 +144,17 @@ def verify(
         reports, errors = verify_many(
             chosen, out, reference_weights=reference_weights, audio=audio or (), threads=threads, log=log
         )
+    names = [m.name for m in chosen]
     if junit is not None:
         from zoo.junit import write_junit
 
-        names = [m.name for m in chosen]
-        write_junit(
-            junit,
-            reports,
-            {max((n for n in names if e.startswith(f"{n}: ")), key=len, default="-"): e for e in errors},
-        )
+        write_junit(junit, reports, {_verify_error(names, e).model: e for e in errors})
     if as_json:
         print_json(reports if len(reports) != 1 else reports[0])
     elif reports:
         print_verify_table(reports)
     misses = [_verify_miss(r["model"], text) for r in reports for text in r["failures"]]
-    misses += [_verify_error([m.name for m in chosen], text) for text in errors]
+    misses += [_verify_error(names, text) for text in errors]
     report(misses, len(chosen))
 
 

@@ -108,7 +108,7 @@ def judge_outputs(
             metric = {"atol": "max_abs", "rtol": "max_abs", "cosine": "cosine_min"}.get(rule, rule)
             checks.setdefault(metric, {"passed": True, "measured": metrics.get(metric), "limit": limit})
         if derived:
-            budget = _budget_check(kind, spec.name, reference, got_outputs(candidate), tolerance.get("floor"))
+            budget = _budget_check(kind, spec.name, reference, candidate, tolerance.get("floor"))
             checks["budget"] = budget
             if not budget["passed"]:
                 failures.append(
@@ -133,8 +133,3 @@ def judge_outputs(
             "passed": all(c.get("passed") for c in checks.values()) if checks else None,
         }
     return verdicts, failures
-
-
-def got_outputs(candidate: list[list[Feeds]]) -> list[list[Feeds]]:
-    """The candidate's outputs per probe and call, as arrays (what the budget compares)."""
-    return [[{k: np.asarray(v) for k, v in call.items()} for call in calls] for calls in candidate]

@@ -100,10 +100,8 @@ def verify_model(
 
     run = ModelRun(manifest, RunOptions(out=Path(out)), log)
     if not (run.layout.source_dir / "SOURCES.json").is_file() or not run.layout.onnx.is_file():
-        raise UsageError(
-            f"{manifest.name}: nothing converted in {run.layout.root}; run `zoo convert --name {manifest.name}"
-            f"{' --reference-weights' if reference_weights else ''} -o {out}` first."
-        )
+        # before the engine takes the model folder's lock: verifying nothing creates no folder
+        raise nothing_converted(manifest, run.layout.root, out, reference_weights)
     stage = VerifyStage(reference_weights, seed, audio, threads)
     result = run_model(run, [stage])
     if result.error is not None:
@@ -111,6 +109,14 @@ def verify_model(
     if stage.report is None:
         raise ZooError(f"{manifest.name}: verify made no report.")
     return stage.report
+
+
+def nothing_converted(manifest: Manifest, root: Path, out: Path, reference_weights: bool) -> UsageError:
+    """The error for an output folder that holds no (complete) conversion of this model."""
+    return UsageError(
+        f"{manifest.name}: nothing converted in {root}; run `zoo convert --name {manifest.name}"
+        f"{' --reference-weights' if reference_weights else ''} -o {out}` first."
+    )
 
 
 def verify_many(
@@ -204,10 +210,7 @@ def measure(
     layout = ModelLayout(out.resolve(), manifest.name)
     sources = source_folder.read_source_set(manifest, out)
     if sources is None or not layout.onnx.is_file():
-        raise UsageError(
-            f"{manifest.name}: nothing converted in {layout.root}; run `zoo convert --name {manifest.name}"
-            f"{' --reference-weights' if reference_weights else ''} -o {out}` first."
-        )
+        raise nothing_converted(manifest, layout.root, out, reference_weights)
     if reference_weights and not manifest.real_weights_offline and not sources.reference_weights:
         # not asked: the source folder says how the outputs were made; asked, it must agree
         raise UsageError(
