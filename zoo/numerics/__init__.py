@@ -44,6 +44,25 @@ The budget rule, per probe and per output, for an error measured against the sou
   the ONNX with IEEE-rounded weights by as much as that rounding costs, although its compressed
   weight tensors are bit-identical to IEEE rounding; on BirdNET, whose FP16 IR keeps its front
   end in float32, rounding every weight costs 7 logits), so a budget on it would fail genuine IRs.
+- Runtimes without float64: where the source computes a step in float64 (TFLite's RFFT2D runs
+  Ooura's FFT in double, so BirdNET's export keeps its DFT in float64), an artifact whose runtime
+  has no float64 (an OpenVINO IR: the CPU plugin lowers float64 to float32, RDFT takes float32
+  only) cannot be as accurate as the source there, whatever its kernels do. Its yardstick is then
+  the larger of the source's float32 error and the error of the exported graph evaluated WHOLLY
+  in float32 (``float32_graph``: every float64 step narrowed, on ONNX Runtime, against the same
+  float64 evaluation), per probe: what float32 arithmetic must cost on that graph. k = 4 stays
+  (the IR's float32 steps are one more independent float32 evaluation of the same graph). The
+  ONNX artifact, whose runtime keeps the float64 steps, is judged by the source's error alone.
+  On BirdNET this matters on pure tones only, where the true spectrum between harmonics is far
+  below float32's noise floor and the front end's power law (|mel|^0.46) lifts that floor into
+  the logits; noise, speech and real recordings have a spectrum above it.
+- QDQ graphs (a published INT8 ONNX): the float64 evaluation keeps the quantizers and makes the
+  arithmetic between them exact (``zoo.numerics.qdq``). There, honest float32 runtimes differ by
+  whole quantization steps: an element near a half step rounds either way on the last bits of a
+  float32 sum, and the flip spreads through later layers. The source's float32 error is one draw
+  of such flips and may show none by luck, so the yardstick also takes the largest error of
+  ``QuantizerSteps.DRAWS`` float64 evaluations whose quantized activations carry float32-sized
+  relative noise (uniform within the floor's 4 standard deviations, ``4 * u32 * sqrt(n / 3)``).
 - INT8 is not judged here: 8-bit quantization error is a design choice, judged by the
   manifest's agreement metrics (top-k, decision, cosine).
 
@@ -66,9 +85,11 @@ Use (every output of every artifact, per probe; streams carry their own state)::
 from zoo.numerics.budget import (
     FLOOR_SIGMAS,
     LOG_DOMAIN,
+    NO_FLOAT64,
     RATIO,
     U16,
     U32,
+    Alternative,
     K,
     Verdict,
     Yardstick,
@@ -81,11 +102,17 @@ from zoo.numerics.budget import (
     yardstick,
 )
 from zoo.numerics.float64 import (
+    Float32Graph,
     Float64Model,
     KerasFloat64,
     OnnxFloat64,
+    QuantizerSteps,
     TorchFloat64,
+    alternatives,
+    float32_graph,
     float64_model,
+    float64_steps,
+    onnx_to_float32,
     onnx_to_float64,
     reference_f64,
     run_probes,
@@ -93,11 +120,16 @@ from zoo.numerics.float64 import (
 
 __all__ = [
     "FLOOR_SIGMAS",
+    "Alternative",
+    "QuantizerSteps",
+    "alternatives",
     "K",
     "LOG_DOMAIN",
+    "NO_FLOAT64",
     "RATIO",
     "U16",
     "U32",
+    "Float32Graph",
     "Float64Model",
     "KerasFloat64",
     "OnnxFloat64",
@@ -105,10 +137,13 @@ __all__ = [
     "Verdict",
     "Yardstick",
     "budget",
+    "float32_graph",
     "float64_model",
+    "float64_steps",
     "floor32",
     "judge_artifact",
     "max_abs",
+    "onnx_to_float32",
     "onnx_to_float64",
     "reduction_profile",
     "reference_f64",

@@ -20,15 +20,22 @@ import numpy as np
 
 from zoo.errors import ZooError
 from zoo.manifest import Manifest
+from zoo.numerics.budget import NO_FLOAT64
 
 Feeds = dict[str, np.ndarray]
 
 
 class Float64Model:
-    """A model evaluated in float64: ``run(feeds) -> outputs`` (float64 arrays), ``path`` says how."""
+    """A model evaluated in float64: ``run(feeds) -> outputs`` (float64 arrays), ``path`` says how.
+
+    An alternative yardstick (zoo.numerics.budget.Alternative) also names its ``basis`` and the
+    ``artifacts`` it applies to.
+    """
 
     path: str
     output_names: list[str]
+    basis: str = "float64"
+    artifacts: frozenset[str] = frozenset()
 
     def run(self, feeds: Feeds) -> Feeds:
         raise NotImplementedError
@@ -97,25 +104,27 @@ class KerasFloat64(Float64Model):
         return {n: np.asarray(out[n].numpy(), dtype=np.float64) for n in self.output_names}
 
 
-def onnx_to_float64(model: Any, weights: str = "float32") -> Any:
-    """A copy of an ONNX ModelProto computing in float64: every float type, initializer, constant, cast.
-
-    ``weights="float16"`` rounds every float32 initializer and constant to float16 first.
-    """
+def _retype(model: Any, wide: bool, weights: str = "float32") -> Any:
+    """A copy of an ONNX ModelProto with every float tensor type, initializer, constant and cast
+    widened from float32 to float64 (*wide*) or narrowed from float64 to float32."""
     import onnx
     from onnx import TensorProto, numpy_helper
 
     model = copy.deepcopy(model)
     f32, f64 = TensorProto.FLOAT, TensorProto.DOUBLE
+    old, new = (f32, f64) if wide else (f64, f32)
+    dtype = np.float64 if wide else np.float32
 
     def tensor(t: Any) -> None:
-        if t.data_type == f32:
-            values = numpy_helper.to_array(t).astype(weights).astype(np.float64)
-            t.CopyFrom(numpy_helper.from_array(values, t.name))
+        if t.data_type == old:
+            values = numpy_helper.to_array(t)
+            if wide:
+                values = values.astype(weights)
+            t.CopyFrom(numpy_helper.from_array(values.astype(dtype), t.name))
 
     def value_info(v: Any) -> None:
-        if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type == f32:
-            v.type.tensor_type.elem_type = f64
+        if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type == old:
+            v.type.tensor_type.elem_type = new
 
     def graph(g: Any) -> None:
         for t in g.initializer:
@@ -132,21 +141,71 @@ def onnx_to_float64(model: Any, weights: str = "float32") -> Any:
                     for sub in a.graphs:
                         graph(sub)
                 elif a.name in ("to", "dtype", "output_dtype") and a.type == onnx.AttributeProto.INT:
-                    if a.i == f32:
-                        a.i = f64
+                    if a.i == old:
+                        a.i = new
 
     graph(model.graph)
     return model
 
 
+def onnx_to_float64(model: Any, weights: str = "float32", noise: float | None = None, draw: int = 0) -> Any:
+    """A copy of an ONNX ModelProto computing in float64: every float type, initializer, constant, cast.
+
+    ``weights="float16"`` rounds every float32 initializer and constant to float16 first. A QDQ
+    graph's quantize/dequantize steps are written out as float arithmetic first (zoo.numerics.qdq):
+    the quantizers stay, everything between them becomes exact (*noise*: see expand_qdq).
+    """
+    from zoo.numerics.qdq import expand_qdq, has_quantizers
+
+    if has_quantizers(model):
+        model = expand_qdq(model, noise, draw)
+    return _retype(model, wide=True, weights=weights)
+
+
+def onnx_to_float32(model: Any) -> Any:
+    """A copy of an ONNX ModelProto computing wholly in float32: every float64 step narrowed."""
+    return _retype(model, wide=False)
+
+
+def float64_steps(model: Any) -> list[str]:
+    """The nodes of an ONNX graph that compute in float64 (casts to double and what consumes them)."""
+    import onnx
+    from onnx import TensorProto
+
+    wide: set[str] = {t.name for t in model.graph.initializer if t.data_type == TensorProto.DOUBLE}
+    wide |= {
+        v.name
+        for v in list(model.graph.input) + list(model.graph.value_info)
+        if v.type.tensor_type.elem_type == TensorProto.DOUBLE
+    }
+    steps = []
+    for node in model.graph.node:  # nodes are in topological order
+        casts_up = node.op_type == "Cast" and any(
+            a.name == "to" and a.type == onnx.AttributeProto.INT and a.i == TensorProto.DOUBLE
+            for a in node.attribute
+        )
+        narrows = node.op_type == "Cast" and not casts_up
+        if casts_up or (not narrows and any(i in wide for i in node.input)):
+            steps.append(node.name or node.op_type)
+            wide.update(node.output)
+    return steps
+
+
 class OnnxFloat64(Float64Model):
     """The ONNX graph in float64 on ONNX Runtime ("ort") or ONNX's reference evaluator ("reference")."""
 
-    def __init__(self, path: str | Path, engine: str = "ort", weights: str = "float32"):
+    def __init__(
+        self,
+        path: str | Path,
+        engine: str = "ort",
+        weights: str = "float32",
+        noise: float | None = None,
+        draw: int = 0,
+    ):
         import onnx
 
         self.source_path = Path(path)
-        proto = onnx_to_float64(onnx.load(str(path)), weights)
+        proto = onnx_to_float64(onnx.load(str(path)), weights, noise, draw)
         self.output_names = [o.name for o in proto.graph.output]
         self.engine = engine
         if engine == "ort":
@@ -164,7 +223,10 @@ class OnnxFloat64(Float64Model):
         if engine == "reference":
             from onnx.reference import ReferenceEvaluator
 
-            self.evaluator = ReferenceEvaluator(proto)
+            try:
+                self.evaluator = ReferenceEvaluator(proto)
+            except Exception as exc:  # an op neither engine evaluates in float64
+                raise _no_float64(self.source_path, exc) from exc
         self.types = {i.name: i.type.tensor_type.elem_type for i in proto.graph.input}
         self.path = f"ONNX graph in float64 ({'ONNX Runtime' if self.engine == 'ort' else 'onnx.reference'})"
 
@@ -177,8 +239,106 @@ class OnnxFloat64(Float64Model):
         if self.engine == "ort":
             values = self.session.run(self.output_names, given)
         else:
-            values = self.evaluator.run(self.output_names, given)
+            try:
+                values = self.evaluator.run(self.output_names, given)
+            except Exception as exc:  # the reference evaluator checks op versions when it runs
+                raise _no_float64(self.source_path, exc) from exc
         return dict(zip(self.output_names, values, strict=True))
+
+
+def _no_float64(path: Path, exc: Exception) -> ZooError:
+    return ZooError(
+        f"{path.name}: no float64 evaluation of this graph ({type(exc).__name__}: {str(exc)[:300]}); "
+        "`budget: derived` needs one. Give the artifact's verify.tolerance an explicit override "
+        "(atol with a comment that derives it) instead."
+    )
+
+
+class Float32Graph(Float64Model):
+    """The exported ONNX graph with its float64 steps narrowed to float32, on ONNX Runtime.
+
+    What float32 arithmetic costs where the source computes in float64 (BirdNET's DFT): the
+    yardstick of artifacts whose runtime has no float64 (OpenVINO lowers it to float32).
+    """
+
+    basis = "the graph wholly in float32"
+    artifacts = NO_FLOAT64
+
+    def __init__(self, path: str | Path, steps: list[str]):
+        import onnx
+        import onnxruntime as ort
+
+        proto = onnx_to_float32(onnx.load(str(path)))
+        self.output_names = [o.name for o in proto.graph.output]
+        self.steps = steps
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        self.session = ort.InferenceSession(
+            proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        self.path = f"ONNX graph wholly in float32 (ONNX Runtime; {len(steps)} float64 steps narrowed)"
+
+        self.types = {i.name: i.type.tensor_type.elem_type for i in proto.graph.input}
+
+    def run(self, feeds: Feeds) -> Feeds:
+        from onnx import helper
+
+        given = {
+            n: np.asarray(feeds[n], dtype=helper.tensor_dtype_to_np_dtype(t)) for n, t in self.types.items()
+        }
+        values = self.session.run(self.output_names, given)
+        return dict(zip(self.output_names, values, strict=True))
+
+
+class QuantizerSteps(OnnxFloat64):
+    """A QDQ graph in float64 with float32-sized noise on what its quantizers round (zoo.numerics.qdq).
+
+    Which elements land on the neighbouring step depends on the last bits of the sums before each
+    quantizer, so a float32 runtime and an exact evaluation differ by whole steps there, and one
+    flip early in the network spreads to thousands of elements later. The source's own float32
+    error is one draw of those flips and may show none by luck (measured: AclNet's INT8 ONNX on
+    silence). This evaluation draws them: each quantized activation times 1 + U(-a, a) with
+    a = 4 * u32 * sqrt(n / 3) (the floor's 4 standard deviations of the rounding of an n-long
+    sum, n the graph's longest reduction), over ``DRAWS`` seeded draws whose largest error counts.
+    """
+
+    basis = "quantizer steps under float32 rounding"
+    artifacts = frozenset({"onnx", "FP32", "FP16"})
+    DRAWS = 3
+
+    def __init__(self, path: str | Path, longest: int, draw: int = 0, engine: str = "ort"):
+        import math
+
+        from zoo.numerics.budget import FLOOR_SIGMAS, U32
+
+        self.noise = FLOOR_SIGMAS * U32 * math.sqrt(longest / 3.0)
+        super().__init__(path, engine, noise=self.noise, draw=draw)
+        self.path = f"QDQ graph in float64, quantized activations x (1 + U(+-{self.noise:.2g})), draw {draw}"
+
+
+def alternatives(onnx_path: str | Path, longest: int) -> list[Float64Model]:
+    """The alternative yardsticks an exported graph needs: float64 steps, quantizers (or none)."""
+    import onnx
+
+    from zoo.numerics.qdq import has_quantizers
+
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    found: list[Float64Model] = []
+    steps = float64_steps(proto)
+    if steps:
+        found.append(Float32Graph(onnx_path, steps))
+    if has_quantizers(proto):
+        found += [QuantizerSteps(onnx_path, longest, draw) for draw in range(QuantizerSteps.DRAWS)]
+    return found
+
+
+def float32_graph(onnx_path: str | Path) -> Float32Graph | None:
+    """The uniform-float32 evaluation of an exported graph that computes some steps in float64, else None."""
+    import onnx
+
+    steps = float64_steps(onnx.load(str(onnx_path), load_external_data=False))
+    return Float32Graph(onnx_path, steps) if steps else None
 
 
 def float64_model(

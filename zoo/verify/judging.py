@@ -60,7 +60,8 @@ def _budget_check(
         "measured": max((e for e, _ in rows), default=0.0),
         "limit": rows[worst][1] if rows else 0.0,
         "used": used[worst] if used else 0.0,
-        "yardstick": stick.error[worst] if rows else 0.0,
+        "yardstick": stick.error_for(kind, worst) if rows else 0.0,
+        "yardstick_basis": stick.basis(kind),
         "floor": verdict.floor if floor is None else max(verdict.floor, floor),
         "worst_probe": reference.names[worst] if rows else None,
         "error_on_worst_probe": rows[worst][0] if rows else 0.0,
@@ -120,7 +121,9 @@ def judge_outputs(
                         "output": spec.name,
                         "primary": primary,
                         "yardstick": budget.get("yardstick"),
+                        "basis": budget.get("yardstick_basis"),
                         "probe": budget.get("worst_probe"),
+                        "probe_error": budget.get("error_on_worst_probe"),
                         "used": budget.get("used"),
                     }
                 )

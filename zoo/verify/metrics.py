@@ -147,9 +147,13 @@ def describe_failure(model: str, artifact: str, failure: dict) -> str:
     where = f"{model}: {artifact}: " + (f"{failure['output']}: " if named else "")
     where += "step by step: " if failure.get("mode") == "step" else ""
     if failure["rule"] == "budget":
+        there = failure.get("probe_error")
+        if isinstance(there, float) and there != measured:  # the worst probe is not the largest error
+            shown = f"{there:.4g} (largest over probes {shown})"
         return (
             f"{where}max_abs {shown} exceeds its budget {limit:.4g} on probe {failure.get('probe')!r} "
-            f"(the source's own float32 error there is {failure.get('yardstick') or 0:.3g}; "
+            f"(the yardstick there, {failure.get('basis') or 'source float32'} against float64, "
+            f"is {failure.get('yardstick') or 0:.3g}; "
             f"{failure.get('used') or 0:.1f}x the budget)"
         )
     if failure["rule"] == "atol":

@@ -162,8 +162,16 @@ class Measured:
     """One input set (probes or user audio) run through the source and, lazily, in float64."""
 
     def __init__(
-        self, run: ModelRun, source: Runner, inputs: ProbeInputs, float64: Any, profile: tuple[int, int]
+        self,
+        run: ModelRun,
+        source: Runner,
+        inputs: ProbeInputs,
+        float64: Any,
+        profile: tuple[int, int],
+        alternatives: Sequence[Any] = (),
     ):
+        """*alternatives*: further yardsticks the exported graph needs (``zoo.numerics.alternatives``:
+        its float64 steps wholly in float32, its quantizers under float32 rounding)."""
         from zoo.numerics import run_probes, yardstick
 
         self.inputs = inputs
@@ -176,14 +184,22 @@ class Measured:
         sticks = None
         if float64 is not None:
             exact = run_probes(float64, inputs.feeds, run.manifest)
-            sticks = yardstick(run.manifest, outputs, exact)
+            others = [(m.basis, m.artifacts, run_probes(m, inputs.feeds, run.manifest)) for m in alternatives]
+            sticks = yardstick(run.manifest, outputs, exact, alternatives=others)
         self.reference = Reference(inputs.names, outputs, sticks, profile, getattr(float64, "path", None))
         self.step: Reference | None = None
         if inputs.streaming and float64 is not None:
             # step by step: every call from the SOURCE's state, so errors cannot pile up along a stream
             exact_step = [[float64.run(feed) for feed in given] for given in self.given]
+            others_step = [
+                (m.basis, m.artifacts, [[m.run(feed) for feed in given] for given in self.given])
+                for m in alternatives
+            ]
             self.step = Reference(
-                inputs.names, outputs, yardstick(run.manifest, outputs, exact_step), profile
+                inputs.names,
+                outputs,
+                yardstick(run.manifest, outputs, exact_step, alternatives=others_step),
+                profile,
             )
 
 
@@ -201,7 +217,7 @@ def measure(
 ) -> dict[str, Any]:
     """Run the source model and every artifact on the probes (and --audio); write report and golden vectors."""
     from zoo import source_folder
-    from zoo.numerics import float64_model, reduction_profile
+    from zoo.numerics import alternatives, float64_model, reduction_profile
     from zoo.runtimes import cpu_default_precision, open_source
     from zoo.versions import versions
 
@@ -226,14 +242,16 @@ def measure(
         log(f"{manifest.name}: loading its float64 evaluation (the yardstick of the budgets)")
         float64 = float64_model(manifest, source.model, layout.onnx)
     profile = reduction_profile(layout.onnx)
+    # float64 steps cost float32 arithmetic in runtimes without float64; quantizers flip steps
+    others = alternatives(layout.onnx, profile[0]) if float64 is not None else []
 
     probes = build_inputs(manifest, seed=seed)
     log(f"{manifest.name}: {len(probes.names)} probes, {probes.calls} calls")
-    sets = {"probes": Measured(run, source, probes, float64, profile)}
+    sets = {"probes": Measured(run, source, probes, float64, profile, others)}
     if audio:
         recordings = audio_inputs(manifest, audio)
         log(f"{manifest.name}: {len(recordings.names)} recordings, {recordings.calls} calls")
-        sets["audio"] = Measured(run, source, recordings, float64, profile)
+        sets["audio"] = Measured(run, source, recordings, float64, profile, others)
 
     artifacts: dict[str, dict[str, Any]] = {}
     audio_figures: dict[str, dict[str, Any]] = {}
@@ -300,6 +318,16 @@ def measure(
             "runtime": source.model_type,
             "threads": source.threads,
             "float64": reference.float64_path,
+            # further yardsticks: float64 steps evaluated wholly in float32, quantizers under noise
+            "alternatives": [
+                {
+                    "basis": m.basis,
+                    "path": m.path,
+                    "artifacts": sorted(m.artifacts),
+                    **({"steps": m.steps} if hasattr(m, "steps") else {}),
+                }
+                for m in others
+            ],
             "reduction_profile": list(profile),
         },
         "probes": {
