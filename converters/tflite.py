@@ -7,13 +7,14 @@ cast to float (which keeps the real part). Neither converter handles that op as 
   runs in float64, as TFLite's own RFFT2D kernel does (it calls Ooura's fft2d in double):
   a float32 FFT leaves a noise floor of ~1e-7 of the frame's energy in every bin, and BirdNET's
   power step (|mel|^0.46) turns that floor into logit changes of 0.1-0.3 on pure tones and silence.
-- OpenVINO (TFLite front end): a conversion extension maps RFFT2D to RDFT + the real part.
-  RDFT takes float32 only (and the CPU plugin lowers float64 math to float32), so the IR keeps
-  a float32 FFT; to take at least the Hann window's own spectrum out of the rounding, each
-  frame's projection onto the window is removed before the FFT and its exact spectrum added
-  back after it. That makes silence and constant frames exact; pure tones keep the float32
-  floor. The front end (everything before the first convolution) is renamed `front_end/...`
-  so the manifest can keep it in float32 in the FP16 IR.
+- OpenVINO (TFLite front end): a conversion extension maps RFFT2D to its real part as a MatMul
+  with the cosine basis, and ``fold_linear_front_end`` folds the Hann window before it and the
+  mel MatMul after it into one (frame x mels) matrix formed in float64: the IR multiplies raw
+  frames by a 2048 x 96 matrix where OpenVINO's RDFT (float32 only, and 80 % of the IR's time)
+  used to run. Its float32 sums keep a noise floor like a float32 FFT's (pure tones move logits
+  by up to ~0.3; zoo.numerics' yardstick for runtimes without float64 covers exactly that).
+  The front end (everything before the first convolution) is renamed `front_end/...` so the
+  manifest can keep it in float32 in the FP16 IR and out of INT8 quantization.
 
 TensorFlow, tf2onnx and OpenVINO are imported inside the functions.
 """
@@ -177,27 +178,118 @@ def _window_of(frames: Any) -> np.ndarray | None:
     return None
 
 
+#: friendly-name tag of the DFT-as-MatMul the RFFT2D extension emits (fold_linear_front_end finds it)
+DFT_BASIS_TAG = "rfft_real_basis"
+
+
+def _fft_length(node: Any, frames: Any) -> int:
+    """The transform length of an RFFT2D node: its constant fft_length, else the frames' last dim."""
+    lengths = node.get_input(1).get_node()
+    if lengths.get_type_name() == "Constant":
+        return int(np.asarray(lengths.get_data()).ravel()[-1])
+    return int(frames.get_partial_shape()[-1].get_length())
+
+
 def _rfft2d_real_part(node: Any) -> list[Any]:
-    """Conversion extension: RFFT2D -> real part of RDFT, with the window's own spectrum added exactly."""
+    """Conversion extension: RFFT2D -> its real part as a MatMul with the cosine basis.
+
+    Re X_k = sum_n x_n cos(2 pi k n / N): one constant matrix, computed in float64. Alone it is
+    a slow DFT for large N; ``fold_linear_front_end`` then folds the window before it and the
+    mel matrix after it into one small matrix.
+    """
     import openvino.opset13 as ops
 
-    frames, lengths = node.get_input(0), node.get_input(1)
-    axes = ops.constant(np.array([-2, -1], dtype=np.int64))
-    real = ops.constant(np.array(0, dtype=np.int64))
-    last = ops.constant(np.array(-1, dtype=np.int64))
-    window = _window_of(frames)
-    if window is None:
-        return [ops.gather(ops.rdft(frames, axes, lengths), real, last).output(0)]
-    # frames = a * window + rest, a per frame (least squares); RDFT(window) is exact in float64
-    shape = ops.constant(window.astype(np.float32))
-    amount = ops.divide(
-        ops.reduce_sum(ops.multiply(frames, shape), last, True),
-        ops.constant(np.array(float(window @ window), dtype=np.float32)),
-    )
-    rest = ops.subtract(frames, ops.multiply(amount, shape))
-    window_spectrum = ops.constant(np.fft.rfft(window).real.astype(np.float32))
-    spectrum = ops.gather(ops.rdft(rest, axes, lengths), real, last)
-    return [ops.add(spectrum, ops.multiply(amount, window_spectrum)).output(0)]
+    frames = node.get_input(0)
+    n = _fft_length(node, frames)
+    k = np.arange(n // 2 + 1)
+    basis = np.cos(2.0 * np.pi * np.outer(np.arange(n), k) / n)
+    real = ops.matmul(frames, ops.constant(basis.astype(np.float32)), False, False)
+    real.set_friendly_name(f"{DFT_BASIS_TAG}_{n}")
+    return [real.output(0)]
+
+
+def fold_linear_front_end(model: Any) -> int:
+    """Fold window x DFT real part x mel matrix into one float64-computed matrix per spectrogram.
+
+    BirdNET's front end is linear up to its mel energies: frames times a Hann window, the real
+    part of their RFFT, then a MatMul with the mel filter bank. Three steps make one (N x mels)
+    matrix W = diag(window) C M, so the IR multiplies each raw frame by W (2048 x 96 instead of a
+    2048-point FFT and a 1025 x 96 MatMul), and the products are formed in float64 before one
+    rounding to float32. Only reshapes, squeezes and converts may sit between the DFT and the
+    mel MatMul. Returns the number folded.
+    """
+    import openvino.opset13 as ops
+
+    folded = 0
+    shape_only = ("Squeeze", "Unsqueeze", "Reshape", "Convert")
+    for dft in [op for op in model.get_ordered_ops() if op.get_friendly_name().startswith(DFT_BASIS_TAG)]:
+        basis = np.asarray(dft.input_value(1).get_node().get_data(), dtype=np.float64)
+        if dft.get_attributes().get("transpose_b"):  # passes may have stored it transposed
+            basis = basis.T
+        n = basis.shape[0]
+        # downstream: through shape-only steps to the MatMul with the constant mel matrix
+        node, mel = dft, None
+        shape_reads: list[Any] = []
+        while True:
+            # ShapeOf consumers read static shapes only: they become constants below
+            targets: list[Any] = []
+            for t in node.output(0).get_target_inputs():
+                (shape_reads if t.get_node().get_type_name() == "ShapeOf" else targets).append(t.get_node())
+            if len(targets) != 1:
+                break
+            node = targets[0]
+            if node.get_type_name() == "MatMul":
+                other = node.input_value(1).get_node()
+                if other.get_type_name() == "Constant" and node.input_value(0).get_node() is not other:
+                    mel = node
+                break
+            if node.get_type_name() not in shape_only:
+                break
+        if mel is None:
+            continue
+        matrix = np.asarray(mel.input_value(1).get_node().get_data(), dtype=np.float64)
+        attributes = mel.get_attributes()
+        if attributes.get("transpose_b"):
+            matrix = matrix.T
+        if attributes.get("transpose_a") or matrix.ndim != 2 or matrix.shape[0] != basis.shape[1]:
+            continue
+        # upstream: the raw frames, when a constant window is multiplied into them (reshapes and
+        # unsqueezes between keep the row order, so flattening either gives the same rows)
+        frames = dft.input_value(0)
+        window = _window_of(frames)
+        raw = frames
+        if window is not None:
+            node = frames.get_node()
+            while node.get_type_name() in ("Unsqueeze", "Reshape"):
+                node = node.input_value(0).get_node()
+            values = [v for v in node.input_values() if v.get_node().get_type_name() != "Constant"]
+            if len(values) == 1:
+                raw = values[0]
+            else:
+                window = None
+        # numpy's own loops, not BLAS: a threaded BLAS inside a process already running the
+        # converters' thread pools can spin for minutes on a busy machine
+        weights = np.einsum("nk,km->nm", basis, matrix)
+        if window is not None:
+            weights = window[:, None] * weights
+        given = mel.input_value(0).get_partial_shape()  # the rows the mel MatMul multiplies
+        if not given.is_static:
+            continue
+        rows = [int(d) for d in given.to_shape()][:-1]
+        flat = ops.reshape(raw, ops.constant(np.array(rows + [n], dtype=np.int64)), False)
+        fused = ops.matmul(flat, ops.constant(weights.astype(np.float32)), False, False)
+        fused.set_friendly_name(mel.get_friendly_name())
+        for target in list(mel.output(0).get_target_inputs()):
+            target.replace_source_output(fused.output(0))
+        for read in shape_reads:
+            static = read.input_value(0).get_partial_shape()
+            if static.is_static:
+                dtype = np.int32 if read.get_output_element_type(0).get_type_name() == "i32" else np.int64
+                value = ops.constant(np.array(list(static.to_shape()), dtype=dtype))
+                for target in list(read.output(0).get_target_inputs()):
+                    target.replace_source_output(value.output(0))
+        folded += 1
+    return folded
 
 
 def front_end_nodes(model: Any) -> list[Any]:
@@ -349,6 +441,9 @@ class TfliteConverter(Converter[TfliteSourceModel]):
             folding = Manager()
             folding.register_pass(ConstantFolding())
             folding.run_passes(converted)  # the shape arithmetic of the dynamic-batch graph, now static
+            if fold_linear_front_end(converted):
+                converted.validate_nodes_and_infer_types()
+                folding.run_passes(converted)  # the shape reads of the replaced DFT
             for op in front_end_nodes(converted):
                 op.set_friendly_name(FRONT_END_PREFIX + op.get_friendly_name())
             name_ports(converted, manifest)
