@@ -180,6 +180,8 @@ def _window_of(frames: Any) -> np.ndarray | None:
 
 #: friendly-name tag of the DFT-as-MatMul the RFFT2D extension emits (fold_linear_front_end finds it)
 DFT_BASIS_TAG = "rfft_real_basis"
+#: friendly-name tag of the folded front end's strided convolution (front_end_nodes looks past it)
+FOLDED_TAG = "frames_by_bands"
 
 
 def _fft_length(node: Any, frames: Any) -> int:
@@ -206,6 +208,42 @@ def _rfft2d_real_part(node: Any) -> list[Any]:
     real = ops.matmul(frames, ops.constant(basis.astype(np.float32)), False, False)
     real.set_friendly_name(f"{DFT_BASIS_TAG}_{n}")
     return [real.output(0)]
+
+
+def _framing_of(frames: Any, n: int) -> tuple[Any, int, int] | None:
+    """(signal as [batch, 1, samples], hop, frame count) when *frames* is TensorFlow's framing of
+    one signal: Reshape(Gather(Reshape(signal, [b, L/g, g]), indices[f, j] = f*s + j, axis 1))
+    with hop = s * g; None for anything else."""
+    import openvino.opset13 as ops
+
+    gather = frames.get_node()
+    while gather.get_type_name() == "Reshape":
+        gather = gather.input_value(0).get_node()
+    if gather.get_type_name() != "Gather" or gather.get_attributes().get("batch_dims", 0) != 0:
+        return None
+    indices, axis = (gather.input_value(i).get_node() for i in (1, 2))
+    data = gather.input_value(0).get_partial_shape()
+    if indices.get_type_name() != "Constant" or axis.get_type_name() != "Constant" or not data.is_static:
+        return None
+    dims = [int(d) for d in data.to_shape()]
+    index = np.asarray(indices.get_data())
+    if len(dims) != 3 or int(np.asarray(axis.get_data())) not in (1, -2) or index.ndim != 2:
+        return None
+    count, width = index.shape
+    piece = dims[2]
+    if count < 2 or width * piece != n:
+        return None
+    step = int(index[1, 0] - index[0, 0])
+    if not np.array_equal(index, np.arange(count)[:, None] * step + np.arange(width)[None, :] + index[0, 0]):
+        return None
+    start, samples = int(index[0, 0]) * piece, dims[1] * piece
+    hop = step * piece
+    if start != 0 or (samples - n) // hop + 1 != count:
+        return None
+    signal = ops.reshape(
+        gather.input_value(0), ops.constant(np.array([dims[0], 1, samples], np.int64)), False
+    )
+    return signal.output(0), hop, count
 
 
 def fold_linear_front_end(model: Any) -> int:
@@ -276,8 +314,22 @@ def fold_linear_front_end(model: Any) -> int:
         if not given.is_static:
             continue
         rows = [int(d) for d in given.to_shape()][:-1]
-        flat = ops.reshape(raw, ops.constant(np.array(rows + [n], dtype=np.int64)), False)
-        fused = ops.matmul(flat, ops.constant(weights.astype(np.float32)), False, False)
+        framing = _framing_of(raw, n)
+        if framing is not None:
+            # frames gathered from one signal at a fixed hop: a strided convolution reads the
+            # signal in place (measured 3x faster than OpenVINO's gather plus MatMul)
+            signal, hop, count = framing
+            kernel = ops.constant(np.ascontiguousarray(weights.T.reshape(weights.shape[1], 1, n), np.float32))
+            conv = ops.convolution(signal, kernel, [hop], [0], [0], [1])
+            conv.set_friendly_name(f"{mel.get_friendly_name()}/{FOLDED_TAG}")  # not the network's
+            bands = ops.transpose(conv, ops.constant(np.array([0, 2, 1], dtype=np.int64)))
+            if count != int(np.prod(rows)):
+                framing = None
+            else:
+                fused = ops.reshape(bands, ops.constant(np.array(rows + [weights.shape[1]], np.int64)), False)
+        if framing is None:
+            flat = ops.reshape(raw, ops.constant(np.array(rows + [n], dtype=np.int64)), False)
+            fused = ops.matmul(flat, ops.constant(weights.astype(np.float32)), False, False)
         fused.set_friendly_name(mel.get_friendly_name())
         for target in list(mel.output(0).get_target_inputs()):
             target.replace_source_output(fused.output(0))
@@ -293,9 +345,18 @@ def fold_linear_front_end(model: Any) -> int:
 
 
 def front_end_nodes(model: Any) -> list[Any]:
-    """Every op the first convolution's input depends on: the in-graph spectrogram front end."""
+    """Every op the first convolution's input depends on: the in-graph spectrogram front end.
+
+    The first convolution of the NETWORK: the folded front end's own strided convolution is part
+    of the front end.
+    """
     first = next(
-        (op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")),
+        (
+            op
+            for op in model.get_ordered_ops()
+            if op.get_type_name() in ("Convolution", "GroupConvolution")
+            and not op.get_friendly_name().endswith(FOLDED_TAG)
+        ),
         None,
     )
     if first is None:

@@ -141,31 +141,40 @@ def test_openvino_front_end_is_one_matrix_computed_in_float64(tiny, monkeypatch)
     assert "RDFT" not in kinds and "DFT" not in kinds
     assert not [op for op in model.get_ops() if op.get_friendly_name().find(tflite.DFT_BASIS_TAG) >= 0]
     weights = [
-        op.input_value(1).get_node()
+        (op.get_type_name(), tuple(op.input_value(1).get_node().get_output_shape(0)))
         for op in model.get_ops()
-        if op.get_type_name() == "MatMul" and op.input_value(1).get_node().get_type_name() == "Constant"
+        if op.get_type_name() in ("MatMul", "Convolution")
+        and op.input_value(1).get_node().get_type_name() == "Constant"
     ]
-    assert [tuple(w.get_output_shape(0)) for w in weights] == [(256, 16)]  # frame x bands, nothing else
+    # frames at a fixed hop of one signal: a strided convolution with the (bands x 1 x frame) matrix
+    assert weights == [("Convolution", (16, 1, 256))], weights
+    assert "Gather" not in kinds  # no frames are materialised
     powers = [op for op in model.get_ops() if op.get_type_name() == "Power"]
     assert [p.input_value(0).get_node().get_type_name() for p in powers] == ["Abs"]  # no squared intermediate
 
-    # the same conversion without the fold: the DFT as a (256 x 129) MatMul, then the bands
-    monkeypatch.setattr(tflite, "fold_linear_front_end", lambda model: 0)
-    tiny["source"].openvino = None
-    try:
-        unfolded = converter_for("tflite").to_openvino(tiny["source"], {}, tiny["manifest"])
-    finally:
+    def converted_with(name: str, replacement) -> object:
+        monkeypatch.setattr(tflite, name, replacement)
         tiny["source"].openvino = None
+        try:
+            return converter_for("tflite").to_openvino(tiny["source"], {}, tiny["manifest"])
+        finally:
+            tiny["source"].openvino = None
+            monkeypatch.undo()
+
+    # frames that are not a plain framing of one signal: the folded matrix as a MatMul
+    gathered = converted_with("_framing_of", lambda frames, n: None)
+    assert "Gather" in [op.get_type_name() for op in gathered.get_ops()]
+    # no fold at all: the DFT as a (256 x 129) MatMul, then the bands
+    unfolded = converted_with("fold_linear_front_end", lambda model: 0)
     assert [op for op in unfolded.get_ops() if op.get_friendly_name().find(tflite.DFT_BASIS_TAG) >= 0]
-    folded, plain = compiled(model), compiled(unfolded)
     for name, audio in _inputs().items():
         if name == "constant":  # bands that are ~0 there: float32 noise under a power of 0.46
             continue
         expected = tiny["source"].run({IN: audio})[OUT]
         # bound: float32 rounding of the two 256- and 129-long sums (zoo.numerics' floor, 4 sigma)
         bound = floor32(float(np.abs(expected).max()), (256, 2))
-        assert float(np.abs(folded({0: audio})[0] - expected).max()) < bound, name
-        assert float(np.abs(plain({0: audio})[0] - expected).max()) < bound, name
+        for variant in (model, gathered, unfolded):
+            assert float(np.abs(compiled(variant)({0: audio})[0] - expected).max()) < bound, name
 
 
 def test_a_manifest_naming_another_input_is_refused(tiny):
