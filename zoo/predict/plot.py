@@ -41,7 +41,7 @@ def log_mel_image(path: Path, seconds: float) -> tuple[np.ndarray, int]:
     columns: list[np.ndarray] = []
     carry = np.zeros((MEL_BANDS, 0))
     block = (N_FFT // 2) * pool * 256
-    for data in soundfile.blocks(str(path), blocksize=block, dtype="float32", always_2d=True, fill_value=0.0):
+    for data in soundfile.blocks(str(path), blocksize=block, dtype="float32", always_2d=True):
         mono = data.mean(axis=1).astype(np.float64)
         if mono.shape[0] < N_FFT:
             mono = np.pad(mono, (0, N_FFT - mono.shape[0]))
@@ -55,6 +55,10 @@ def log_mel_image(path: Path, seconds: float) -> tuple[np.ndarray, int]:
     if carry.shape[1]:
         columns.append(carry.mean(axis=1, keepdims=True))
     image = np.concatenate(columns, axis=1)
+    if image.shape[1] > MAX_COLUMNS:  # blocks add a few frames at their edges: pool once more
+        step = -(-image.shape[1] // MAX_COLUMNS)
+        whole = image.shape[1] // step * step
+        image = image[:, :whole].reshape(MEL_BANDS, -1, step).mean(axis=2)
     return np.log10(image + 1e-10), rate
 
 
@@ -97,20 +101,28 @@ def plot(result: FileResult, task: str, labels: list[str], target: Path, title: 
     top.set_ylabel("mel band")
     top.set_title(title)
     if task == DETECTION:
+        stacked: dict[float, int] = {}
         for a, b, label, score in result.detections:
+            line = stacked[a] = stacked.get(a, -1) + 1  # the labels of one window one under the other
             top.add_patch(
                 plt.Rectangle((a, 1), b - a, MEL_BANDS - 2, fill=False, edgecolor="cyan", linewidth=1.5)
             )
             top.text(
-                a, MEL_BANDS - 3, f"{label.split('_')[-1]} {score:.2f}", color="cyan", fontsize=7, va="top"
+                a + 0.02 * (b - a),
+                MEL_BANDS - 3 - 4 * line,
+                f"{label.split('_')[-1]} {score:.2f}",
+                color="cyan",
+                fontsize=8,
+                va="top",
             )
     if task == VOICE_ACTIVITY:
         for a, b in result.segments:
-            top.axvspan(a, b, color="lime", alpha=0.25)
+            top.axvspan(a, b, fill=False, edgecolor="lime", linewidth=1.5)
             bottom.axvspan(a, b, color="lime", alpha=0.25)
     if result.rows is not None and result.starts is not None and len(result.rows):
-        rows = result.rows
-        times = result.starts
+        # each window's score holds until the next window starts (the last one until the file ends)
+        rows = np.vstack([result.rows, result.rows[-1:]])
+        times = np.append(result.starts, result.seconds)
         if task == VOICE_ACTIVITY:
             bottom.plot(times, rows[:, 0], color="black", linewidth=1, label="speech probability")
         else:
