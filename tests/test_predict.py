@@ -108,6 +108,14 @@ def test_classification_top_k_is_the_mean_of_the_window_scores(verified_tiny, re
         assert entry["windows"] == len(entry["timeline"]) == int(np.ceil(entry["seconds"] / 0.1))
 
 
+def test_files_in_parallel_give_the_same_results_in_order(verified_tiny, recordings):
+    one = ok(predict(verified_tiny, "tiny", str(recordings), "-f", "json", "--windows"), "-j 1").json()
+    two = ok(
+        predict(verified_tiny, "tiny", str(recordings), "-f", "json", "--windows", "-j", "3"), "-j 3"
+    ).json()
+    assert two["files"] == one["files"]
+
+
 def test_table_csv_top_k_and_threshold(verified_tiny, recordings):
     noise = str(recordings / "noise.wav")
     table = ok(predict(verified_tiny, "tiny", noise, "--artifact", "onnx", "--top-k", "2"), "predict")
