@@ -142,3 +142,4 @@ def plot(result: FileResult, task: str, labels: list[str], target: Path, title: 
     figure.savefig(buffer, format="png")
     plt.close(figure)
     write_bytes(Path(target), buffer.getvalue())
+    Path(target).chmod(0o644)  # a picture to share, not the private temporary file it was written as
