@@ -43,8 +43,9 @@ E2E = {
     "test_quantize.py",
     "test_evaluate.py",
     "test_parity_matrix.py",
+    "test_predict_real.py",
 }
-SLOW = {"test_end_to_end_torch.py", "test_end_to_end_tf.py", "test_parity_matrix.py"}
+SLOW = {"test_end_to_end_torch.py", "test_end_to_end_tf.py", "test_parity_matrix.py", "test_predict_real.py"}
 # fixtures that build real models: a test using one is e2e wherever it lives
 E2E_FIXTURES = {"int8"}
 

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from zoo import __version__
-from zoo.cli import bundles, catalog, convert, fetching, measure
+from zoo.cli import bundles, catalog, convert, fetching, measure, predict
 from zoo.cli.options import select, state
 from zoo.errors import EXIT_USAGE, ZooError
 
@@ -57,6 +57,7 @@ app.command()(convert.verify)
 app.command()(convert.quantize)
 app.command()(measure.evaluate)
 app.command("bench")(measure.bench_command)
+app.command()(predict.predict)
 app.add_typer(bundles.bundle_app, name="bundle")
 app.command()(bundles.publish)
 app.command()(bundles.pull)
