@@ -143,6 +143,27 @@ def test_bench_aclnet_batch_and_gflops(int8):
     assert result["machine"]["peak_gflops_f32"] > 0
 
 
+def test_bench_profile_lists_the_slowest_operations(int8):
+    """--profile N: the N slowest executed ops of each IR from OpenVINO's counters, slowest first."""
+    out, _ = quantized("aclnet")
+    args = ("bench", "--name", "aclnet", "-o", str(out), "--seconds", "0.2", "--runtimes", "openvino")
+    result = zoo_ok(*args, "--profile", "3", "--json").json()
+    assert result["options"]["profile"] == 3
+    rows = {row["artifact"]: row for row in result["rows"]}
+    assert set(rows) == {"FP32", "INT8"}
+    for artifact, row in rows.items():
+        profile = row["profile"]
+        assert len(profile) == 3, (artifact, profile)
+        assert [op["ms"] for op in profile] == sorted((op["ms"] for op in profile), reverse=True)
+        assert all(op["op"] and op["type"] and op["kernel"] and 0 < op["share"] <= 1 for op in profile)
+    assert any(op["type"] == "Convolution" for op in rows["FP32"]["profile"])  # AclNet is convolutions
+    assert any("I8" in op["kernel"] or "i8" in op["kernel"] for op in rows["INT8"]["profile"])
+    table = zoo_ok(*args, "--profile", "2").stdout
+    assert "aclnet FP32: slowest operations" in table and "aclnet INT8: slowest operations" in table
+    plain = zoo_ok(*args, "--json").json()
+    assert all(row["profile"] is None for row in plain["rows"])
+
+
 def test_bench_bad_input():
     result = run_zoo("bench", "--name", "silero-vad", "--runtimes", "tensorrt", env=env())
     assert result.returncode == 2 and "--runtimes" in result.stderr and "Traceback" not in result.stderr

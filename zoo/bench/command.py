@@ -44,6 +44,7 @@ def bench_model(
     hint: str | None = "f32",
     rounds: int = 3,
     show_progress: bool = True,
+    profile: int = 0,
 ) -> list[Row]:
     """Measure every subject of one model; a subject that fails to load or run gets a row with its error.
 
@@ -70,6 +71,7 @@ def bench_model(
     feed = bench_input(manifest, batch)
     rows: list[Row] = []
     models: dict[int, Callable[[], object]] = {}  # subject -> the call that is timed
+    runners: dict[int, Runner] = {}  # subject -> its runner (for --profile)
     with bar(f"{manifest.name}: loading", len(subjects), show_progress) as progress:
         for index, (artifact, runtime, path) in enumerate(subjects):
             row = Row(
@@ -95,6 +97,7 @@ def bench_model(
                         else file_size(path)
                     )
                 model.run(feed)  # a subject that cannot run is reported now, not timed
+                runners[index] = model
                 if isinstance(model, SourceRunner):
                     # feeds checked and cast once, as the lean runners bind theirs once
                     models[index] = functools.partial(model.infer, model.prepare(feed))
@@ -140,11 +143,26 @@ def bench_model(
         row.throughput = timing.throughput
         if manifest.flops:
             row.gflops = manifest.flops * batch / timing.p50 / 1e9
+    if profile > 0:
+        _profile(rows, runners, feed, profile)
     source = next((r for r in rows if r.artifact == "source" and r.p50_ms), None)
     for row in rows:
         if source is not None and source.p50_ms and row.p50_ms:
             row.speedup = source.p50_ms / row.p50_ms
     return rows
+
+
+def _profile(rows: list[Row], runners: dict[int, Runner], feed: dict[str, np.ndarray], top: int) -> None:
+    """The *top* slowest operations of every IR subject that ran, from OpenVINO's own counters."""
+    from zoo.runtimes import OpenVinoRunner
+    from zoo.runtimes.openvino import profile_ops
+
+    for index, runner in runners.items():
+        if rows[index].error is None and isinstance(runner, OpenVinoRunner):
+            try:
+                rows[index].profile = profile_ops(runner, feed)[:top]
+            except Exception as exc:  # the timing stands without its profile
+                rows[index].profile = [{"error": failure(exc)}]
 
 
 def _tick(progress: Bar, start: int, fraction: float) -> None:
@@ -165,6 +183,7 @@ def bench(
     rounds: int = 3,
     peak: bool = True,
     show_progress: bool = True,
+    profile: int = 0,
 ) -> dict[str, Any]:
     """Benchmark each selected model; the result is what `--json` prints."""
     from zoo.versions import versions
@@ -183,6 +202,7 @@ def bench(
             hint=hint,
             rounds=rounds,
             show_progress=show_progress,
+            profile=profile,
         )
     host = machine()
     if peak and any(r.gflops for r in rows):
@@ -203,6 +223,7 @@ def bench(
             "seconds": seconds,
             "rounds": rounds,
             "openvino_precision_hint": hint or "default",
+            "profile": profile,
         },
         "rows": [asdict(r) for r in rows],
     }

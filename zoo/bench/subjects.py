@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,6 +48,8 @@ class Row:
     agreement_metric: str | None = None
     inference_precision: str | None = None
     error: str | None = None
+    #: with --profile: the slowest operations of an IR (op, type, kernel, ms per call, share)
+    profile: list[dict[str, Any]] | None = None
 
 
 def file_size(*paths: Path) -> int | None:

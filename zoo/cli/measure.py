@@ -77,6 +77,14 @@ def bench_command(
             "--hint", help="OpenVINO inference precision: f32 (as verified) or default (the plugin's)."
         ),
     ] = "f32",
+    profile: Annotated[
+        int,
+        typer.Option(
+            "--profile",
+            min=0,
+            help="Also list the N slowest operations of each IR, from OpenVINO's per-op counters.",
+        ),
+    ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Latency (p50/p90), throughput, size and speed-up over the source framework, per runtime and precision."""
@@ -98,6 +106,7 @@ def bench_command(
         seconds=seconds,
         rounds=rounds,
         hint=None if hint == "default" else hint,
+        profile=profile,
     )
     if as_json:
         print_json(result)

@@ -337,3 +337,21 @@ def print_bench_table(result: dict[str, Any]) -> None:
     if load.get("before") is not None:
         line += f"; load average {load['before']:.2f} before, {load['after']:.2f} after"
     sys.stdout.write(line + "\n")
+    for row in result["rows"]:
+        if row.get("profile"):
+            print_profile(row)
+
+
+def print_profile(row: dict[str, Any]) -> None:
+    """The slowest operations of one IR (`zoo bench --profile N`)."""
+    from rich.table import Table
+
+    table = Table(title=f"{row['model']} {row['artifact']}: slowest operations (OpenVINO counters)")
+    for column in ("op", "type", "kernel", "ms/call", "share"):
+        table.add_column(column, justify="right" if column in ("ms/call", "share") else "left")
+    for op in row["profile"]:
+        if "error" in op:
+            table.add_row("profile failed", "", op["error"][:80], "", "")
+            continue
+        table.add_row(op["op"], op["type"], op["kernel"], f"{op['ms']:.3f}", f"{100 * op['share']:.1f} %")
+    console().print(table)

@@ -170,14 +170,7 @@ class LeanOpenVino(OpenVinoRunner):
     """
 
     def __init__(self, path: Path, batch: int = 1, hint: str | None = "f32", threads: int | None = None):
-        model = read_ir(path)
-        if batch != 1:
-            shapes = {}
-            for port in model.inputs:
-                shape = port.get_partial_shape()
-                shape[0] = batch
-                shapes[port.get_any_name()] = shape
-            model.reshape(shapes)
+        model = read_batched_ir(path, batch)
         super().__init__(model, hint=hint, threads=threads, performance="LATENCY", label=str(path))
         self.path = Path(path)
         self.config["batch"] = batch
@@ -194,3 +187,56 @@ class LeanOpenVino(OpenVinoRunner):
             self._bound = [id(a) for a in arrays]
         self.request.infer()
         return self.request.results
+
+
+def profile_ops(
+    runner: OpenVinoRunner, feeds: dict[str, np.ndarray], calls: int = 20
+) -> list[dict[str, Any]]:
+    """Per operation of a compiled IR: mean time per call (ms), its share, type and kernel.
+
+    The model is compiled again with PERF_COUNT on (the counters cost a little; the timed runs keep
+    them off) under the runner's own configuration, called *calls* times after a warm-up, and the
+    executed operations are sorted by time, slowest first.
+    """
+    compiled = openvino_core().compile_model(
+        _source_model(runner),
+        "CPU",
+        {**{k: v for k, v in runner.config.items() if k != "batch"}, "PERF_COUNT": True},
+    )
+    request = compiled.create_infer_request()
+    given = {name: feeds[name] for name in runner.input_names}
+    for _ in range(3):
+        request.infer(given)
+    totals: dict[str, list[Any]] = {}
+    for _ in range(calls):
+        request.infer(given)
+        for info in request.profiling_info:
+            if info.status != info.Status.EXECUTED:
+                continue
+            entry = totals.setdefault(info.node_name, [info.node_type, info.exec_type, 0.0])
+            entry[2] += info.real_time.total_seconds() * 1e3 / calls
+    whole = sum(entry[2] for entry in totals.values()) or 1.0
+    rows = [
+        {"op": name, "type": kind, "kernel": kernel, "ms": ms, "share": ms / whole}
+        for name, (kind, kernel, ms) in totals.items()
+    ]
+    return sorted(rows, key=lambda row: -row["ms"])
+
+
+def _source_model(runner: OpenVinoRunner) -> Any:
+    if runner.path is None:
+        raise ZooError(f"{runner.label}: a profile needs the IR file.")
+    return read_batched_ir(runner.path, int(runner.config.get("batch", 1)))  # type: ignore[call-overload]
+
+
+def read_batched_ir(path: str | Path, batch: int = 1) -> Any:
+    """An IR read from *path*, its inputs' first dimension reshaped to *batch* (static shapes too)."""
+    model = read_ir(path)
+    if batch != 1:
+        shapes = {}
+        for port in model.inputs:
+            shape = port.get_partial_shape()
+            shape[0] = batch
+            shapes[port.get_any_name()] = shape
+        model.reshape(shapes)
+    return model
