@@ -7,7 +7,8 @@ order, as upstream's own `load_weights` does, and anything else is refused with 
 names. Every weighted layer must receive weights: a silently half-loaded model is an error.
 
 Exports keep the front end in the graph: ONNX through tf2onnx (which lowers the STFT to a
-DFT-matrix MatMul), IR through OpenVINO's TensorFlow front end (which maps it to RDFT).
+DFT-matrix MatMul), IR through OpenVINO's TensorFlow front end (which maps it to RDFT; framing,
+window and RDFT then become one strided convolution, converters.spectral).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from converters import quiet_tensorflow
+from converters.spectral import rdft_as_convolution
 from zoo.errors import ManifestError, UsageError, ZooError
 from zoo.plugins import Converter, KerasNetwork, network_entry, register_converter, weights_path
 
@@ -314,6 +316,8 @@ class KerasConverter(Converter[KerasSourceModel]):
             except Exception as exc:  # the front end raises generic errors with its own text
                 raise ZooError(f"{manifest.name}: OpenVINO cannot convert the Keras model: {exc}") from exc
             name_ports(converted, [manifest.inputs[0].name], source.output_names, manifest)
+            if rdft_as_convolution(converted):  # the STFT as one strided convolution (converters.spectral)
+                converted.validate_nodes_and_infer_types()
             source.openvino = converted
         # each caller gets its own copy: saving one precision must not change the next
         return source.openvino.clone()

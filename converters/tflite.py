@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from converters import quiet_tensorflow
+from converters.spectral import FOLDED_TAG, linear_frames, unwindowed
 from zoo.errors import ManifestError, UsageError, ZooError
 from zoo.plugins import Converter, register_converter, weights_path
 
@@ -162,26 +163,8 @@ def _rfft2d_as_real_dft(ctx: Any, node: Any, name: str, args: Any) -> None:
 # -- OpenVINO ------------------------------------------------------------------------------
 
 
-def _window_of(frames: Any) -> np.ndarray | None:
-    """The constant window multiplied into *frames* just before the FFT, or None."""
-    node = frames.get_node()
-    while node.get_type_name() in ("Unsqueeze", "Reshape"):
-        node = node.input_value(0).get_node()
-    if node.get_type_name() != "Multiply":
-        return None
-    for value in node.input_values():
-        source = value.get_node()
-        if source.get_type_name() == "Constant":
-            window = np.asarray(source.get_data(), dtype=np.float64).ravel()
-            if window.size == int(frames.get_partial_shape()[-1].get_length()):
-                return window
-    return None
-
-
 #: friendly-name tag of the DFT-as-MatMul the RFFT2D extension emits (fold_linear_front_end finds it)
 DFT_BASIS_TAG = "rfft_real_basis"
-#: friendly-name tag of the folded front end's strided convolution (front_end_nodes looks past it)
-FOLDED_TAG = "frames_by_bands"
 
 
 def _fft_length(node: Any, frames: Any) -> int:
@@ -210,42 +193,6 @@ def _rfft2d_real_part(node: Any) -> list[Any]:
     return [real.output(0)]
 
 
-def _framing_of(frames: Any, n: int) -> tuple[Any, int, int] | None:
-    """(signal as [batch, 1, samples], hop, frame count) when *frames* is TensorFlow's framing of
-    one signal: Reshape(Gather(Reshape(signal, [b, L/g, g]), indices[f, j] = f*s + j, axis 1))
-    with hop = s * g; None for anything else."""
-    import openvino.opset13 as ops
-
-    gather = frames.get_node()
-    while gather.get_type_name() == "Reshape":
-        gather = gather.input_value(0).get_node()
-    if gather.get_type_name() != "Gather" or gather.get_attributes().get("batch_dims", 0) != 0:
-        return None
-    indices, axis = (gather.input_value(i).get_node() for i in (1, 2))
-    data = gather.input_value(0).get_partial_shape()
-    if indices.get_type_name() != "Constant" or axis.get_type_name() != "Constant" or not data.is_static:
-        return None
-    dims = [int(d) for d in data.to_shape()]
-    index = np.asarray(indices.get_data())
-    if len(dims) != 3 or int(np.asarray(axis.get_data())) not in (1, -2) or index.ndim != 2:
-        return None
-    count, width = index.shape
-    piece = dims[2]
-    if count < 2 or width * piece != n:
-        return None
-    step = int(index[1, 0] - index[0, 0])
-    if not np.array_equal(index, np.arange(count)[:, None] * step + np.arange(width)[None, :] + index[0, 0]):
-        return None
-    start, samples = int(index[0, 0]) * piece, dims[1] * piece
-    hop = step * piece
-    if start != 0 or (samples - n) // hop + 1 != count:
-        return None
-    signal = ops.reshape(
-        gather.input_value(0), ops.constant(np.array([dims[0], 1, samples], np.int64)), False
-    )
-    return signal.output(0), hop, count
-
-
 def fold_linear_front_end(model: Any) -> int:
     """Fold window x DFT real part x mel matrix into one float64-computed matrix per spectrogram.
 
@@ -264,7 +211,6 @@ def fold_linear_front_end(model: Any) -> int:
         basis = np.asarray(dft.input_value(1).get_node().get_data(), dtype=np.float64)
         if dft.get_attributes().get("transpose_b"):  # passes may have stored it transposed
             basis = basis.T
-        n = basis.shape[0]
         # downstream: through shape-only steps to the MatMul with the constant mel matrix
         node, mel = dft, None
         shape_reads: list[Any] = []
@@ -293,18 +239,7 @@ def fold_linear_front_end(model: Any) -> int:
             continue
         # upstream: the raw frames, when a constant window is multiplied into them (reshapes and
         # unsqueezes between keep the row order, so flattening either gives the same rows)
-        frames = dft.input_value(0)
-        window = _window_of(frames)
-        raw = frames
-        if window is not None:
-            node = frames.get_node()
-            while node.get_type_name() in ("Unsqueeze", "Reshape"):
-                node = node.input_value(0).get_node()
-            values = [v for v in node.input_values() if v.get_node().get_type_name() != "Constant"]
-            if len(values) == 1:
-                raw = values[0]
-            else:
-                window = None
+        raw, window = unwindowed(dft.input_value(0))
         # numpy's own loops, not BLAS: a threaded BLAS inside a process already running the
         # converters' thread pools can spin for minutes on a busy machine
         weights = np.einsum("nk,km->nm", basis, matrix)
@@ -313,23 +248,7 @@ def fold_linear_front_end(model: Any) -> int:
         given = mel.input_value(0).get_partial_shape()  # the rows the mel MatMul multiplies
         if not given.is_static:
             continue
-        rows = [int(d) for d in given.to_shape()][:-1]
-        framing = _framing_of(raw, n)
-        if framing is not None:
-            # frames gathered from one signal at a fixed hop: a strided convolution reads the
-            # signal in place (measured 3x faster than OpenVINO's gather plus MatMul)
-            signal, hop, count = framing
-            kernel = ops.constant(np.ascontiguousarray(weights.T.reshape(weights.shape[1], 1, n), np.float32))
-            conv = ops.convolution(signal, kernel, [hop], [0], [0], [1])
-            conv.set_friendly_name(f"{mel.get_friendly_name()}/{FOLDED_TAG}")  # not the network's
-            bands = ops.transpose(conv, ops.constant(np.array([0, 2, 1], dtype=np.int64)))
-            if count != int(np.prod(rows)):
-                framing = None
-            else:
-                fused = ops.reshape(bands, ops.constant(np.array(rows + [weights.shape[1]], np.int64)), False)
-        if framing is None:
-            flat = ops.reshape(raw, ops.constant(np.array(rows + [n], dtype=np.int64)), False)
-            fused = ops.matmul(flat, ops.constant(weights.astype(np.float32)), False, False)
+        fused = linear_frames(raw, weights, [int(d) for d in given.to_shape()][:-1], mel.get_friendly_name())
         fused.set_friendly_name(mel.get_friendly_name())
         for target in list(mel.output(0).get_target_inputs()):
             target.replace_source_output(fused.output(0))

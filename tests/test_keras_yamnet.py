@@ -225,9 +225,15 @@ def _run(compiled, audio):
     return {next(iter(port.get_names())): result[index] for index, port in enumerate(compiled.outputs)}
 
 
-def test_openvino_model_has_rdft_inside_and_matches_tensorflow(yamnet):
+def test_openvino_model_has_its_stft_as_one_convolution_and_matches_tensorflow(yamnet):
+    from converters.spectral import FOLDED_TAG
+
     model = yamnet["openvino"]
-    assert "RDFT" in {op.get_type_name() for op in model.get_ops()}
+    kinds = {op.get_type_name() for op in model.get_ops()}
+    assert "RDFT" not in kinds  # framing, window and RDFT folded (converters.spectral)
+    folded = [op for op in model.get_ops() if op.get_friendly_name().endswith(FOLDED_TAG)]
+    assert [tuple(op.input_value(1).get_shape()) for op in folded] == [(2 * 257, 1, 400)]
+    assert "log_mel_features" in folded[0].get_friendly_name()  # front-end name patterns still match
     assert sorted(n for p in model.outputs for n in p.get_names()) == [
         "embeddings",
         "log_mel_spectrogram",
@@ -267,7 +273,8 @@ def test_fp16_keeps_the_front_end_in_fp32_and_survives_loud_probes(yamnet, manif
     )
     assert kept["fp16_keep_fp32"], "the manifest's fp16_keep_fp32 patterns match no op"
     consts = _consts(tmp_path / "kept" / "yamnet.xml")
-    assert consts[(1, 400)] == "f32" and consts[(64, 257)] == "f32"  # Hann window, mel matrix
+    # the windowed DFT matrix (as a convolution kernel) and the mel matrix
+    assert consts[(514, 1, 400)] == "f32" and consts[(64, 257)] == "f32"
     assert {consts.get((1024, 521)), consts.get((521, 1024))} - {None} == {
         "f16"
     }  # the classifier is compressed

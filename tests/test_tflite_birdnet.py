@@ -129,7 +129,7 @@ def test_openvino_front_end_is_one_matrix_computed_in_float64(tiny, monkeypatch)
     """RFFT2D's real part, the window before it and the band matrix after it fold into one MatMul."""
     import openvino as ov
 
-    from converters import tflite
+    from converters import spectral, tflite
     from zoo.numerics import floor32
 
     def compiled(model):
@@ -152,8 +152,8 @@ def test_openvino_front_end_is_one_matrix_computed_in_float64(tiny, monkeypatch)
     powers = [op for op in model.get_ops() if op.get_type_name() == "Power"]
     assert [p.input_value(0).get_node().get_type_name() for p in powers] == ["Abs"]  # no squared intermediate
 
-    def converted_with(name: str, replacement) -> object:
-        monkeypatch.setattr(tflite, name, replacement)
+    def converted_with(module, name: str, replacement) -> object:
+        monkeypatch.setattr(module, name, replacement)
         tiny["source"].openvino = None
         try:
             return converter_for("tflite").to_openvino(tiny["source"], {}, tiny["manifest"])
@@ -162,10 +162,10 @@ def test_openvino_front_end_is_one_matrix_computed_in_float64(tiny, monkeypatch)
             monkeypatch.undo()
 
     # frames that are not a plain framing of one signal: the folded matrix as a MatMul
-    gathered = converted_with("_framing_of", lambda frames, n: None)
+    gathered = converted_with(spectral, "framing_of", lambda frames, n: None)
     assert "Gather" in [op.get_type_name() for op in gathered.get_ops()]
     # no fold at all: the DFT as a (256 x 129) MatMul, then the bands
-    unfolded = converted_with("fold_linear_front_end", lambda model: 0)
+    unfolded = converted_with(tflite, "fold_linear_front_end", lambda model: 0)
     assert [op for op in unfolded.get_ops() if op.get_friendly_name().find(tflite.DFT_BASIS_TAG) >= 0]
     for name, audio in _inputs().items():
         if name == "constant":  # bands that are ~0 there: float32 noise under a power of 0.46
