@@ -102,3 +102,18 @@ def test_classes_outside_the_allow_list_name_class_and_file_and_exit_2():
     assert caught.value.exit_code == 2
     with pytest.raises(UnsafePickleError, match=r"asks for subprocess\.Popen"):
         safe_loads(b"csubprocess\nPopen\n(S'id'\ntR.", origin="evil.pkl")
+
+
+def test_theano_graph_objects_extending_builtins_and_naming_numpy_types_are_records():
+    """Python 2 pickles a tuple subclass through copy_reg._reconstructor(cls, tuple, value); ops may hold numpy types."""
+    raw = (
+        b"ccopy_reg\n_reconstructor\n(ctheano.tensor.var\nTensorConstantSignature\nc__builtin__\ntuple\n"
+        b"(I1\nI2\nttR(dS'ctor'\ncnumpy\nfloat32\nsb."
+    )
+    loaded = safe_loads(raw, origin="graph.pkl")
+    assert repr(loaded) == "<pickled theano.tensor.var.TensorConstantSignature>" and loaded.args == ((1, 2),)
+    assert repr(loaded.attrs["ctor"]) == "<class 'zoo.safe_pickle.float32'>"  # a record class, not numpy's
+    with pytest.raises(UnsafePickleError, match=r"refused copy_reg._reconstructor"):
+        safe_loads(
+            b"ccopy_reg\n_reconstructor\n(ctheano.x\nY\nc__builtin__\nobject\nI1\ntR.", origin="bad.pkl"
+        )

@@ -125,6 +125,15 @@ def _numeric_dtype(spec: Any, origin: str) -> np.dtype:
     return dtype
 
 
+#: builtin bases a pickled class may extend (its value is kept as the record's argument)
+_BASES = (object, dict, list, tuple, set, frozenset, int, float, str, bytes)
+#: numpy's scalar types by name: a Theano op may hold one (Cast's constructor); kept as records
+_NUMPY_TYPES = {
+    "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "complex64", "complex128",
+}  # fmt: skip
+
+
 class _NdarrayMarker(Record):
     """numpy.ndarray as named by the pickle: only an argument of _reconstruct, never called."""
 
@@ -157,12 +166,17 @@ def _safe_calls(origin: str) -> dict[tuple[str, str], Any]:
         return np.frombuffer(raw, dtype=dtype_)[0]
 
     def reconstructor(cls: Any, base: Any, state: Any) -> Record:
-        if not (isinstance(cls, type) and issubclass(cls, Record)) or base is not object or state is not None:
+        # Python 2's copy_reg._reconstructor(cls, base, state): base is object, or a builtin the class extends
+        plain = isinstance(cls, type) and issubclass(cls, Record) and base in _BASES
+        if not plain or (base is object and state is not None):
             raise UnsafePickleError(
                 f"{origin}: refused copy_reg._reconstructor({cls!r}, {base!r}, ...): only objects of allowed "
                 "classes are rebuilt; nothing was run."
             )
-        return cls.__new__(cls)
+        record: Record = cls.__new__(cls)
+        if base is not object:
+            record.args = () if state is None else (base(state),)
+        return record
 
     def newobj(cls: Any, *args: Any) -> Record:
         if not (isinstance(cls, type) and issubclass(cls, Record)):
@@ -187,6 +201,13 @@ def _safe_calls(origin: str) -> dict[tuple[str, str], Any]:
         ("copyreg", "_reconstructor"): reconstructor,
         ("copyreg", "__newobj__"): newobj,
         ("builtins", "object"): object,
+        ("builtins", "dict"): dict,
+        ("builtins", "list"): list,
+        ("builtins", "tuple"): tuple,
+        ("builtins", "int"): int,
+        ("builtins", "float"): float,
+        ("builtins", "str"): str,
+        ("builtins", "bytes"): bytes,
         ("builtins", "set"): set,
         ("builtins", "frozenset"): frozenset,
         ("builtins", "complex"): complex,
@@ -226,6 +247,8 @@ LASAGNE_CLASSES: dict[str, tuple[str, ...]] = {
 def _allowed_record(module: str, name: str) -> bool:
     if name in LASAGNE_CLASSES.get(module, ()):
         return True
+    if (module == "numpy" and name in _NUMPY_TYPES) or (module, name) == ("numpy.core", "_ufunc_reconstruct"):
+        return True  # types and ufuncs as names only: never the real numpy objects
     # Theano's shared variables, types and symbolic graph objects: kept as records, never imported
     return module == "theano" or module.startswith("theano.")
 
