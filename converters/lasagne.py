@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 PICKLE_KEYS = ("net", "classes", "run_name", "epoch", "im_size", "im_dim")
 #: which GPU back end the reference weights imitate (upstream trained on a GPU; see lasagne_pickle.py)
 REFERENCE_GPU = "cuda"
+_REPORTED: set[str] = set()
 
 
 def _text(value: Any) -> str:
@@ -260,7 +261,9 @@ class LasagneConverter(TorchConverter):
             )
         notes = cross_check(network, manifest, str(path))
         for note in notes:
-            sys.stderr.write(f"zoo: warning: {note}\n")
+            if note not in _REPORTED:  # once per process, however often the stages load the model
+                _REPORTED.add(note)
+                sys.stderr.write(f"zoo: warning: {note}\n")
         return LasagneSourceModel(build(network), manifest, data["classes"], network, notes)
 
     def write_reference_weights(
