@@ -1,30 +1,28 @@
 """Framework `lasagne`: Kahl's AcousticEventDetection pickle (Theano/Lasagne, Python 2), rebuilt in PyTorch.
 
-The published file is a Python 2 pickle of {net, classes, run_name, epoch, im_size, im_dim} whose
-`net` holds the Lasagne parameter arrays in layer order (lasagne.layers.get_all_param_values). It is
-read with zoo.safe_pickle (numpy arrays and plain containers only: a pickle that names any other
-callable is refused before anything runs) and mapped onto converters/networks/kahl_aed.py:
+Upstream's AED_train.py pickles {'net': the Lasagne output layer object, 'classes', 'run_name',
+'epoch', 'im_size', 'im_dim'} with Python 2's protocol 0, so the file holds the whole layer graph.
+It is read by zoo.safe_pickle (every class becomes an inert record; nothing the file names is
+imported or run), described from its own graph by converters/lasagne_graph.py, rebuilt by
+converters/lasagne_torch.py and exported like any PyTorch model (Theano cannot run here, so that
+rebuild is the reference verify compares to).
 
-- Conv2DLayer W (out, in, h, w): Lasagne convolves (flip_filters=True), torch correlates, so the
-  kernel is flipped in both spatial axes;
-- DenseLayer W (inputs, units) is the transpose of torch's Linear weight;
-- BatchNormLayer keeps beta, gamma, mean, inv_std; the rebuild uses them as they are.
-
-Theano cannot run here, so the reference for verification is this PyTorch rebuild; the
-converter extends converters/pytorch.py's, whose exporter it reuses.
+The manifest's network (converters/networks/kahl_aed.py, upstream's buildModel) is a cross-check:
+a pickle whose graph differs is converted from its own description and the difference is reported.
+`classes` gives the labels; `im_size` and `im_dim` must match the manifest's input.
 """
 
 from __future__ import annotations
 
-import pickle
-from collections.abc import Callable
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from converters.pytorch import TorchConverter, TorchSource, TorchSourceModel, build_network, seeded_network
-from zoo.errors import UsageError, ZooError
+from converters.lasagne_graph import Network, Step, describe, output_shape, with_shapes
+from converters.pytorch import TorchConverter, TorchSource, TorchSourceModel, calibration_batch
+from zoo.errors import UsageError
 from zoo.plugins import register_converter, weights_path
 
 if TYPE_CHECKING:
@@ -32,42 +30,9 @@ if TYPE_CHECKING:
 
 #: keys of the upstream pickle
 PICKLE_KEYS = ("net", "classes", "run_name", "epoch", "im_size", "im_dim")
-BN_PARAMS = ("beta", "gamma", "mean", "inv_std")
-
-
-def parameter_layout(module: Any) -> list[tuple[str, str, tuple[int, ...]]]:
-    """(torch state-dict key, how to map, Lasagne array shape) in Lasagne's parameter order."""
-    state = module.state_dict()
-    layout: list[tuple[str, str, tuple[int, ...]]] = []
-
-    def bn(prefix: str) -> None:
-        for param in BN_PARAMS:
-            key = f"{prefix}.{param}"
-            layout.append((key, "same", tuple(state[key].shape)))
-
-    for index, (name, *_rest) in enumerate(module.CONVS, start=1):
-        layout.append((f"{name}.weight", "flip", tuple(state[f"{name}.weight"].shape)))
-        bn(f"bn{index}")
-    for dense, norm in (("fc1", "bn6"), ("fc2", "bn7")):
-        out_f, in_f = state[f"{dense}.weight"].shape
-        layout.append((f"{dense}.weight", "transpose", (in_f, out_f)))
-        bn(norm)
-    out_f, in_f = state["fc3.weight"].shape
-    layout.append(("fc3.weight", "transpose", (in_f, out_f)))
-    layout.append(("fc3.bias", "same", (out_f,)))
-    return layout
-
-
-def to_torch(kind: str, array: np.ndarray) -> np.ndarray:
-    if kind == "flip":
-        return np.ascontiguousarray(array[:, :, ::-1, ::-1])
-    if kind == "transpose":
-        return np.ascontiguousarray(array.T)
-    return np.ascontiguousarray(array)
-
-
-def to_lasagne(kind: str, array: np.ndarray) -> np.ndarray:
-    return to_torch(kind, array)  # flip and transpose are their own inverses
+#: which GPU back end the reference weights imitate (upstream trained on a GPU; see lasagne_pickle.py)
+REFERENCE_GPU = "cuda"
+_REPORTED: set[str] = set()
 
 
 def _text(value: Any) -> str:
@@ -75,7 +40,7 @@ def _text(value: Any) -> str:
 
 
 def read_pickle(path: Path, manifest: Manifest) -> dict[str, Any]:
-    """The upstream pickle's content, checked: parameter arrays, classes, image size."""
+    """The upstream pickle's content, checked against the manifest: classes, image size and depth."""
     from zoo.safe_pickle import safe_load_file
 
     data = safe_load_file(path)
@@ -89,12 +54,10 @@ def read_pickle(path: Path, manifest: Manifest) -> dict[str, Any]:
         raise UsageError(
             f"{path}: the pickle lacks {', '.join(missing)} (an AED model pickle has {', '.join(PICKLE_KEYS)})."
         )
-    net = data["net"]
-    if not isinstance(net, list | tuple) or not all(isinstance(a, np.ndarray) for a in net):
-        raise UsageError(
-            f"{path}: field net: expected the Lasagne parameter arrays in layer order (a list of numpy arrays), "
-            f"found {type(net).__name__}."
-        )
+    if not isinstance(data["classes"], list | tuple) or not all(
+        isinstance(c, str | bytes) for c in data["classes"]
+    ):
+        raise UsageError(f"{path}: field classes: expected a list of class names.")
     data["classes"] = [_text(c) for c in data["classes"]]
     expected_classes = manifest.num_classes
     if expected_classes is not None and len(data["classes"]) != expected_classes:
@@ -102,95 +65,147 @@ def read_pickle(path: Path, manifest: Manifest) -> dict[str, Any]:
             f"{path}: field classes has {len(data['classes'])} names, but {manifest.path or manifest.name} "
             f"(outputs[0].shape) expects {expected_classes}."
         )
-    spec = manifest.inputs[0]
-    if "im_size" in data and isinstance(spec.shape[-1], int):
-        width, height = (int(v) for v in data["im_size"])
-        if (height, width) != (spec.shape[-2], spec.shape[-1]):
+    shape = manifest.inputs[0].shape
+    if "im_size" in data:
+        size = data["im_size"]
+        if not (isinstance(size, tuple | list) and len(size) == 2):
+            raise UsageError(f"{path}: field im_size is {size!r}, expected (width, height).")
+        if (int(size[1]), int(size[0])) != tuple(shape[-2:]):
             raise UsageError(
-                f"{path}: field im_size is {width} x {height} (width x height), but the manifest's input "
-                f"{spec.name!r} is {spec.shape}."
+                f"{path}: field im_size is {size[0]} x {size[1]} (width x height), but the manifest's input "
+                f"{manifest.inputs[0].name!r} is {shape}."
             )
+    if "im_dim" in data and data["im_dim"] != shape[1]:
+        raise UsageError(
+            f"{path}: field im_dim is {data['im_dim']!r} (image channels), but the manifest's input "
+            f"{manifest.inputs[0].name!r} has {shape[1]} channel(s) ({shape})."
+        )
     return data
 
 
-def lasagne_to_state_dict(module: Any, arrays: list[np.ndarray], origin: Path | str) -> dict[str, Any]:
-    """Map Lasagne arrays (in order) to the rebuild's state dict; count and shapes must match."""
-    import torch
+def manifest_network(
+    manifest: Manifest, convs: tuple[tuple[str, int, int, int, int], ...] | None = None
+) -> Network:
+    """The manifest's network (upstream's buildModel) as a description without arrays yet.
 
-    layout = parameter_layout(module)
-    if len(arrays) != len(layout):
-        raise UsageError(
-            f"{origin}: field net has {len(arrays)} parameter arrays, the AED network needs {len(layout)} "
-            "(conv W + BN beta/gamma/mean/inv_std for 5 convs and 2 dense layers, then dense W and b)."
-        )
-    state = {}
-    for index, ((key, kind, shape), array) in enumerate(zip(layout, arrays, strict=True)):
-        if tuple(array.shape) != shape:
-            raise UsageError(
-                f"{origin}: field net[{index}] ({key}) has shape {tuple(array.shape)}, expected {shape}."
+    Every conv and hidden dense layer wrapped in batch_norm (no bias, identity nonlinearity, then
+    BatchNormLayer and a rectify NonlinearityLayer), 2x2 max-pool after each conv, dropout 0.5.
+    """
+    from converters.networks.kahl_aed import LASAGNE_BN_EPS, KahlAED
+
+    args = manifest.network.args if manifest.network is not None else {}
+    classes = int(args.get("num_classes", manifest.num_classes or 20))
+    head = "sigmoid" if args.get("multi_label") else "softmax"
+    shape = manifest.inputs[0].shape
+    steps: list[Step] = []
+
+    def zeros(*dims: int) -> np.ndarray:
+        return np.zeros(dims, dtype=np.float32)
+
+    def batch_norm(features: int) -> None:
+        arrays = {
+            "beta": zeros(features),
+            "gamma": zeros(features),
+            "mean": zeros(features),
+            "inv_std": zeros(features),
+        }
+        steps.append(
+            Step(
+                "batchnorm",
+                "lasagne.layers.normalization.BatchNormLayer",
+                None,
+                {"features": features, "epsilon": LASAGNE_BN_EPS},
+                arrays,
             )
-        state[key] = torch.from_numpy(to_torch(kind, np.asarray(array, dtype=np.float32)))
-    return state
+        )
+        steps.append(
+            Step(
+                "activation",
+                "lasagne.layers.special.NonlinearityLayer",
+                None,
+                {"activation": "rectify", "activation_arg": None},
+            )
+        )
+
+    channels = int(shape[1])
+    for _name, _cin, cout, kernel, stride in convs or KahlAED.CONVS:
+        params = {
+            "in_channels": channels, "out_channels": cout, "kernel": (kernel, kernel), "stride": (stride, stride),
+            "padding": (kernel // 2, kernel // 2), "dilation": (1, 1), "flip_filters": True, "activation": "linear",
+            "activation_arg": None,
+        }  # fmt: skip
+        steps.append(
+            Step(
+                "conv",
+                "lasagne.layers.conv.Conv2DLayer",
+                None,
+                params,
+                {"W": zeros(cout, channels, kernel, kernel)},
+            )
+        )
+        batch_norm(cout)
+        steps.append(
+            Step(
+                "pool",
+                "lasagne.layers.pool.MaxPool2DLayer",
+                None,
+                {"mode": "max", "size": (2, 2), "stride": (2, 2), "padding": (0, 0)},
+            )
+        )
+        channels = cout
+    network = with_shapes(Network((None, *(int(d) for d in shape[1:])), steps))
+    features = int(np.prod(output_shape(steps[-1], steps[-1].in_shape)))
+    for units, last in ((512, False), (512, False), (classes, True)):
+        params = {"in_features": features, "out_features": units, "flatten": steps[-1].kind == "pool",
+                  "activation": head if last else "linear", "activation_arg": None}  # fmt: skip
+        arrays = {"W": zeros(features, units), **({"b": zeros(units)} if last else {})}
+        steps.append(Step("dense", "lasagne.layers.dense.DenseLayer", None, params, arrays))
+        if not last:
+            batch_norm(units)
+            steps.append(Step("dropout", "lasagne.layers.noise.DropoutLayer", None, {"p": 0.5}))
+        features = units
+    return with_shapes(network)
 
 
-def state_dict_to_lasagne(module: Any) -> list[np.ndarray]:
-    """The rebuild's parameters as Lasagne would list them (get_all_param_values order, float32)."""
-    state = module.state_dict()
+def cross_check(network: Network, manifest: Manifest, origin: str) -> list[str]:
+    """Differences between the pickle's graph and the manifest's network (empty when they agree)."""
+    expected = manifest_network(manifest)
+    label = manifest.network.name if manifest.network is not None else "none"
+    ours = [(s.kind, {k: v for k, v in s.params.items() if k != "flatten"}) for s in network.steps]
+    theirs = [(s.kind, {k: v for k, v in s.params.items() if k != "flatten"}) for s in expected.steps]
+    if ours == theirs and network.input_shape == expected.input_shape:
+        return []
+    index = next(
+        (i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b), min(len(ours), len(theirs))
+    )
+    pickled = network.steps[index].summary() if index < len(network.steps) else "the end of the network"
+    listed = expected.steps[index].summary() if index < len(expected.steps) else "the end of the network"
+    count = {
+        n: sum(s.kind == "conv" for s in net.steps)
+        for n, net in (("pickle", network), ("manifest", expected))
+    }
+    params = {
+        n: sum(int(np.prod(shape)) for _k, shape in net.parameters())
+        for n, net in (("pickle", network), ("manifest", expected))
+    }
     return [
-        to_lasagne(kind, state[key].detach().numpy().astype(np.float32))
-        for key, kind, _shape in parameter_layout(module)
+        f"{origin}: the pickle's network differs from the manifest's (network {label}): layer {index + 2} is "
+        f"{pickled} in the pickle, {listed} in the manifest; {count['pickle']} convolutions "
+        f"({count['manifest']} in the manifest), {params['pickle']:,} stored values ({params['manifest']:,}). "
+        "Converted from the pickle's own description."
     ]
 
 
 class LasagneSourceModel(TorchSourceModel):
-    """The PyTorch rebuild with Kahl's weights, and the class names the pickle carries."""
+    """The PyTorch rebuild of the pickled graph, the class names it carries, and what the cross-check found."""
 
-    def __init__(self, module: Any, manifest: Manifest, classes: list[str]):
+    def __init__(
+        self, module: Any, manifest: Manifest, classes: list[str], network: Network, notes: list[str]
+    ):
         super().__init__(module, manifest)
         self.classes = classes
-
-
-# -- reference weights ----------------------------------------------------------------------
-
-
-class Python2Pickler(pickle._Pickler):
-    """Protocol 2 written as Python 2 wrote it: byte strings as STRING opcodes, numpy.core names.
-
-    Python 3 pickles `str` as unicode and `bytes` through _codecs.encode, and numpy 2 names its
-    reconstructor numpy._core; a Python 2 pickle has neither. Readers decode with encoding='latin1'.
-    """
-
-    # typeshed types _Pickler.dispatch's handlers as taking an Unpickler and omits write and memoize
-    dispatch: ClassVar[dict[type, Callable[[Any, Any], None]]] = dict(pickle._Pickler.dispatch)
-    write: Callable[[bytes], None]
-    memoize: Callable[[Any], None]
-
-    def save_py2_string(self, obj: Any) -> None:
-        data = obj.encode("latin1") if isinstance(obj, str) else bytes(obj)
-        if len(data) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
-        else:
-            self.write(pickle.BINSTRING + len(data).to_bytes(4, "little") + data)
-        self.memoize(obj)
-
-    dispatch[str] = save_py2_string
-    dispatch[bytes] = save_py2_string
-
-    def save_global(self, obj: Any, name: str | None = None) -> None:
-        module = getattr(obj, "__module__", None)
-        name = name or getattr(obj, "__qualname__", None) or obj.__name__
-        if module and module.startswith("numpy._core"):
-            module = "numpy.core" + module[len("numpy._core") :]
-        self.write(pickle.GLOBAL + f"{module}\n{name}\n".encode("ascii"))
-        self.memoize(obj)
-
-
-def python2_pickle(obj: Any) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    Python2Pickler(buffer, protocol=2).dump(obj)
-    return buffer.getvalue()
+        self.network = network
+        self.notes = notes
 
 
 def reference_classes(count: int) -> list[str]:
@@ -200,46 +215,65 @@ def reference_classes(count: int) -> list[str]:
     return sorted(["schreien"] + [f"class_{i:02d}" for i in range(1, count)])
 
 
+def seeded_pickle(
+    manifest: Manifest, seed: int, network: Network | None = None, gpu: str | None = REFERENCE_GPU
+) -> bytes:
+    """A seeded network (the manifest's unless *network* is given) as upstream's pickle."""
+    from converters.lasagne_pickle import upstream_pickle
+    from converters.lasagne_torch import LasagneNet, store_arrays
+    from converters.networks.seeding import calibrate_batchnorm, scale_final_layer, seeded_init
+
+    network = network or manifest_network(manifest)
+    module = LasagneNet(network)
+    seeded_init(module, seed)
+    batch = calibration_batch(manifest, 8, seed + 1)
+    calibrate_batchnorm(module, batch)
+    scale_final_layer(module, module.final_layer, batch, target_mean=-4.0 if module.multi_label else None)
+    store_arrays(module.eval(), network)
+    shape = manifest.inputs[0].shape
+    classes = reference_classes(manifest.num_classes or int(network.steps[-1].params["out_features"]))
+    return upstream_pickle(network, classes, (int(shape[-1]), int(shape[-2])), int(shape[1]), gpu=gpu)
+
+
 @register_converter
 class LasagneConverter(TorchConverter):
-    """Kahl's Lasagne pickle on the PyTorch rebuild; export and threads as for PyTorch."""
+    """Kahl's Lasagne pickle on a PyTorch rebuild of its own graph; export and threads as for PyTorch."""
 
     frameworks = ("lasagne",)
 
     def load(self, files: dict[str, Path], manifest: Manifest) -> TorchSource:
-        """Kahl's pickle on the PyTorch rebuild; the SourceModel is that rebuild (Theano is not runnable)."""
-        import torch
+        """The pickled graph rebuilt in PyTorch (Theano is not runnable); a differing graph is reported."""
+        from converters.lasagne_torch import build
 
         path = weights_path(files, manifest)
         data = read_pickle(path, manifest)
-        module = build_network(manifest)
-        state = lasagne_to_state_dict(module, list(data["net"]), path)
-        with torch.no_grad():
-            module.load_state_dict(state, strict=True)
-        return LasagneSourceModel(module, manifest, data["classes"])
+        network = describe(data["net"], str(path))
+        expected = tuple(manifest.inputs[0].shape[1:])
+        if tuple(network.input_shape[1:]) != expected:
+            raise UsageError(
+                f"{path}: field net: the InputLayer takes {network.input_shape}, but the manifest's input "
+                f"{manifest.inputs[0].name!r} is {manifest.inputs[0].shape}."
+            )
+        units = network.steps[-1].params.get("out_features") if network.steps else None
+        if units != len(data["classes"]):
+            raise UsageError(
+                f"{path}: field net: the output layer has {units} units but field classes names {len(data['classes'])}."
+            )
+        notes = cross_check(network, manifest, str(path))
+        for note in notes:
+            if note not in _REPORTED:  # once per process, however often the stages load the model
+                _REPORTED.add(note)
+                sys.stderr.write(f"zoo: warning: {note}\n")
+        return LasagneSourceModel(build(network), manifest, data["classes"], network, notes)
 
     def write_reference_weights(
         self, manifest: Manifest, directory: str | Path, seed: int
     ) -> dict[str, Path]:
-        """A seeded AED model as the upstream Python 2 pickle {net, classes, run_name, epoch, im_size, im_dim}."""
+        """A seeded AED model as upstream's protocol-0 pickle of the whole layer graph (CudaNdarray values)."""
         from zoo.atomic import write_bytes
 
-        module = seeded_network(manifest, seed, count=8)
-        network_args = manifest.network.args if manifest.network is not None else {}
-        spec = manifest.inputs[0]
         entry = next((f for f in manifest.files if f.role == "weights"), None)
         name = entry.name if entry is not None else "AED_Example_Run_model.pkl"
-        content = {
-            "net": state_dict_to_lasagne(module),
-            "classes": reference_classes(manifest.num_classes or int(network_args.get("num_classes", 20))),
-            "run_name": "Example_Run",
-            "epoch": 55,
-            "im_size": (int(spec.shape[-1]), int(spec.shape[-2])),
-            "im_dim": int(spec.shape[1]),
-        }
         path = Path(directory) / name
-        try:
-            write_bytes(path, python2_pickle(content))
-        except pickle.PicklingError as exc:
-            raise ZooError(f"{path}: could not write the reference pickle: {exc}") from exc
+        write_bytes(path, seeded_pickle(manifest, seed))
         return {name: path}

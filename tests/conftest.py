@@ -40,6 +40,7 @@ E2E = {
     "test_tflite_birdnet.py",
     "test_converters_torch.py",
     "test_lasagne.py",
+    "test_kahl_real_weights.py",
     "test_quantize.py",
     "test_evaluate.py",
     "test_parity_matrix.py",
