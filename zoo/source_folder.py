@@ -18,7 +18,7 @@ from pathlib import Path
 
 from zoo import __version__
 from zoo.cache import Cache
-from zoo.errors import UsageError, ZooError
+from zoo.errors import NoSpace, UsageError, ZooError, is_disk_full
 from zoo.fetch import DEFAULT_TIMEOUT, Fetcher
 from zoo.integrity import Digest, hash_file
 from zoo.layout import ModelLayout
@@ -111,6 +111,7 @@ def obtain_sources(
     seed: int = 0,
     cache_dir: str | os.PathLike[str] | None = None,
     mirrors: Iterable[str] = (),
+    allow_local: Iterable[str | os.PathLike[str]] = (),
     allow_unpinned: bool = False,
     offline: bool = False,
     num_attempts: int = 3,
@@ -179,6 +180,7 @@ def obtain_sources(
         fetcher = Fetcher(
             Cache(cache_dir),
             mirrors=mirrors,
+            allow_local=allow_local,
             allow_unpinned=allow_unpinned,
             offline=offline,
             num_attempts=num_attempts,
@@ -189,7 +191,12 @@ def obtain_sources(
         for sf in pending:
             fetched = fetcher.fetch(name, sf)
             destination = directory / sf.name
-            place(fetched.path, destination)
+            try:
+                place(fetched.path, destination)
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise NoSpace(directory, f" while placing {sf.name}") from None
+                raise
             files[sf.name] = destination
             records[sf.name] = _record(
                 destination,

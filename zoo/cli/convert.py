@@ -12,6 +12,7 @@ import typer
 from zoo.cli.failures import Failure, failure, literal_names, report, split_unpublished
 from zoo.cli.options import (
     AllOpt,
+    AllowLocalOpt,
     AllowUnpinnedOpt,
     CacheOpt,
     JsonOpt,
@@ -50,6 +51,7 @@ def convert(
     seed: SeedOpt = 0,
     cache_dir: CacheOpt = None,
     mirror: MirrorOpt = None,
+    allow_local: AllowLocalOpt = None,
     allow_unpinned: AllowUnpinnedOpt = False,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
@@ -70,6 +72,7 @@ def convert(
         seed=seed,
         cache_dir=cache_dir,
         mirrors=list(mirror or []),
+        allow_local=list(allow_local or []),
         allow_unpinned=allow_unpinned,
         offline=offline,
         debug=state["debug"],

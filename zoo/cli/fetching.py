@@ -10,6 +10,7 @@ import typer
 from zoo.cli.failures import failure, literal_names, report, split_unpublished
 from zoo.cli.options import (
     AllOpt,
+    AllowLocalOpt,
     AllowUnpinnedOpt,
     CacheOpt,
     JsonOpt,
@@ -64,6 +65,7 @@ def download(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Download this many models at once.")] = 1,
     num_attempts: AttemptsOpt = 3,
     mirror: MirrorOpt = None,
+    allow_local: AllowLocalOpt = None,
     progress: ProgressOpt = None,
     allow_unpinned: AllowUnpinnedOpt = False,
     offline: OfflineOpt = False,
@@ -94,6 +96,7 @@ def download(
             seed=seed,
             cache_dir=cache_dir,
             mirrors=tuple(mirror or ()),
+            allow_local=tuple(allow_local or ()),
             allow_unpinned=allow_unpinned,
             offline=offline,
             num_attempts=num_attempts,
@@ -135,6 +138,7 @@ def pin(
     num_attempts: AttemptsOpt = 3,
     progress: ProgressOpt = None,
     timeout: TimeoutOpt = 60.0,
+    allow_local: AllowLocalOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Download unpinned files once and write their sha256 and size into the manifest (trust on first use)."""
@@ -145,7 +149,13 @@ def pin(
     chosen = select(name, all_, list_file, manifests)
     results = []
     with _progress("json" if as_json else progress) as reporter:
-        fetcher = Fetcher(Cache(cache_dir), num_attempts=num_attempts, progress=reporter, timeout=timeout)
+        fetcher = Fetcher(
+            Cache(cache_dir),
+            allow_local=tuple(allow_local or ()),
+            num_attempts=num_attempts,
+            progress=reporter,
+            timeout=timeout,
+        )
         for manifest in chosen:
             for result in pin_manifest(manifest, fetcher):
                 results.append(result)
@@ -170,6 +180,7 @@ def mirror(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Fetch this many files at once.")] = 1,
     num_attempts: AttemptsOpt = 3,
     upstream_mirror: MirrorOpt = None,
+    allow_local: AllowLocalOpt = None,
     progress: ProgressOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Mirror from the cache only.")] = False,
     timeout: TimeoutOpt = 60.0,
@@ -184,6 +195,7 @@ def mirror(
         fetcher = Fetcher(
             Cache(cache_dir),
             mirrors=tuple(upstream_mirror or ()),
+            allow_local=tuple(allow_local or ()),
             offline=offline,
             num_attempts=num_attempts,
             progress=reporter,

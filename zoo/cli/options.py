@@ -44,6 +44,15 @@ MirrorOpt = Annotated[
         help="Mirror folder or URL, tried before the original sources (repeatable).",
     ),
 ]
+AllowLocalOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--allow-local",
+        envvar="ZOO_ALLOW_LOCAL",
+        help="Folder that file:// sources may be read from (repeatable); a catalog alone never "
+        "makes zoo read a local file.",
+    ),
+]
 WeightsOpt = Annotated[
     Path | None, typer.Option("--weights", help="Your own weights file (entries without published weights).")
 ]

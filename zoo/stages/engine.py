@@ -51,6 +51,7 @@ class RunOptions:
     seed: int = 0
     cache_dir: Path | None = None
     mirrors: list[str] = field(default_factory=list)
+    allow_local: list[Path] = field(default_factory=list)  # folders file:// sources may be read from
     allow_unpinned: bool = False
     offline: bool = False
     threads: int | None = None
