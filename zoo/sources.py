@@ -212,7 +212,7 @@ def http_download(url: str, cache: Cache, job: Job, progress: Progress, timeout:
         headers["Range"] = f"bytes={offset}-"
         meta = cache.read_partial_meta(job.key)
         validator = meta.get("etag") or meta.get("last_modified")
-        if meta.get("url") == url and validator:
+        if meta.get("url") == redact_url(url) and validator:
             headers["If-Range"] = validator
     try:
         response = http_session().get(url, headers=headers, stream=True, timeout=(timeout, timeout))
@@ -313,7 +313,7 @@ def http_download(url: str, cache: Cache, job: Job, progress: Progress, timeout:
         cache.write_partial_meta(
             job.key,
             {
-                "url": url,
+                "url": redact_url(url),
                 "etag": response.headers.get("ETag"),
                 "last_modified": response.headers.get("Last-Modified"),
             },

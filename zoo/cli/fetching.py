@@ -108,9 +108,12 @@ def download(
                 if progress == "json" and outcome.error is not None:  # as an event too; reported below
                     reporter.fail(outcome.name, None, outcome.error.message)
                 continue
+            unpinned = [f.name for m in run if m.name == outcome.name for f in m.files if not f.pinned]
             kind = (
                 "reference weights (seeded, NOT the upstream weights)"
                 if outcome.sources.reference_weights
+                else f"in place, {len(unpinned)} of them NOT verified (unpinned: {', '.join(unpinned)})"
+                if unpinned
                 else "verified"
             )
             reporter.note(
