@@ -53,9 +53,11 @@ def place(cache_object: Path, destination: Path) -> None:
                 sink.flush()
                 os.fsync(sink.fileno())
         os.replace(temporary, destination)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if is_disk_full(exc):
+            raise NoSpace(destination.parent, f" while writing {destination.name}") from None
         raise
 
 
@@ -191,12 +193,7 @@ def obtain_sources(
         for sf in pending:
             fetched = fetcher.fetch(name, sf)
             destination = directory / sf.name
-            try:
-                place(fetched.path, destination)
-            except OSError as exc:
-                if is_disk_full(exc):
-                    raise NoSpace(directory, f" while placing {sf.name}") from None
-                raise
+            place(fetched.path, destination)
             files[sf.name] = destination
             records[sf.name] = _record(
                 destination,

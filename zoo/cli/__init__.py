@@ -17,7 +17,7 @@ import typer
 from zoo import __version__
 from zoo.cli import bundles, catalog, convert, fetching, measure
 from zoo.cli.options import select, state
-from zoo.errors import EXIT_USAGE, ZooError
+from zoo.errors import EXIT_FAILED, EXIT_USAGE, ZooError, is_disk_full
 
 app = typer.Typer(
     name="zoo",
@@ -74,14 +74,28 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("zoo: interrupted\n")
         sys.exit(130)
-    except Exception as exc:  # a bug, not bad input: still no traceback without --debug
+    except OSError as exc:
+        if not is_disk_full(exc):
+            _internal(exc)
         if state["debug"]:
             traceback.print_exc()
-            sys.exit(3)
+        where = exc.filename or "the output disk"
         sys.stderr.write(
-            f"zoo: internal error: {type(exc).__name__}: {exc}. Run again with --debug for a traceback.\n"
+            f"zoo: error: no space left on {where} ({exc.strerror}); free some space and run again.\n"
         )
+        sys.exit(EXIT_FAILED)
+    except Exception as exc:  # a bug, not bad input: still no traceback without --debug
+        _internal(exc)
+
+
+def _internal(exc: Exception) -> None:
+    if state["debug"]:
+        traceback.print_exc()
         sys.exit(3)
+    sys.stderr.write(
+        f"zoo: internal error: {type(exc).__name__}: {exc}. Run again with --debug for a traceback.\n"
+    )
+    sys.exit(3)
 
 
 __all__ = ["app", "main", "select", "EXIT_USAGE"]
