@@ -25,6 +25,7 @@ from zoo.cli.options import (
     ReferenceWeightsOpt,
     SeedOpt,
     WeightsOpt,
+    folder_option,
     select,
     state,
 )
@@ -60,6 +61,7 @@ def convert(
     from zoo.layout import default_output_dir
     from zoo.pipeline import ConvertOptions, convert_many, parse_precisions, stdout_to_stderr
 
+    folder_option(output_dir or default_output_dir(), "--output-dir")
     chosen = select(name, all_, list_file, manifests)
     run, skipped = split_unpublished(
         chosen, literal_names(name, list_file), weights=weights, reference_weights=reference_weights
@@ -223,6 +225,7 @@ def quantize(
     from zoo.layout import ModelLayout, default_output_dir
     from zoo.quantize import QuantizeOptions, quantize_many
 
+    folder_option(output_dir or default_output_dir(), "--output-dir")
     chosen = select(name, all_, list_file, manifests)
     out = output_dir or default_output_dir()
     run, skipped = split_unpublished(

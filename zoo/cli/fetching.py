@@ -23,6 +23,7 @@ from zoo.cli.options import (
     ReferenceWeightsOpt,
     SeedOpt,
     WeightsOpt,
+    folder_option,
     select,
 )
 from zoo.cli.render import print_json
@@ -78,6 +79,7 @@ def download(
     from zoo.layout import default_output_dir
     from zoo.stages.source import Outcome, download_all
 
+    folder_option(output_dir or default_output_dir(), "--output-dir")
     chosen = select(name, all_, list_file, manifests)
     run, skipped = split_unpublished(
         chosen, literal_names(name, list_file), weights=weights, reference_weights=reference_weights
@@ -193,6 +195,7 @@ def mirror(
     from zoo.fetch import Fetcher
     from zoo.mirror import mirror_models
 
+    folder_option(output_dir, "--output-dir")
     chosen = select(name, all_, list_file, manifests)
     with _progress(progress) as reporter:
         fetcher = Fetcher(

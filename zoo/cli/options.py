@@ -72,6 +72,17 @@ AllowUnpinnedOpt = Annotated[
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Use the cache only; never download.")]
 
 
+def folder_option(path: Path | None, option: str) -> Path | None:
+    """A folder option checked before any work: an existing file there is bad input, not a crash later."""
+    if path is not None and path.exists() and not path.is_dir():
+        from zoo.errors import UsageError
+
+        raise UsageError(
+            f"{path}: {option}: exists and is not a folder; give a folder (it is created if missing)."
+        )
+    return path
+
+
 def catalog(manifests: Path | None) -> Catalog:
     """The catalog at --manifests (or ZOO_MANIFESTS, or the bundled one)."""
     from zoo.catalog import Catalog
