@@ -9,6 +9,7 @@ mutates every manifest of the catalog and accepts only exit 0 or exit 2 naming t
 from __future__ import annotations
 
 import copy
+import json
 import random
 import resource
 import shutil
@@ -169,7 +170,11 @@ def test_password_in_a_source_url_is_never_shown(tmp_path):
     def change(data):
         data["files"][0]["sources"] = [{"url": "https://alice:hunter2@example.invalid/model.onnx"}]
 
-    _edit(catalog, "aclnet", change)
+    path = _edit(catalog, "aclnet", change)
+    from zoo.bundle.assemble import _without_passwords
+
+    bundled = json.dumps(_without_passwords(load_manifest(path).model_dump(mode="json")))
+    assert "hunter2" not in bundled and "alice:***@example.invalid" in bundled
     for args in (["info", "aclnet", "--json"], ["info", "aclnet"]):
         result = run_zoo(*args, "--manifests", str(catalog))
         assert result.returncode == 0, result.stderr
@@ -332,3 +337,57 @@ def test_fuzzed_manifests_through_the_command(tmp_path):
         if result.returncode == 2:
             assert f"{name}.yaml" in result.stderr, result.stderr
         path.write_text(original, encoding="utf-8")
+
+
+def test_a_manifest_linked_from_outside_the_catalog_is_refused(tmp_path, secret_file):
+    catalog = _catalog(tmp_path)
+    outside = tmp_path / "elsewhere" / "evil.yaml"
+    outside.parent.mkdir()
+    outside.write_text((MANIFESTS / "aclnet.yaml").read_text().replace("name: aclnet", "name: evil", 1))
+    (catalog / "evil.yaml").symlink_to(outside)
+    result = run_zoo("info", "evil", "--json", "--manifests", str(catalog))
+    assert result.returncode == 2 and "link out of the catalog folder" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("package", "--index-url=http://127.0.0.1:9/simple"),
+        ("version", "1.0 --pre"),
+        ("filename", "../x.whl"),
+    ],
+)
+def test_package_index_fields_cannot_become_pip_options(tmp_path, field, value):
+    catalog = _catalog(tmp_path)
+    path = _edit(catalog, "silero-vad", lambda d: d["files"][0]["sources"][0]["pypi"].update({field: value}))
+    with pytest.raises(ManifestError, match=rf"pypi\.{field}"):
+        load_manifest(path)
+
+
+def test_labels_file_size_is_bounded(tmp_path):
+    catalog = _catalog(tmp_path)
+    with open(catalog / "labels" / "aclnet_53cl.txt", "wb") as handle:
+        handle.truncate(17 << 20)
+    result = run_zoo("info", "aclnet", "--json", "--manifests", str(catalog))
+    assert result.returncode == 2 and "labels.file" in result.stderr and "more than" in result.stderr, (
+        result.stderr
+    )
+
+
+def test_list_file_and_retry_base_that_are_not_what_they_say_are_bad_input(tmp_path):
+    binary = tmp_path / "names.bin"
+    binary.write_bytes(b"\xff\xfe\x00aclnet")
+    result = run_zoo("list", "--list", str(binary))
+    assert result.returncode == 2 and "--list" in result.stderr and "UTF-8" in result.stderr, result.stderr
+    for value in ("nan", "-1", "fast"):
+        result = run_zoo(
+            "download",
+            "-n",
+            "aclnet",
+            "-o",
+            str(tmp_path / "out"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            env={"ZOO_RETRY_BASE": value},
+        )
+        assert result.returncode == 2 and "ZOO_RETRY_BASE" in result.stderr, result.stderr

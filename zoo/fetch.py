@@ -166,7 +166,11 @@ class Fetcher:
             try:
                 retry_base = float(value)
             except ValueError:
-                raise UsageError(f"{ENV_RETRY_BASE}: expected seconds as a number, got {value!r}.") from None
+                retry_base = -1.0
+            if not 0 <= retry_base <= MAX_RETRY_WAIT:
+                raise UsageError(
+                    f"{ENV_RETRY_BASE}: expected seconds as a number from 0 to {MAX_RETRY_WAIT:.0f}, got {value!r}."
+                )
         self.retry_base = retry_base
 
     # -- public -------------------------------------------------------------------------------

