@@ -152,3 +152,29 @@ def test_published_files_follow_the_umask(tmp_path, http_server, mask):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "m" / "index.json").stat().st_mode & 0o777 == 0o666 & ~mask
     assert (tmp_path / "dist").stat().st_mode & 0o777 == 0o777 & ~mask
+
+
+def test_a_conversion_on_a_full_disk_names_it(tmp_path):
+    from tests.tinymodel import make_tiny_onnx, write_tiny_entry
+
+    model = make_tiny_onnx(tmp_path / "upstream" / "tiny.onnx")
+    catalog = tmp_path / "catalog"
+    write_tiny_entry(catalog, model)
+    with _tmpfs(tmp_path / "small", "256k") as out:
+        filler = out / "filler"
+        with open(filler, "wb") as handle:  # leave a little more room than the source file needs
+            handle.write(b"\0" * (256 * 1024 - model.stat().st_size - 32 * 1024))
+        result = run_zoo(
+            "convert",
+            "-n",
+            "tiny",
+            "--manifests",
+            str(catalog),
+            "-o",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        )
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "no space left on" in result.stdout + result.stderr
+        assert "internal error" not in result.stdout + result.stderr
