@@ -178,3 +178,36 @@ def test_a_conversion_on_a_full_disk_names_it(tmp_path):
         assert result.returncode == 1, result.stdout + result.stderr
         assert "no space left on" in result.stdout + result.stderr
         assert "internal error" not in result.stdout + result.stderr
+
+
+def test_a_damaged_entry_in_a_read_only_cache_is_not_handed_out(tmp_path, http_server):
+    catalog, _, data = _served(tmp_path, http_server, 200_000)
+    prebuilt = tmp_path / "prebuilt"
+    assert _download(tmp_path, catalog, tmp_path / "first", prebuilt).returncode == 0
+    entry = next(p for p in (prebuilt / "objects").rglob("*") if p.is_file())
+    entry.chmod(0o644)
+    entry.write_bytes(b"\xff" + data[1:])
+    with _mounted(tmp_path / "shared", "--bind", "-o", "ro", str(prebuilt)) as shared:
+        result = _download(tmp_path, catalog, tmp_path / "out", shared)
+        assert result.returncode == 1 and "read-only" in result.stderr, result.stderr
+        assert "internal error" not in result.stderr
+        assert not (tmp_path / "out" / "aclnet" / "source" / "model.onnx").exists()
+
+
+def test_a_read_only_output_folder_is_an_error_not_a_crash(tmp_path, http_server):
+    catalog, _, _ = _served(tmp_path, http_server, 1000)
+    (tmp_path / "ro-src").mkdir()
+    with _mounted(tmp_path / "ro", "--bind", "-o", "ro", str(tmp_path / "ro-src")) as out:
+        result = run_zoo(
+            "mirror",
+            "-n",
+            "aclnet",
+            "--manifests",
+            str(catalog),
+            "-o",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+        )
+        assert result.returncode == 1, result.stderr
+        assert "Read-only file system" in result.stderr and "internal error" not in result.stderr

@@ -120,8 +120,8 @@ class Cache:
         return target
 
     def evict(self, algo: str, hexdigest: str) -> None:
-        """Drop an entry that failed re-verification."""
-        with contextlib.suppress(FileNotFoundError):
+        """Drop an entry that failed re-verification (a read-only cache keeps it; it is never handed out)."""
+        with contextlib.suppress(OSError):
             os.unlink(self.object_path(algo, hexdigest))
 
     def read_partial_meta(self, key: str) -> JsonRecord:

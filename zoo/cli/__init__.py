@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -74,21 +74,24 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("zoo: interrupted\n")
         sys.exit(130)
-    except OSError as exc:
-        if not is_disk_full(exc):
+    except OSError as exc:  # the environment failed (a full or read-only disk), not zoo: exit 1
+        if exc.strerror is None:
             _internal(exc)
         if state["debug"]:
             traceback.print_exc()
         where = exc.filename or "the output disk"
-        sys.stderr.write(
-            f"zoo: error: no space left on {where} ({exc.strerror}); free some space and run again.\n"
-        )
+        if is_disk_full(exc):
+            sys.stderr.write(
+                f"zoo: error: no space left on {where} ({exc.strerror}); free some space and run again.\n"
+            )
+        else:
+            sys.stderr.write(f"zoo: error: {where}: {exc.strerror}.\n")
         sys.exit(EXIT_FAILED)
     except Exception as exc:  # a bug, not bad input: still no traceback without --debug
         _internal(exc)
 
 
-def _internal(exc: Exception) -> None:
+def _internal(exc: Exception) -> NoReturn:
     if state["debug"]:
         traceback.print_exc()
         sys.exit(3)
