@@ -315,3 +315,25 @@ def test_unpinned_files_are_never_called_verified(tmp_path, http_server):
     output = result.stdout + result.stderr
     assert "NOT verified" in output
     assert " verified in " not in output
+
+
+def test_a_mirror_folder_is_read_without_allow_local(tmp_path, http_server):
+    data = b"\x05" * 4000
+    catalog, relpath, _ = _served(tmp_path, http_server, data)
+    mirror = tmp_path / "mirror"
+    made = run_zoo(
+        "mirror",
+        "-n",
+        "aclnet",
+        "--manifests",
+        str(catalog),
+        "-o",
+        str(mirror),
+        "--cache-dir",
+        str(tmp_path / "c0"),
+    )
+    assert made.returncode == 0, made.stderr
+    http_server.fault(relpath, Status(404), times=None)
+    result = _download(tmp_path, catalog, "--mirror", str(mirror), env=NO_LOCAL)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "aclnet" / "source" / "model.onnx").read_bytes() == data
