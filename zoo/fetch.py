@@ -2,7 +2,11 @@
 
 Files come from (in this order) the shared cache, the mirrors, then the manifest's sources; each
 is checked (size, sha256/sha384) before it enters the cache and again whenever the cache hands it
-out. zoo.source_folder places them in the output folder.
+out. zoo.source_folder places them in the output folder. A catalog is untrusted: `file://` sources
+are read only inside folders the user allowed, and downloads without a declared size are capped.
+
+Over 400 lines: the Fetcher's policy (cache, candidates, retries, local files, archives, wheels)
+is one piece that the transports in zoo.sources carry out.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ RESERVED_FILE_NAMES = frozenset({"sources.json"})
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_YAML_NODES = 100_000
 MAX_YAML_DEPTH = 64
-MAX_LABELS_BYTES = 16 << 20
+MAX_LABELS_BYTES = 16 << 20  # a labels file in the catalog folder (a source file is verified by checksum)
 
 
 class Strict(BaseModel):
@@ -499,7 +499,7 @@ class Manifest(Strict):
             )
         if not path.is_file():
             raise ManifestError(f"{self._path}: field {where}: file {path} does not exist")
-        if path.stat().st_size > MAX_LABELS_BYTES:
+        if self.labels.file is not None and path.stat().st_size > MAX_LABELS_BYTES:  # the catalog's own file
             raise ManifestError(
                 f"{self._path}: field {where}: the labels file has {path.stat().st_size:,} bytes, more than "
                 f"the {MAX_LABELS_BYTES:,} a labels file may have"
