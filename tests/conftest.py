@@ -10,7 +10,9 @@ Tiers (markers, applied here by file so no test file has to remember them):
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,12 @@ E2E = {
 SLOW = {"test_end_to_end_torch.py", "test_end_to_end_tf.py", "test_parity_matrix.py", "test_predict_real.py"}
 # fixtures that build real models: a test using one is e2e wherever it lives
 E2E_FIXTURES = {"int8"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests' tiny models are file:// sources in the temporary folder: allow it, as a user passes
+    --allow-local (zoo reads no local file a catalog names otherwise); tests of that refusal unset it."""
+    os.environ.setdefault("ZOO_ALLOW_LOCAL", str(Path(tempfile.gettempdir()).resolve()))
 
 
 def tier(item: pytest.Item) -> str:

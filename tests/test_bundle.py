@@ -704,3 +704,44 @@ def test_an_encrypted_key_takes_its_password_from_the_environment(verified_tiny,
     assert locked.returncode == 2 and "ZOO_SIGN_PASSWORD" in locked.stderr
     ok(run_zoo(*args, env={"ZOO_SIGN_PASSWORD": "open sesame"}), "bundle with an encrypted key")
     ok(run_zoo("bundle", "verify", str(tmp_path / "d" / "tiny-1.0.0"), "--public-key", str(public)), "verify")
+
+
+# -- requiring a signature -----------------------------------------------------------------------
+
+
+def test_require_signature_needs_a_key_to_check_it_with(signed, keys, tmp_path):
+    """A forged signature passed `--require-signature` alone: requiring one now requires --public-key."""
+    folder = copy_of(signed, tmp_path)
+    signature = folder / "bundle.sig"
+    assert signature.is_file()
+    signature.write_bytes(b"garbage, not a signature")
+    for path in (folder, signed.tarball):
+        result = run_zoo("bundle", "verify", str(path), "--require-signature")
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "--require-signature needs --public-key" in result.stderr and "OK" not in result.stdout
+    forged = run_zoo("bundle", "verify", str(folder), "--require-signature", "--public-key", str(keys.public))
+    assert forged.returncode == 1, forged.stderr
+    pulled = run_zoo("pull", str(signed.tarball), "-o", str(tmp_path / "pulled"), "--require-signature")
+    assert pulled.returncode == 2 and "--public-key" in pulled.stderr, pulled.stderr
+    assert not (tmp_path / "pulled").exists() or not any((tmp_path / "pulled").iterdir())
+
+
+def test_output_options_that_name_a_file_and_keygen_on_a_folder_are_bad_input(
+    signed, verified_tiny, tmp_path
+):
+    occupied = tmp_path / "occupied"
+    occupied.write_text("a file, not a folder\n")
+    pulled = run_zoo("pull", str(signed.tarball), "-o", str(occupied))
+    assert pulled.returncode == 2 and "--output-dir" in pulled.stderr, pulled.stderr
+    for option in ("--dist", "-o"):
+        args = ["--dist", str(tmp_path / "dist"), "-o", str(verified_tiny.out)]
+        args[args.index(option) + 1] = str(occupied)
+        result = run_zoo(
+            "bundle", "--manifests", str(verified_tiny.catalog), "--name", "tiny", "--version", "1.0.0", *args
+        )
+        assert result.returncode == 2 and "not a folder" in result.stderr, result.stderr
+    keygen = run_zoo("bundle", "keygen", str(tmp_path))
+    assert keygen.returncode == 2 and "is a folder" in keygen.stderr, keygen.stderr
+    for result in (pulled, keygen):
+        assert "internal error" not in result.stderr
+    assert occupied.read_text() == "a file, not a folder\n"

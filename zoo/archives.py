@@ -17,6 +17,9 @@ from typing import IO
 
 from zoo.errors import ZooError
 
+#: a member without a declared size may expand to at most this many times its archive's size
+MAX_EXPANSION = 100
+
 
 class UnsafeArchive(ZooError):
     """An archive member that could escape the target folder or is not a plain file."""

@@ -1,7 +1,9 @@
 """Atomic file writes: a killed run never leaves a file that looks finished.
 
 Write to a temporary name in the destination folder, fsync, then rename over
-the destination (rename is atomic within one file system).
+the destination (rename is atomic within one file system). The temporary names are created
+private (0600/0700) but the finished file or folder gets the mode any tool's output has (0666 or
+0777 less the umask): published bundles, records and mirror indexes are meant for others.
 """
 
 from __future__ import annotations
@@ -16,6 +18,17 @@ from pathlib import Path
 from typing import IO, Any, Literal, TypeAlias, overload
 
 StrPath: TypeAlias = str | os.PathLike[str]
+
+
+def umask() -> int:
+    """The process umask, read without changing it (Linux: /proc), else by setting and restoring it."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -45,7 +58,10 @@ def atomic_open(path: StrPath, mode: str = "wb", **kwargs: Any) -> Iterator[IO[A
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~umask())
+    finally:
+        os.close(fd)
     try:
         with open(tmp, mode, **kwargs) as handle:
             yield handle
@@ -85,6 +101,7 @@ def atomic_dir(path: StrPath) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
     try:
+        os.chmod(tmp, 0o777 & ~umask())
         yield tmp
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))

@@ -16,6 +16,7 @@ there with an atomic rename and re-verified whenever it is used.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -76,9 +77,17 @@ class Cache:
             for sub in ("objects", "partial", "locks", "tmp", "unpinned"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UsageError(
-                f"{self.root}: --cache-dir/{ENV_CACHE}: cannot create the cache folder: {exc.strerror or exc}."
-            ) from exc
+            if not (self.root / "objects").is_dir():
+                raise UsageError(
+                    f"{self.root}: --cache-dir/{ENV_CACHE}: cannot create the cache folder: "
+                    f"{exc.strerror or exc}."
+                ) from exc
+            # a read-only cache (shared, prebuilt): verified files can still be read from it
+
+    @property
+    def writable(self) -> bool:
+        """Whether new entries, partial downloads and locks can be written (a shared cache may be read-only)."""
+        return os.access(self.root / "locks", os.W_OK) and os.access(self.root / "partial", os.W_OK)
 
     # -- paths ------------------------------------------------------------------------------
     def object_path(self, algo: str, hexdigest: str) -> Path:
@@ -111,8 +120,8 @@ class Cache:
         return target
 
     def evict(self, algo: str, hexdigest: str) -> None:
-        """Drop an entry that failed re-verification."""
-        with contextlib.suppress(FileNotFoundError):
+        """Drop an entry that failed re-verification (a read-only cache keeps it; it is never handed out)."""
+        with contextlib.suppress(OSError):
             os.unlink(self.object_path(algo, hexdigest))
 
     def read_partial_meta(self, key: str) -> JsonRecord:
@@ -157,6 +166,12 @@ class Cache:
                 if not waited and on_wait is not None:
                     on_wait()
                 waited = True
+            except OSError as exc:
+                if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    raise
+                # a read-only cache: nobody can add to it through this folder, so reading needs no lock
+                yield
+                return
         try:
             yield
         finally:

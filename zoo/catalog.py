@@ -53,6 +53,11 @@ class Catalog:
             paths = self.paths()
             if name not in paths:
                 raise UsageError(self._unknown(name, list(paths)))
+            if not paths[name].resolve().is_relative_to(self.directory.resolve()):
+                raise UsageError(
+                    f"{paths[name]}: the manifest is a link out of the catalog folder {self.directory}; "
+                    "a catalog's files must live inside it."
+                )
             self._cache[name] = load_manifest(paths[name])
         return self._cache[name]
 
@@ -115,6 +120,8 @@ def read_list_file(path: Path) -> list[str]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{path}: --list: cannot read file: {exc.strerror or exc}.") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: --list: not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
     entries = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()

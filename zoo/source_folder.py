@@ -18,7 +18,7 @@ from pathlib import Path
 
 from zoo import __version__
 from zoo.cache import Cache
-from zoo.errors import UsageError, ZooError
+from zoo.errors import NoSpace, UsageError, ZooError, is_disk_full
 from zoo.fetch import DEFAULT_TIMEOUT, Fetcher
 from zoo.integrity import Digest, hash_file
 from zoo.layout import ModelLayout
@@ -53,9 +53,11 @@ def place(cache_object: Path, destination: Path) -> None:
                 sink.flush()
                 os.fsync(sink.fileno())
         os.replace(temporary, destination)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if is_disk_full(exc):
+            raise NoSpace(destination.parent, f" while writing {destination.name}") from None
         raise
 
 
@@ -111,6 +113,7 @@ def obtain_sources(
     seed: int = 0,
     cache_dir: str | os.PathLike[str] | None = None,
     mirrors: Iterable[str] = (),
+    allow_local: Iterable[str | os.PathLike[str]] = (),
     allow_unpinned: bool = False,
     offline: bool = False,
     num_attempts: int = 3,
@@ -179,6 +182,7 @@ def obtain_sources(
         fetcher = Fetcher(
             Cache(cache_dir),
             mirrors=mirrors,
+            allow_local=allow_local,
             allow_unpinned=allow_unpinned,
             offline=offline,
             num_attempts=num_attempts,

@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlparse
 
 from zoo import __version__
 from zoo.cache import Cache
+from zoo.errors import NoSpace, is_disk_full
 from zoo.integrity import (
     READ_CHUNK,
     Digest,
@@ -40,8 +41,12 @@ from zoo.progress import Progress
 
 if TYPE_CHECKING:
     import requests
+    import urllib3
 
 HTTP_CHUNK = 1 << 20
+#: a transfer slower than this (bytes/s) over a whole --timeout window is abandoned: a server that
+#: drips a byte now and then never trips the socket's read timeout on its own
+MIN_RATE = 1024
 #: statuses worth another attempt; every other 4xx (404, 403, 410, 401 ...) is final
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 
@@ -69,10 +74,60 @@ class Job:
     expected: Expected
     binary: bool
     key: str  # cache entry key: partial file and lock
+    cap: int | None = None  # most bytes accepted when the manifest declares no size (archives)
 
     @property
     def algos(self) -> tuple[str, ...]:
         return (self.expected.algo,) if self.expected.algo else ("sha256",)
+
+    @property
+    def limit(self) -> int | None:
+        return self.expected.size if self.expected.size is not None else self.cap
+
+    def overrun(self, what: str) -> str:
+        if self.expected.size is not None:
+            return f"{what} grew past the {self.expected.size:,} bytes the manifest declares"
+        return f"{what} grew past {self.cap:,} bytes, the most zoo accepts without a declared size"
+
+
+def redact_url(url: str) -> str:
+    """The URL without a password (user:password@host -> user:***@host): safe to print and record."""
+    parsed = urlparse(url)
+    if parsed.password is None and "@" not in parsed.netloc:
+        return url
+    user = parsed.username or ""
+    host = parsed.netloc.rsplit("@", 1)[-1]
+    return parsed._replace(netloc=f"{user}:***@{host}" if user else f"***@{host}").geturl()
+
+
+def _disk_full(cache: Cache, job: Job, exc: OSError) -> NoSpace:
+    """Drop the partial bytes (they would block the next run) and say which disk is full."""
+    cache.drop_partial(job.key)
+    return NoSpace(cache.partial_path(job.key).parent, f" while writing {job.file} ({exc.strerror})")
+
+
+class _Body:
+    """Reads a response body in the pieces that arrive, abandoning a transfer below MIN_RATE."""
+
+    def __init__(self, raw: urllib3.response.BaseHTTPResponse, window: float) -> None:
+        self.raw = raw
+        self.window = max(window, 1.0)
+        self.started = time.monotonic()
+        self.count = 0
+
+    def read(self) -> bytes:
+        chunk: bytes = self.raw.read1(HTTP_CHUNK)
+        self.count += len(chunk)
+        elapsed = time.monotonic() - self.started
+        if chunk and elapsed >= self.window:
+            if self.count < MIN_RATE * elapsed:
+                raise TransferFailed(
+                    f"the server sent {self.count:,} bytes in {elapsed:.0f} s, slower than the "
+                    f"{MIN_RATE:,} bytes/s zoo waits for",
+                    retryable=True,
+                )
+            self.started, self.count = time.monotonic(), 0
+        return chunk
 
 
 # -- http(s) -------------------------------------------------------------------------------------
@@ -157,7 +212,7 @@ def http_download(url: str, cache: Cache, job: Job, progress: Progress, timeout:
         headers["Range"] = f"bytes={offset}-"
         meta = cache.read_partial_meta(job.key)
         validator = meta.get("etag") or meta.get("last_modified")
-        if meta.get("url") == url and validator:
+        if meta.get("url") == redact_url(url) and validator:
             headers["If-Range"] = validator
     try:
         response = http_session().get(url, headers=headers, stream=True, timeout=(timeout, timeout))
@@ -167,8 +222,16 @@ def http_download(url: str, cache: Cache, job: Job, progress: Progress, timeout:
         raise TransferFailed(f"invalid URL: {_short(exc)}") from exc
     except requests.exceptions.ProxyError as exc:
         raise TransferFailed(f"proxy error: {_short(exc)}", retryable=True) from exc
+    except requests.exceptions.TooManyRedirects:
+        raise TransferFailed("the server redirects in a loop (too many redirects)") from None
+    except (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema) as exc:
+        raise TransferFailed(
+            f"the server redirects to a URL zoo does not follow (only http and https): {_short(exc)}"
+        ) from None
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         raise TransferFailed(f"cannot connect: {_short(exc)}", retryable=True) from exc
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, ValueError) as exc:
+        raise TransferFailed(f"invalid answer from the server: {_short(exc)}") from exc
 
     with response:
         status = response.status_code
@@ -216,10 +279,19 @@ def http_download(url: str, cache: Cache, job: Job, progress: Progress, timeout:
 
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         length_header = response.headers.get("Content-Length")
+        values = {v.strip() for v in (length_header or "").split(",") if v.strip()}
+        if len(values) > 1:
+            raise TransferFailed(f"the server sent conflicting Content-Length headers ({length_header})")
+        length_header = values.pop() if values else None
         length = int(length_header) if length_header and length_header.isdigit() else None
-        raw = response.raw
+        body = _Body(response.raw, timeout)
         try:
-            first_chunk = raw.read(HTTP_CHUNK)
+            first_chunk = body.read()
+            while first_chunk and len(first_chunk) < 512:  # enough to tell an HTML page from a file
+                more = body.read()
+                if not more:
+                    break
+                first_chunk += more
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise TransferFailed(f"connection lost before the body: {_short(exc)}", retryable=True) from exc
         if job.binary and (
@@ -235,19 +307,19 @@ def http_download(url: str, cache: Cache, job: Job, progress: Progress, timeout:
                 f"server announces {offset + length:,} bytes, more than the {size:,} the manifest declares{hint}"
             )
 
-        hasher = Hasher(job.algos, limit=size)
+        hasher = Hasher(job.algos, limit=job.limit)
         if mode == "ab":
             hasher.feed_file(partial)
         cache.write_partial_meta(
             job.key,
             {
-                "url": url,
+                "url": redact_url(url),
                 "etag": response.headers.get("ETag"),
                 "last_modified": response.headers.get("Last-Modified"),
             },
         )
         total = size if size is not None else (offset + length if length is not None else None)
-        progress.start(job.model, job.file, url, total, offset)
+        progress.start(job.model, job.file, redact_url(url), total, offset)
         received = 0
         try:
             with open(partial, mode) as sink:
@@ -257,15 +329,18 @@ def http_download(url: str, cache: Cache, job: Job, progress: Progress, timeout:
                     sink.write(chunk)
                     received += len(chunk)
                     progress.advance(job.model, job.file, len(chunk))
-                    chunk = raw.read(HTTP_CHUNK)
+                    chunk = body.read()
         except SizeOverrun:
             hasher.close()
             cache.drop_partial(job.key)
-            raise TransferFailed(
-                f"body grew past the {size:,} bytes the manifest declares; aborted and discarded"
-            ) from None
+            raise TransferFailed(f"{job.overrun('body')}; aborted and discarded") from None
+        except TransferFailed:
+            hasher.close()
+            raise
         except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
             hasher.close()
+            if is_disk_full(exc):
+                raise _disk_full(cache, job, exc) from None  # type: ignore[arg-type]
             raise TransferFailed(
                 f"connection lost after {offset + received:,} bytes ({_short(exc)}); the bytes are kept for resume",
                 retryable=True,
@@ -275,19 +350,28 @@ def http_download(url: str, cache: Cache, job: Job, progress: Progress, timeout:
         raise TransferFailed(f"body ended after {received:,} of {length:,} bytes", retryable=True)
     if size is not None and digest.size < size:
         raise TransferFailed(f"body ended after {digest.size:,} of {size:,} bytes", retryable=True)
-    return _check_complete(cache, job, digest, resumed=offset > 0)
+    return _check_complete(cache, job, digest, resumed=offset > 0, from_server=True)
 
 
-def _check_complete(cache: Cache, job: Job, digest: Digest, resumed: bool) -> Digest:
+def _check_complete(
+    cache: Cache, job: Job, digest: Digest, resumed: bool, from_server: bool = False
+) -> Digest:
+    """The digest if it is what the job expects; otherwise drop the bytes and say why.
+
+    Only a server's answer is quoted (its first bytes, when they are text: an error page); the
+    content of a local file or an archive member is never echoed.
+    """
     problem = mismatch(job.expected, digest)
     if problem is None:
         return digest
-    with open(cache.partial_path(job.key), "rb") as handle:
-        head = handle.read(512)
+    head = b""
+    if from_server:
+        with open(cache.partial_path(job.key), "rb") as handle:
+            head = handle.read(512)
     cache.drop_partial(job.key)
     if resumed:
         raise TransferFailed(f"{problem} after resuming; discarded the bytes, starting over", restart=True)
-    hint = f"; the body looks like text: {show_bytes(head)}" if looks_like_text(head) else ""
+    hint = f"; the body looks like text: {show_bytes(head)}" if from_server and looks_like_text(head) else ""
     raise TransferFailed(f"wrong bytes: {problem}{hint}; discarded")
 
 
@@ -331,23 +415,23 @@ def copy_verified(source_path: Path, cache: Cache, job: Job, progress: Progress,
             hasher.close()
             raise TransferFailed(f"the file has {total:,} bytes, the manifest declares {size:,}")
         progress.start(job.model, job.file, url, total, 0)
-        with open(partial, "wb") as sink:
-            while chunk := handle.read(READ_CHUNK):
-                try:
-                    hasher.update(chunk)
-                except SizeOverrun:
-                    hasher.close()
-                    cache.drop_partial(job.key)
-                    raise TransferFailed(
-                        f"the file grew past the {size:,} bytes the manifest declares"
-                    ) from None
-                sink.write(chunk)
-                progress.advance(job.model, job.file, len(chunk))
+        try:
+            with open(partial, "wb") as sink:
+                while chunk := handle.read(READ_CHUNK):
+                    try:
+                        hasher.update(chunk)
+                    except SizeOverrun:
+                        hasher.close()
+                        cache.drop_partial(job.key)
+                        raise TransferFailed(f"{job.overrun('the file')}") from None
+                    sink.write(chunk)
+                    progress.advance(job.model, job.file, len(chunk))
+        except OSError as exc:
+            hasher.close()
+            if is_disk_full(exc):
+                raise _disk_full(cache, job, exc) from None
+            raise TransferFailed(f"cannot copy {source_path}: {exc.strerror or exc}") from exc
     return _check_complete(cache, job, hasher.result(), resumed=False)
-
-
-def file_download(url: str, cache: Cache, job: Job, progress: Progress) -> Digest:
-    return copy_verified(url_to_path(url), cache, job, progress, url)
 
 
 # -- archives --------------------------------------------------------------------------------------
@@ -356,24 +440,61 @@ def file_download(url: str, cache: Cache, job: Job, progress: Progress) -> Diges
 def extract_member(
     archive: Path, member: str, cache: Cache, job: Job, progress: Progress, label: str
 ) -> Digest:
-    """Stream one member of a zip/tar/wheel into the partial file, hashing it on the way."""
-    from zoo.archives import open_member
+    """Stream one member of a zip/tar/wheel into the partial file, hashing it on the way.
+
+    Without a declared size a member may expand to at most MAX_EXPANSION times the archive's
+    size (and job.cap): a zip bomb stops there, whatever its headers say.
+    """
+    import tarfile
+    import zipfile
+    import zlib
+
+    from zoo.archives import MAX_EXPANSION, open_member
 
     partial = cache.partial_path(job.key)
     size = job.expected.size
-    with open_member(archive, member, label=label) as (stream, member_size):
-        if size is not None and member_size > size:
-            raise TransferFailed(f"member {member} has {member_size:,} bytes, the manifest declares {size:,}")
-        hasher = Hasher(job.algos, limit=size)
-        with open(partial, "wb") as sink:
-            while chunk := stream.read(READ_CHUNK):
-                try:
-                    hasher.update(chunk)
-                except SizeOverrun:
-                    hasher.close()
-                    cache.drop_partial(job.key)
-                    raise TransferFailed(f"member {member} grew past the declared {size:,} bytes") from None
-                sink.write(chunk)
+    limit = job.limit
+    if size is None:
+        ratio_cap = max(archive.stat().st_size * MAX_EXPANSION, 1 << 20)
+        limit = min(limit, ratio_cap) if limit is not None else ratio_cap
+    bounded = Job(job.model, job.file, Expected(None), job.binary, job.key, cap=limit)
+    try:
+        with open_member(archive, member, label=label) as (stream, member_size):
+            if size is not None and member_size > size:
+                raise TransferFailed(
+                    f"member {member} has {member_size:,} bytes, the manifest declares {size:,}"
+                )
+            if limit is not None and member_size > limit:
+                raise TransferFailed(
+                    f"member {member} declares {member_size:,} bytes, more than the {limit:,} zoo "
+                    "accepts from this archive without a declared size"
+                )
+            hasher = Hasher(job.algos, limit=limit)
+            try:
+                with open(partial, "wb") as sink:
+                    while chunk := stream.read(READ_CHUNK):
+                        hasher.update(chunk)
+                        sink.write(chunk)
+            except SizeOverrun:
+                cache.drop_partial(job.key)
+                what = (
+                    job.overrun(f"member {member}")
+                    if size is not None
+                    else bounded.overrun(f"member {member}")
+                )
+                raise TransferFailed(what) from None
+            finally:
+                hasher.close()
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise _disk_full(cache, job, exc) from None
+        cache.drop_partial(job.key)
+        raise TransferFailed(f"{label}: cannot read member {member}: {exc.strerror or exc}") from None
+    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, NotImplementedError) as exc:
+        cache.drop_partial(job.key)
+        raise TransferFailed(
+            f"{label}: the archive is damaged or lies about member {member} ({exc})"
+        ) from None
     digest = _check_complete(cache, job, hasher.result(), resumed=False)
     progress.note(job.model, job.file, f"took {member} out of {label}")
     return digest

@@ -125,6 +125,17 @@ def _quantization_facts(layout: ModelLayout, rel: str, sha256: str) -> dict[str,
     return facts if isinstance(facts, dict) else None
 
 
+def _without_passwords(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest as bundled: a password in a source URL is masked (a bundle is meant for others)."""
+    from zoo.sources import redact_url
+
+    for entry in manifest.get("files") or []:
+        for source in entry.get("sources") or []:
+            if source.get("url"):
+                source["url"] = redact_url(source["url"])
+    return manifest
+
+
 def _model_record(model: ModelInput, card_path: str, labels_path: str) -> ModelRecord:
     manifest, report = model.manifest, model.report
     prefix = f"{MODELS_DIR}/{manifest.name}"
@@ -140,7 +151,7 @@ def _model_record(model: ModelInput, card_path: str, labels_path: str) -> ModelR
         license=LicenseRecord(**manifest.license.model_dump(mode="json")),
         reference_weights=bool(report.get("reference_weights")),
         manifest_sha256=manifest.digest,
-        manifest=manifest.model_dump(mode="json"),
+        manifest=_without_passwords(manifest.model_dump(mode="json")),
         sources=report.get("sources") or {},
         labels=LabelsRecord(count=len(model.labels), file=labels_path, names=model.labels),
         model_card=card_path,

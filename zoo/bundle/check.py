@@ -74,10 +74,22 @@ def read_sums(folder: Path) -> dict[str, str]:
     return sums
 
 
+def check_key_options(public_key: Path | None, require_signature: bool) -> None:
+    """Requiring a signature means having a key to check it with: a signature nobody checks proves nothing."""
+    if require_signature and public_key is None:
+        raise UsageError(
+            "--require-signature needs --public-key PEM: without the signer's public key any signature "
+            "(a forged one too) would pass."
+        )
+    if public_key is not None and not Path(public_key).is_file():
+        raise UsageError(f"{public_key}: --public-key: no such file.")
+
+
 def verify_bundle(
     path: Path, public_key: Path | None = None, require_signature: bool = False
 ) -> VerifyResult:
     """Re-check every size, checksum and the signature; raise BundleCheckError naming the first file that differs."""
+    check_key_options(public_key, require_signature)
     with opened_bundle(path) as folder:
         return verify_folder(
             folder, public_key=public_key, require_signature=require_signature, shown=Path(path)
@@ -88,8 +100,7 @@ def verify_folder(
     folder: Path, public_key: Path | None = None, require_signature: bool = False, shown: Path | None = None
 ) -> VerifyResult:
     shown = shown or folder
-    if public_key is not None and not Path(public_key).is_file():
-        raise UsageError(f"{public_key}: --public-key: no such file.")
+    check_key_options(public_key, require_signature)
     sums = read_sums(folder)
     present = relative_files(folder)
     record = read_checked_record(folder, sums, shown)

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from zoo.atomic import atomic_dir, copy_file, write_json
 from zoo.bundle.archive import extract_tarball, opened_bundle, write_tarball
-from zoo.bundle.check import VerifyResult, verify_folder
+from zoo.bundle.check import VerifyResult, check_key_options, verify_folder
 from zoo.bundle.names import BUNDLE_JSON, BundleCheckError, bundle_dir_name, parse_time, version_key
 from zoo.bundle.oci import fetch_oci, list_oci, push_oci
 from zoo.bundle.record import BundleRecord, PublishedRecord
@@ -176,6 +176,9 @@ def pull(
 ) -> Pulled:
     """Fetch a published bundle into `out`, verify it, keep `<bundle>-<version>/` and its tarball."""
     out = Path(out)
+    check_key_options(public_key, require_signature)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: --output-dir: exists and is not a folder.")
     with tempfile.TemporaryDirectory(prefix="zoo-pull-") as scratch_name:
         scratch = Path(scratch_name)
         downloaded = scratch / "bundle.tar.gz"

@@ -170,6 +170,10 @@ def keygen(path: Path, force: bool = False) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(
+            f"{path}: is a folder; give the path of the private key file to write (e.g. {path}/zoo.pem)."
+        )
     public_path = path.with_name(path.name + ".pub")
     for target in (path, public_path):
         if target.exists() and not force:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from zoo import __version__
 from zoo.cli import bundles, catalog, convert, fetching, measure, predict
 from zoo.cli.options import select, state
-from zoo.errors import EXIT_USAGE, ZooError
+from zoo.errors import EXIT_FAILED, EXIT_USAGE, ZooError, is_disk_full
 
 app = typer.Typer(
     name="zoo",
@@ -75,14 +75,31 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("zoo: interrupted\n")
         sys.exit(130)
-    except Exception as exc:  # a bug, not bad input: still no traceback without --debug
+    except OSError as exc:  # the environment failed (a full or read-only disk), not zoo: exit 1
+        if exc.strerror is None:
+            _internal(exc)
         if state["debug"]:
             traceback.print_exc()
-            sys.exit(3)
-        sys.stderr.write(
-            f"zoo: internal error: {type(exc).__name__}: {exc}. Run again with --debug for a traceback.\n"
-        )
+        where = exc.filename or "the output disk"
+        if is_disk_full(exc):
+            sys.stderr.write(
+                f"zoo: error: no space left on {where} ({exc.strerror}); free some space and run again.\n"
+            )
+        else:
+            sys.stderr.write(f"zoo: error: {where}: {exc.strerror}.\n")
+        sys.exit(EXIT_FAILED)
+    except Exception as exc:  # a bug, not bad input: still no traceback without --debug
+        _internal(exc)
+
+
+def _internal(exc: Exception) -> NoReturn:
+    if state["debug"]:
+        traceback.print_exc()
         sys.exit(3)
+    sys.stderr.write(
+        f"zoo: internal error: {type(exc).__name__}: {exc}. Run again with --debug for a traceback.\n"
+    )
+    sys.exit(3)
 
 
 __all__ = ["app", "main", "select", "EXIT_USAGE"]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from zoo.cli.options import AllOpt, JsonOpt, ListOpt, ManifestsOpt, NameOpt, select
+from zoo.cli.options import AllOpt, JsonOpt, ListOpt, ManifestsOpt, NameOpt, folder_option, select
 from zoo.cli.render import console, print_json, print_lines
 from zoo.errors import EXIT_USAGE, ZooError
 
@@ -90,6 +90,8 @@ def bundle(
 
     if version is None:
         raise ZooError("zoo bundle: --version X.Y.Z is required (the bundle's version).", EXIT_USAGE)
+    folder_option(output_dir or default_output_dir(), "--output-dir")
+    folder_option(dist, "--dist")
     chosen = select(name, all_, list_file, manifests)
     result = build_bundle(
         chosen,

@@ -12,6 +12,7 @@ import typer
 from zoo.cli.failures import Failure, failure, literal_names, report, split_unpublished
 from zoo.cli.options import (
     AllOpt,
+    AllowLocalOpt,
     AllowUnpinnedOpt,
     CacheOpt,
     JsonOpt,
@@ -24,6 +25,7 @@ from zoo.cli.options import (
     ReferenceWeightsOpt,
     SeedOpt,
     WeightsOpt,
+    folder_option,
     select,
     state,
 )
@@ -50,6 +52,7 @@ def convert(
     seed: SeedOpt = 0,
     cache_dir: CacheOpt = None,
     mirror: MirrorOpt = None,
+    allow_local: AllowLocalOpt = None,
     allow_unpinned: AllowUnpinnedOpt = False,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
@@ -58,6 +61,7 @@ def convert(
     from zoo.layout import default_output_dir
     from zoo.pipeline import ConvertOptions, convert_many, parse_precisions, stdout_to_stderr
 
+    folder_option(output_dir or default_output_dir(), "--output-dir")
     chosen = select(name, all_, list_file, manifests)
     run, skipped = split_unpublished(
         chosen, literal_names(name, list_file), weights=weights, reference_weights=reference_weights
@@ -70,6 +74,7 @@ def convert(
         seed=seed,
         cache_dir=cache_dir,
         mirrors=list(mirror or []),
+        allow_local=list(allow_local or []),
         allow_unpinned=allow_unpinned,
         offline=offline,
         debug=state["debug"],
@@ -220,6 +225,7 @@ def quantize(
     from zoo.layout import ModelLayout, default_output_dir
     from zoo.quantize import QuantizeOptions, quantize_many
 
+    folder_option(output_dir or default_output_dir(), "--output-dir")
     chosen = select(name, all_, list_file, manifests)
     out = output_dir or default_output_dir()
     run, skipped = split_unpublished(

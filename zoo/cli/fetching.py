@@ -10,6 +10,7 @@ import typer
 from zoo.cli.failures import failure, literal_names, report, split_unpublished
 from zoo.cli.options import (
     AllOpt,
+    AllowLocalOpt,
     AllowUnpinnedOpt,
     CacheOpt,
     JsonOpt,
@@ -22,6 +23,7 @@ from zoo.cli.options import (
     ReferenceWeightsOpt,
     SeedOpt,
     WeightsOpt,
+    folder_option,
     select,
 )
 from zoo.cli.render import print_json
@@ -64,6 +66,7 @@ def download(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Download this many models at once.")] = 1,
     num_attempts: AttemptsOpt = 3,
     mirror: MirrorOpt = None,
+    allow_local: AllowLocalOpt = None,
     progress: ProgressOpt = None,
     allow_unpinned: AllowUnpinnedOpt = False,
     offline: OfflineOpt = False,
@@ -76,6 +79,7 @@ def download(
     from zoo.layout import default_output_dir
     from zoo.stages.source import Outcome, download_all
 
+    folder_option(output_dir or default_output_dir(), "--output-dir")
     chosen = select(name, all_, list_file, manifests)
     run, skipped = split_unpublished(
         chosen, literal_names(name, list_file), weights=weights, reference_weights=reference_weights
@@ -94,6 +98,7 @@ def download(
             seed=seed,
             cache_dir=cache_dir,
             mirrors=tuple(mirror or ()),
+            allow_local=tuple(allow_local or ()),
             allow_unpinned=allow_unpinned,
             offline=offline,
             num_attempts=num_attempts,
@@ -105,9 +110,12 @@ def download(
                 if progress == "json" and outcome.error is not None:  # as an event too; reported below
                     reporter.fail(outcome.name, None, outcome.error.message)
                 continue
+            unpinned = [f.name for m in run if m.name == outcome.name for f in m.files if not f.pinned]
             kind = (
                 "reference weights (seeded, NOT the upstream weights)"
                 if outcome.sources.reference_weights
+                else f"in place, {len(unpinned)} of them NOT verified (unpinned: {', '.join(unpinned)})"
+                if unpinned
                 else "verified"
             )
             reporter.note(
@@ -135,6 +143,7 @@ def pin(
     num_attempts: AttemptsOpt = 3,
     progress: ProgressOpt = None,
     timeout: TimeoutOpt = 60.0,
+    allow_local: AllowLocalOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Download unpinned files once and write their sha256 and size into the manifest (trust on first use)."""
@@ -145,7 +154,13 @@ def pin(
     chosen = select(name, all_, list_file, manifests)
     results = []
     with _progress("json" if as_json else progress) as reporter:
-        fetcher = Fetcher(Cache(cache_dir), num_attempts=num_attempts, progress=reporter, timeout=timeout)
+        fetcher = Fetcher(
+            Cache(cache_dir),
+            allow_local=tuple(allow_local or ()),
+            num_attempts=num_attempts,
+            progress=reporter,
+            timeout=timeout,
+        )
         for manifest in chosen:
             for result in pin_manifest(manifest, fetcher):
                 results.append(result)
@@ -170,6 +185,7 @@ def mirror(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Fetch this many files at once.")] = 1,
     num_attempts: AttemptsOpt = 3,
     upstream_mirror: MirrorOpt = None,
+    allow_local: AllowLocalOpt = None,
     progress: ProgressOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Mirror from the cache only.")] = False,
     timeout: TimeoutOpt = 60.0,
@@ -179,11 +195,13 @@ def mirror(
     from zoo.fetch import Fetcher
     from zoo.mirror import mirror_models
 
+    folder_option(output_dir, "--output-dir")
     chosen = select(name, all_, list_file, manifests)
     with _progress(progress) as reporter:
         fetcher = Fetcher(
             Cache(cache_dir),
             mirrors=tuple(upstream_mirror or ()),
+            allow_local=tuple(allow_local or ()),
             offline=offline,
             num_attempts=num_attempts,
             progress=reporter,

@@ -44,6 +44,15 @@ MirrorOpt = Annotated[
         help="Mirror folder or URL, tried before the original sources (repeatable).",
     ),
 ]
+AllowLocalOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--allow-local",
+        envvar="ZOO_ALLOW_LOCAL",
+        help="Folder that file:// sources may be read from (repeatable); a catalog alone never "
+        "makes zoo read a local file.",
+    ),
+]
 WeightsOpt = Annotated[
     Path | None, typer.Option("--weights", help="Your own weights file (entries without published weights).")
 ]
@@ -61,6 +70,17 @@ AllowUnpinnedOpt = Annotated[
     typer.Option("--allow-unpinned", help="Use files that have no checksum in the manifest (unverified)."),
 ]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Use the cache only; never download.")]
+
+
+def folder_option(path: Path | None, option: str) -> Path | None:
+    """A folder option checked before any work: an existing file there is bad input, not a crash later."""
+    if path is not None and path.exists() and not path.is_dir():
+        from zoo.errors import UsageError
+
+        raise UsageError(
+            f"{path}: {option}: exists and is not a folder; give a folder (it is created if missing)."
+        )
+    return path
 
 
 def catalog(manifests: Path | None) -> Catalog:

@@ -38,12 +38,24 @@ def print_lines(pairs: Sequence[tuple[str, object]]) -> None:
         typer.echo(f"{key.ljust(width)}  {value}")
 
 
+#: characters of a description the table shows (the catalog is untrusted; --json shows everything)
+DESCRIPTION_CHARS = 2000
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= DESCRIPTION_CHARS:
+        return text
+    return (
+        f"{text[:DESCRIPTION_CHARS]}... ({len(text) - DESCRIPTION_CHARS:,} more characters; --json shows all)"
+    )
+
+
 def print_info(console: Console, item: dict[str, Any]) -> None:
     from rich.table import Table
 
     licence = item["license"]
     console.rule(f"[bold]{item['name']}[/] {item['version']}")
-    console.print(item["description"], highlight=False)
+    console.print(_bounded(item["description"]), highlight=False, markup=False)
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()

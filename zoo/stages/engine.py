@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from zoo.errors import EXIT_FAILED, ZooError
+from zoo.errors import EXIT_FAILED, ZooError, is_disk_full
 from zoo.layout import ModelLayout
 from zoo.stamps import read_stamp, sha256_file, why_stale, write_stamp
 
@@ -51,6 +51,7 @@ class RunOptions:
     seed: int = 0
     cache_dir: Path | None = None
     mirrors: list[str] = field(default_factory=list)
+    allow_local: list[Path] = field(default_factory=list)  # folders file:// sources may be read from
     allow_unpinned: bool = False
     offline: bool = False
     threads: int | None = None
@@ -251,8 +252,15 @@ def run_model(run: ModelRun, stages: Sequence[Stage]) -> ModelResult:
     except Exception as exc:  # a bug or a framework failure: say which model, keep the others going
         if run.options.debug:
             traceback.print_exc()
-        run.result.error = f"internal error: {type(exc).__name__}: {exc}"
-        run.result.exit_code = 3
+        if is_disk_full(exc) or "No space left on device" in str(
+            exc
+        ):  # frameworks wrap ENOSPC in their own errors
+            where = getattr(exc, "filename", None) or run.layout.root
+            run.result.error = f"no space left on {where}; free some space and run again"
+            run.result.exit_code = EXIT_FAILED
+        else:
+            run.result.error = f"internal error: {type(exc).__name__}: {exc}"
+            run.result.exit_code = 3
     if run.result.error is not None:
         run.result.stages.append(StageResult(run.manifest.name, run.current, "failed", 0.0, run.result.error))
         run.log(f"{run.manifest.name}: {run.current}: FAILED: {run.result.error}")

@@ -211,6 +211,7 @@ class SourceStage(Stage):
             seed=seed,
             cache_dir=options.cache_dir,
             mirrors=tuple(options.mirrors),
+            allow_local=tuple(options.allow_local),
             allow_unpinned=options.allow_unpinned,
             offline=options.offline,
         )
