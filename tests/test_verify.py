@@ -263,6 +263,51 @@ def test_expectations_are_checked_on_the_source_outputs(workspace):
     assert unknown.returncode == 2 and "verify.expectations[2].label" in unknown.stderr
 
 
+def test_verify_on_your_own_recordings(workspace, tmp_path):
+    """--audio files and folders: judged by the same rules, reported apart; expectations may name one."""
+    import soundfile
+
+    catalog, out = workspace
+    rng = np.random.RandomState(7)
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    soundfile.write(folder / "hum.wav", 0.3 * np.sin(np.arange(48000) * 0.07), 48000)  # any rate
+    single = tmp_path / "knock.flac"
+    soundfile.write(single, 0.2 * rng.standard_normal(22050), 22050)
+    result = verify(catalog, out, "--audio", str(folder), "--audio", str(single), "--json")
+    assert result.returncode == 0, result.stderr
+    report = result.json()
+    audio = report["audio"]
+    assert sorted(audio["files"]) == ["hum.wav", "knock.flac"]
+    assert len(audio["sha256"]) == 64
+    assert set(audio["artifacts"]) == set(report["artifacts"])
+    for figures in audio["artifacts"].values():
+        assert figures["passed"] and figures["metrics"]["max_abs"] is not None
+    assert "knock.flac" not in report["probes"]["names"]  # the probe figures stay the probes'
+
+    # an upstream self-test naming a recording runs on that recording
+    golden = verify(catalog, out, "--audio", str(single), "--json").json()
+    manifest = catalog / "tiny.yaml"
+    labels = LABELS
+    manifest.write_text(
+        manifest.read_text() + f"  expectations:\n    - {{probe: knock.flac, label: {labels[0]}, top_k: 5}}\n"
+    )
+    heard = verify(catalog, out, "--audio", str(single), "--json").json()
+    (item,) = heard["expectations"]
+    assert item["probe"] == "knock.flac" and item["rank"] is not None and item["passed"] is True
+    unheard = verify(catalog, out, "--json").json()
+    assert (
+        unheard["expectations"][0]["rank"] is None
+        and "not in this probe set" in unheard["expectations"][0]["note"]
+    )
+    assert golden["passed"]
+
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really audio")
+    refused = verify(catalog, out, "--audio", str(broken))
+    assert refused.returncode == 2 and "broken.wav" in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_an_artifact_without_a_tolerance_policy_is_a_manifest_error(workspace):
     catalog, out = workspace
     manifest = catalog / "tiny.yaml"

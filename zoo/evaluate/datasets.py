@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from zoo.audio_files import AUDIO_SUFFIXES  # re-exported: one list of suffixes for every command
 from zoo.errors import UsageError, ZooError
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
 
 
-#: suffixes of the audio files a dataset folder may hold (formats libsndfile reads)
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".rf64")
 #: names a detector's negative folder may have ({label} is the positive class)
 NEGATIVE_FOLDERS = ("non-{label}", "no-{label}", "not-{label}", "non{label}", "background", "negative")
 

@@ -14,7 +14,8 @@ judged them with. One job per module:
 
 from __future__ import annotations
 
-from zoo.predict.audio import Geometry, audio_files, blocks, geometry, probe
+from zoo.audio_files import audio_files
+from zoo.predict.audio import Geometry, blocks, geometry, probe
 from zoo.predict.command import Request, predict
 from zoo.predict.model import Chosen, from_bundle, from_output
 from zoo.predict.tasks import FileResult, Options, task_of

@@ -12,7 +12,7 @@ depends on every sample.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from zoo.audio_files import readable
 from zoo.errors import UsageError
 
 if TYPE_CHECKING:
@@ -75,29 +76,6 @@ def geometry(manifest: Manifest) -> Geometry:
     )
 
 
-def audio_files(paths: Sequence[Path]) -> list[Path]:
-    """The files under *paths* (files as given, folders searched for audio), in order; none is exit 2."""
-    from zoo.evaluate import AUDIO_SUFFIXES
-
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_file():
-            found.append(path)
-        elif path.is_dir():
-            found += sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
-            )
-        else:
-            raise UsageError(f"{path}: no such file or folder.")
-    if not found:
-        raise UsageError(
-            f"{', '.join(str(p) for p in paths)}: holds no audio files ({', '.join(AUDIO_SUFFIXES)})."
-        )
-    return found
-
-
 @dataclass(frozen=True)
 class AudioInfo:
     """What soundfile says about a file before it is read, and its length at the model's rate."""
@@ -119,15 +97,8 @@ class AudioInfo:
 
 def probe(path: Path, model_rate: int) -> AudioInfo:
     """The file's rate and length; an unreadable or empty file is exit 2 naming it."""
-    import soundfile
-
-    try:
-        info = soundfile.info(str(path))
-    except Exception as exc:  # libsndfile reports bad files with its own error types
-        raise UsageError(f"{path}: cannot read this audio file: {exc}") from exc
-    if info.frames <= 0:
-        raise UsageError(f"{path}: the audio file holds no samples.")
-    return AudioInfo(Path(path), int(info.samplerate), int(info.frames), model_rate)
+    rate, frames = readable(path)
+    return AudioInfo(Path(path), rate, frames, model_rate)
 
 
 def _read(handle: object, start: int, stop: int) -> np.ndarray:

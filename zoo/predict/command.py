@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.audio_files import audio_files
 from zoo.errors import UsageError
-from zoo.predict.audio import audio_files
 from zoo.predict.formats import FORMATS, render
 from zoo.predict.run import predict_files
 from zoo.predict.tasks import Options, task_of

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from zoo.audio_files import audio_files, readable
 from zoo.errors import UsageError
 
 if TYPE_CHECKING:
@@ -84,30 +85,6 @@ def build_inputs(manifest: Manifest, seed: int = 0) -> ProbeInputs:
     return ProbeInputs(names, feeds, streaming=manifest.audio.streaming, kind=manifest.verify.probes)
 
 
-def audio_files(paths: Sequence[Path]) -> list[Path]:
-    """The audio files under *paths* (files as given, folders searched), sorted; bad input is exit 2."""
-    from zoo.evaluate import AUDIO_SUFFIXES
-
-    found: list[Path] = []
-    for path in paths:
-        path = Path(path)
-        if path.is_file():
-            found.append(path)
-        elif path.is_dir():
-            found += sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
-            )
-        else:
-            raise UsageError(f"--audio {path}: no such file or folder.")
-    if not found:
-        raise UsageError(
-            f"--audio {', '.join(str(p) for p in paths)}: holds no audio files ({', '.join(AUDIO_SUFFIXES)})."
-        )
-    return found
-
-
 def audio_inputs(manifest: Manifest, paths: Sequence[Path]) -> ProbeInputs:
     """The user's recordings (any rate soundfile reads) through the manifest's host preprocessing."""
     from zoo.evaluate import read_audio
@@ -118,7 +95,9 @@ def audio_inputs(manifest: Manifest, paths: Sequence[Path]) -> ProbeInputs:
             f"--audio: {manifest.name} takes {manifest.audio.features.kind if manifest.audio.features else 'features'} "
             "as input, not audio; verify it on its probes."
         )
-    files = audio_files(paths)
+    files = audio_files(paths, "--audio")
+    for path in files:  # every file readable before the first is run
+        readable(path)
     names: list[str] = []
     feeds: list[list[Feeds]] = []
     for path in files:

@@ -287,6 +287,18 @@ def measure(
     expectations = upstream_expectations(
         manifest, probes, reference.outputs, labels, bool(sources.reference_weights)
     )
+    if "audio" in sets:  # an expectation may name a recording (upstream's example files) by file name
+        heard = upstream_expectations(
+            manifest,
+            sets["audio"].inputs,
+            sets["audio"].reference.outputs,
+            labels,
+            bool(sources.reference_weights),
+        )
+        expectations = [
+            on_audio if on_probes.get("rank") is None and on_audio.get("rank") is not None else on_probes
+            for on_probes, on_audio in zip(expectations, heard, strict=True)
+        ]
     for item in expectations:
         if item["passed"] is False:
             failures_text.append(
