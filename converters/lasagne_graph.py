@@ -232,11 +232,7 @@ def _conv(
             f"W has shape {weight.shape}, expected {(filters, shape[0], *kernel)} (num_filters, input channels, filter_size).",
         )
     step.arrays["W"] = weight
-    bias = reader.attr(layer, "b", where, None)
-    if bias is not None:
-        step.arrays["b"] = reader.array(bias, where, "b")
-        if step.arrays["b"].shape != (filters,):
-            raise reader.fail(where, f"b has shape {step.arrays['b'].shape}, expected ({filters},).")
+    _bias(reader, layer, where, step, filters)
     act, arg = reader.activation(reader.attr(layer, "nonlinearity", where), where)
     out = [filters]
     for size, k, s, p, d in zip(shape[1:], kernel, stride, pad, dilation, strict=True):
@@ -309,15 +305,20 @@ def _dense(
             f"W has shape {weight.shape}, expected {(inputs, units)} (flattened input {shape}, num_units).",
         )
     step.arrays["W"] = weight
-    bias = reader.attr(layer, "b", where, None)
-    if bias is not None:
-        step.arrays["b"] = reader.array(bias, where, "b")
-        if step.arrays["b"].shape != (units,):
-            raise reader.fail(where, f"b has shape {step.arrays['b'].shape}, expected ({units},).")
+    _bias(reader, layer, where, step, units)
     act, arg = reader.activation(reader.attr(layer, "nonlinearity", where), where)
     step.params = {"in_features": inputs, "out_features": int(units), "flatten": len(shape) > 1,
                    "activation": act, "activation_arg": arg}  # fmt: skip
     return step, (int(units),)
+
+
+def _bias(reader: _Reader, layer: Record, where: str, step: Step, size: int) -> None:
+    """The layer's optional bias b: one value per filter or unit."""
+    bias = reader.attr(layer, "b", where, None)
+    if bias is not None:
+        step.arrays["b"] = reader.array(bias, where, "b")
+        if step.arrays["b"].shape != (size,):
+            raise reader.fail(where, f"b has shape {step.arrays['b'].shape}, expected ({size},).")
 
 
 def output_shape(step: Step, shape: tuple[int, ...]) -> tuple[int, ...]:
