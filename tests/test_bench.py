@@ -98,6 +98,7 @@ def test_bench_silero_vad_reports_every_subject(int8):
         "seconds": 0.2,
         "rounds": 3,
         "openvino_precision_hint": "f32",
+        "profile": 0,
     }
 
     table = zoo_ok(
