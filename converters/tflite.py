@@ -13,7 +13,8 @@ cast to float (which keeps the real part). Neither converter handles that op as 
   frame's projection onto the window is removed before the FFT and its exact spectrum added
   back after it. That makes silence and constant frames exact; pure tones keep the float32
   floor. The front end (everything before the first convolution) is renamed `front_end/...`
-  so the manifest can keep it in float32 in the FP16 IR.
+  so the manifest can keep it in float32 in the FP16 IR, and its output tensor is named
+  `front_end`, the boundary INT8 keeps everything before in float.
 
 TensorFlow, tf2onnx and OpenVINO are imported inside the functions.
 """
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 #: tf2onnx 1.17 emits opsets up to this one; ONNX DFT needs 17
 MIN_OPSET, MAX_OPSET = 17, 18
 FRONT_END_PREFIX = "front_end/"
+#: the tensor name the IR gives the front end's output (the first convolution's input): the boundary
+#: the manifest's quantize.front_end names, so INT8 keeps every op before it in float
+FRONT_END_TENSOR = "front_end"
 
 
 # -- the source model ---------------------------------------------------------------------
@@ -200,12 +204,17 @@ def _rfft2d_real_part(node: Any) -> list[Any]:
     return [ops.add(spectrum, ops.multiply(amount, window_spectrum)).output(0)]
 
 
-def front_end_nodes(model: Any) -> list[Any]:
-    """Every op the first convolution's input depends on: the in-graph spectrogram front end."""
-    first = next(
+def first_convolution(model: Any) -> Any:
+    """The model's first convolution in graph order (None without one)."""
+    return next(
         (op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")),
         None,
     )
+
+
+def front_end_nodes(model: Any) -> list[Any]:
+    """Every op the first convolution's input depends on: the in-graph spectrogram front end."""
+    first = first_convolution(model)
     if first is None:
         return []
     seen: dict[str, Any] = {}  # friendly names are unique in a converted model
@@ -351,6 +360,9 @@ class TfliteConverter(Converter[TfliteSourceModel]):
             folding.run_passes(converted)  # the shape arithmetic of the dynamic-batch graph, now static
             for op in front_end_nodes(converted):
                 op.set_friendly_name(FRONT_END_PREFIX + op.get_friendly_name())
+            first = first_convolution(converted)
+            if first is not None:
+                first.input_value(0).get_tensor().add_names({FRONT_END_TENSOR})
             name_ports(converted, manifest)
             source.openvino = converted
         # each caller gets its own copy: saving one precision must not change the next
