@@ -10,13 +10,16 @@ YAMNet and BirdNET do not reach their bounds yet (see their manifests); they are
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_zoo
 
-SOUNDSCAPE = Path(__file__).resolve().parents[1].parent / "shared" / "audio" / "soundscape"
+#: the folder beside the repository; ZOO_SHARED points elsewhere (a checkout that is not beside it)
+SHARED = Path(os.environ.get("ZOO_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+SOUNDSCAPE = SHARED / "audio" / "soundscape"
 
 
 @pytest.mark.slow
