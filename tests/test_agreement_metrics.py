@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import MANIFESTS
 from zoo.verify.metrics import compare, judge, scores_of, visible_top5, window_agreement
 
 # three windows of four classes: the reference, and a candidate that differs in chosen places
@@ -81,7 +82,6 @@ def test_compare_adds_window_metrics_through_the_activation():
 
 def test_call_agreement_needs_every_rule(tmp_path):
     """Quantize's per-window value: top-5 overlap where the confident top-1 and the detections agree."""
-    from tests.conftest import MANIFESTS
     from zoo.manifest import load_manifest
     from zoo.quantize.metric import call_agreement
 
@@ -100,3 +100,24 @@ def test_call_agreement_needs_every_rule(tmp_path):
         manifest, reference, [{name: same[None]}, {name: moved[None]}, {name: extra[None]}]
     )
     assert values == [pytest.approx(0.8), 0.0, 0.0]
+
+
+def test_evaluate_reports_window_agreement():
+    """`zoo evaluate`'s per-window figures: the clips of every file, as verify counts them."""
+    from zoo.evaluate.predict import FileResult, window_figures
+    from zoo.manifest import load_manifest
+
+    yamnet = load_manifest(MANIFESTS / "yamnet.yaml")  # scores as they are, confident 0.3
+    ref = [FileResult(REFERENCE[:2].mean(0), REFERENCE[:2]), FileResult(REFERENCE[2], REFERENCE[2:])]
+    got = [FileResult(CANDIDATE[:2].mean(0), CANDIDATE[:2]), FileResult(CANDIDATE[2], CANDIDATE[2:])]
+    found = window_figures(yamnet, ref, got)
+    # confident at 0.3: windows 0 and 2 (window 1's top is 0.25); both keep their top class
+    assert found["windows"] == 3 and found["confident_windows"] == 2 and found["top1_confident"] == 1.0
+    assert "detection" not in found
+    silero = load_manifest(MANIFESTS / "silero-vad.yaml")  # threshold 0.5
+    chunks = np.array([[0.1], [0.6], [0.49], [0.9]])
+    moved = np.array([[0.2], [0.4], [0.51], [0.95]])
+    found = window_figures(silero, [FileResult(chunks.max(0), chunks)], [FileResult(moved.max(0), moved)])
+    assert found["decision"] == 0.5 and found["mean_abs_score"] == pytest.approx(
+        (0.1 + 0.2 + 0.02 + 0.05) / 4
+    )
