@@ -34,6 +34,7 @@ def test_silero_vad_int8_holds_its_decisions_on_real_audio(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     facts = result.json()[0]
     assert facts["accuracy_control"]["max_drop"] == 0.004  # the manifest's recipe
+    assert all(name.startswith("/encoder/") for name in facts["accuracy_control"]["float_ops"])
     assert facts["front_end"] and all(name.startswith(("/stft/", "/Concat")) for name in facts["front_end"])
     verify = run_zoo(
         "verify",

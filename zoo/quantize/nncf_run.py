@@ -31,6 +31,22 @@ def compile_f32(model: Any) -> OpenVinoRunner:
     return OpenVinoRunner(model, hint="f32", label=f"{model.get_friendly_name()} (OpenVINO, f32)")
 
 
+def quantized_ops(model: Any) -> set[str]:
+    """Names of the ops a FakeQuantize feeds (on their activations or their weights)."""
+    found = set()
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "FakeQuantize":
+            for target in op.output(0).get_target_inputs():
+                node = target.get_node()
+                while node.get_type_name() in ("Convert", "Reshape", "Transpose") and node.outputs():
+                    nxt = [t.get_node() for t in node.output(0).get_target_inputs()]
+                    if len(nxt) != 1:
+                        break
+                    node = nxt[0]
+                found.add(node.get_friendly_name())
+    return found
+
+
 def count_quantizers(model: Any) -> int:
     """FakeQuantize ops (full INT8) or compressed-weight constants (weights-only)."""
     quantizers = 0
@@ -213,12 +229,15 @@ def accuracy_controlled(
         "quantizers_plain": full_count,
         "quantizers_kept": kept,
         "reverted": full_count - kept,
+        # the layers mixed precision keeps in float: quantized in plain INT8, not in the result
+        "float_ops": sorted(quantized_ops(plain) - quantized_ops(quantized)),
     }
     check_drop(manifest.name, facts)
     log(
         f"{manifest.name}: INT8: {metric.name}: FP32 {initial:.4f}, plain INT8 {plain_metric:.4f}, "
         f"controlled INT8 {final:.4f} (drop {facts['drop']:.4f} <= {max_drop:g}); {full_count - kept} of "
         f"{full_count} quantizers reverted"
+        + (f"; in float: {', '.join(facts['float_ops'])}" if facts["float_ops"] else "")
     )
     return quantized, facts
 
