@@ -114,3 +114,20 @@ def test_a_boundary_the_graph_lacks_is_exit_2_naming_the_field(yamnet_ir, tmp_pa
     assert "log_mel_spectrogram" in result.stderr  # the similar name it has
     assert "Traceback" not in result.stderr
     assert not (out / "yamnet" / "INT8").exists()
+
+
+def test_the_same_front_end_in_the_onnx_export(yamnet_ir):
+    """The QDQ ONNX path walks the ONNX graph from the same boundary tensor."""
+    import onnx
+
+    from zoo.manifest import load_manifest
+    from zoo.quantize.scope import ignored_scope, onnx_front_end_nodes
+
+    manifest = load_manifest(MANIFESTS / "yamnet.yaml")
+    model = onnx.load(str(yamnet_ir.parents[1] / "onnx" / "yamnet.onnx"))
+    found = onnx_front_end_nodes(model, manifest)
+    kinds = {n.op_type for n in model.graph.node if n.name in found}
+    assert {"MatMul", "Log"} <= kinds and "Conv" not in kinds
+    producer = {o: n.name for n in model.graph.node for o in n.output}
+    assert producer["log_mel_spectrogram"] in found
+    assert set(found) <= set(ignored_scope(manifest, model, onnx=True).names)
