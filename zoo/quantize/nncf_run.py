@@ -212,6 +212,8 @@ def accuracy_controlled(
     )
     plain = nncf.quantize(fp32_model, nncf.Dataset(items), preset=preset, subset_size=len(items), **settings)
     full_count, kept = count_quantizers(plain), count_quantizers(quantized)
+    # the layers mixed precision keeps in float: quantized in plain INT8, not in the result
+    float_ops = sorted(quantized_ops(plain) - quantized_ops(quantized))
     final, _ = metric.evaluate(
         compile_f32(quantized), describe=f"{manifest.name}: {metric.name}, controlled INT8"
     )
@@ -229,15 +231,14 @@ def accuracy_controlled(
         "quantizers_plain": full_count,
         "quantizers_kept": kept,
         "reverted": full_count - kept,
-        # the layers mixed precision keeps in float: quantized in plain INT8, not in the result
-        "float_ops": sorted(quantized_ops(plain) - quantized_ops(quantized)),
+        "float_ops": float_ops,
     }
     check_drop(manifest.name, facts)
     log(
         f"{manifest.name}: INT8: {metric.name}: FP32 {initial:.4f}, plain INT8 {plain_metric:.4f}, "
         f"controlled INT8 {final:.4f} (drop {facts['drop']:.4f} <= {max_drop:g}); {full_count - kept} of "
         f"{full_count} quantizers reverted"
-        + (f"; in float: {', '.join(facts['float_ops'])}" if facts["float_ops"] else "")
+        + (f"; in float: {', '.join(float_ops)}" if float_ops else "")
     )
     return quantized, facts
 
