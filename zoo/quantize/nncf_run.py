@@ -237,8 +237,7 @@ def accuracy_controlled(
     log(
         f"{manifest.name}: INT8: {metric.name}: FP32 {initial:.4f}, plain INT8 {plain_metric:.4f}, "
         f"controlled INT8 {final:.4f} (drop {facts['drop']:.4f} <= {max_drop:g}); {full_count - kept} of "
-        f"{full_count} quantizers reverted"
-        + (f"; in float: {', '.join(float_ops)}" if float_ops else "")
+        f"{full_count} quantizers reverted" + (f"; in float: {', '.join(float_ops)}" if float_ops else "")
     )
     return quantized, facts
 
