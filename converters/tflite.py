@@ -13,8 +13,9 @@ cast to float (which keeps the real part). Neither converter handles that op as 
   frames by a 2048 x 96 matrix where OpenVINO's RDFT (float32 only, and 80 % of the IR's time)
   used to run. Its float32 sums keep a noise floor like a float32 FFT's (pure tones move logits
   by up to ~0.3; zoo.numerics' yardstick for runtimes without float64 covers exactly that).
-  The front end (everything before the first convolution) is renamed `front_end/...` so the
-  manifest can keep it in float32 in the FP16 IR and out of INT8 quantization.
+  The front end (everything before the network's first convolution) is renamed `front_end/...`
+  so the manifest can keep it in float32 in the FP16 IR, and its output tensor is named
+  `front_end`, the boundary INT8 keeps everything before in float.
 
 TensorFlow, tf2onnx and OpenVINO are imported inside the functions.
 """
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 #: tf2onnx 1.17 emits opsets up to this one; ONNX DFT needs 17
 MIN_OPSET, MAX_OPSET = 17, 18
 FRONT_END_PREFIX = "front_end/"
+#: the tensor name the IR gives the front end's output (the first convolution's input): the boundary
+#: the manifest's quantize.front_end names, so INT8 keeps every op before it in float
+FRONT_END_TENSOR = "front_end"
 
 
 # -- the source model ---------------------------------------------------------------------
@@ -263,13 +267,10 @@ def fold_linear_front_end(model: Any) -> int:
     return folded
 
 
-def front_end_nodes(model: Any) -> list[Any]:
-    """Every op the first convolution's input depends on: the in-graph spectrogram front end.
-
-    The first convolution of the NETWORK: the folded front end's own strided convolution is part
-    of the front end.
-    """
-    first = next(
+def first_convolution(model: Any) -> Any:
+    """The network's first convolution in graph order (None without one); the folded front end's
+    own strided convolution (converters.spectral) is not the network's."""
+    return next(
         (
             op
             for op in model.get_ordered_ops()
@@ -278,6 +279,11 @@ def front_end_nodes(model: Any) -> list[Any]:
         ),
         None,
     )
+
+
+def front_end_nodes(model: Any) -> list[Any]:
+    """Every op the network's first convolution's input depends on: the in-graph spectrogram front end."""
+    first = first_convolution(model)
     if first is None:
         return []
     seen: dict[str, Any] = {}  # friendly names are unique in a converted model
@@ -426,6 +432,9 @@ class TfliteConverter(Converter[TfliteSourceModel]):
                 folding.run_passes(converted)  # the shape reads of the replaced DFT
             for op in front_end_nodes(converted):
                 op.set_friendly_name(FRONT_END_PREFIX + op.get_friendly_name())
+            first = first_convolution(converted)
+            if first is not None:
+                first.input_value(0).get_tensor().add_names({FRONT_END_TENSOR})
             name_ports(converted, manifest)
             source.openvino = converted
         # each caller gets its own copy: saving one precision must not change the next

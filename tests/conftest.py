@@ -33,6 +33,7 @@ UNIT = {
     "test_probes.py",
     "test_features.py",
     "test_reference_flag.py",
+    "test_agreement_metrics.py",
 }
 E2E = {
     "test_end_to_end_torch.py",
@@ -47,8 +48,16 @@ E2E = {
     "test_evaluate.py",
     "test_parity_matrix.py",
     "test_predict_real.py",
+    "test_quantize_scope.py",
+    "test_int8_real_audio.py",
 }
-SLOW = {"test_end_to_end_torch.py", "test_end_to_end_tf.py", "test_parity_matrix.py", "test_predict_real.py"}
+SLOW = {
+    "test_end_to_end_torch.py",
+    "test_end_to_end_tf.py",
+    "test_parity_matrix.py",
+    "test_predict_real.py",
+    "test_int8_real_audio.py",
+}
 # fixtures that build real models: a test using one is e2e wherever it lives
 E2E_FIXTURES = {"int8"}
 

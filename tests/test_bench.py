@@ -88,8 +88,10 @@ def test_bench_silero_vad_reports_every_subject(int8):
         assert row["calls"] >= 5 and 0 < row["p50_ms"] <= row["p90_ms"]
         assert row["throughput"] > 0 and row["size"] > 0 and row["speedup"] > 0 and row["threads"] == 1
     assert rows["source"]["speedup"] == pytest.approx(1.0)
-    assert rows["INT8"]["size"] < rows["FP16"]["size"] < rows["FP32"]["size"]
-    assert rows["INT8"]["agreement_metric"] == "decision" and rows["INT8"]["agreement"] >= 0.98
+    # silero-vad's INT8 recipe keeps the STFT basis and the first encoder convolution in float32,
+    # so its INT8 IR is smaller than the FP32 one but not than the FP16 one
+    assert rows["INT8"]["size"] < rows["FP32"]["size"] and rows["FP16"]["size"] < rows["FP32"]["size"]
+    assert rows["INT8"]["agreement_metric"] == "decision" and rows["INT8"]["agreement"] >= 0.995
     assert rows["FP32"]["inference_precision"] == "f32"
     assert rows["source"]["gflops"] is None  # the manifest gives no FLOPs for silero-vad
     assert result["options"] == {

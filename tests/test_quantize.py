@@ -55,8 +55,8 @@ def test_silero_vad_int8_end_to_end():
     assert report["_returncode"] == 0, report["_stderr"][-2000:]
     entry = report["artifacts"]["INT8"]
     assert entry["passed"], entry["failures"]
-    assert entry["tolerance"] == {"decision": 0.98}
-    assert entry["metrics"]["decision"] >= 0.98
+    assert entry["tolerance"] == {"decision": 0.995}
+    assert entry["metrics"]["decision"] >= 0.995
     # the golden vectors re-check INT8 without the source framework
     from zoo.verify import check_golden
 
@@ -107,7 +107,8 @@ def _catalog_without_ignored_scope_with_qdq(tmp_path):
     yaml = YAML()
     path = target / "silero-vad.yaml"
     data = yaml.load(path.read_text())
-    del data["quantize"]["ignored_scope"]
+    for key in ("ignored_scope", "front_end", "max_drop"):  # plain INT8, nothing kept in float
+        data["quantize"].pop(key, None)
     data["quantize"]["onnx_qdq"] = True
     with open(path, "w") as handle:
         yaml.dump(data, handle)
@@ -172,6 +173,7 @@ def test_max_drop_bounds_the_drop(tmp_path):
     assert control["fp32"] == 1.0 and control["int8_plain"] <= 0.75  # plain INT8 misses speech
     assert control["drop"] <= 0.01 and control["int8"] == 1.0
     assert 0 < control["reverted"] < control["quantizers_plain"]
+    assert control["float_ops"]  # the layers kept in float are named
     stamp = json.loads((out / "silero-vad" / "stamps" / "INT8.json").read_text())
     assert stamp["key"]["max_drop"] == 0.01 and stamp["quantization"]["accuracy_control"] == control
 

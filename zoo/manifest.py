@@ -279,13 +279,56 @@ class IgnoredScope(Strict):
     patterns: list[str] = Field(default_factory=list)
 
 
+class FrontEnd(Strict):
+    """Where the in-graph front end ends: every op the boundary tensors depend on stays in float.
+
+    Found by walking the graph from the boundary back to the inputs, so ops the converter or
+    OpenVINO renamed are excluded as surely as the ones that keep their upstream names.
+    """
+
+    boundary: list[str] = Field(
+        min_length=1, description="tensor names (in the FP32 IR and the ONNX export) where the front end ends"
+    )
+
+
+CALIBRATION_PROBES = ("probes:calibration", "probes:speech")
+
+
 class Quantize(Strict):
+    """The INT8 recipe: what is kept in float, how NNCF is tuned, what it is calibrated on."""
+
     enabled: bool = True
     mode: Literal["full", "weights"] = "full"
     preset: Literal["performance", "mixed"] = "performance"
     subset_size: Annotated[int, Field(gt=0)] = 300
     ignored_scope: IgnoredScope = Field(default_factory=IgnoredScope)
+    front_end: FrontEnd | None = Field(default=None, description="the front end kept in float, by structure")
+    fast_bias_correction: bool = Field(
+        default=True, description="NNCF's fast bias correction (else the full one)"
+    )
+    bias_correction: bool = Field(default=True, description="correct the bias shift quantization causes")
+    smooth_quant: bool = Field(
+        default=False, description="SmoothQuant (activation outliers moved into the weights of MatMuls)"
+    )
+    max_drop: Annotated[float, Field(ge=0, lt=1)] | None = Field(
+        default=None, description="accuracy control by default: largest absolute drop of the agreement metric"
+    )
+    calibration: list[str] = Field(
+        default_factory=list,
+        description="default calibration mix: probes:calibration, probes:speech, or folders of recordings "
+        "(relative to the manifests folder)",
+    )
     onnx_qdq: bool = False
+
+    @field_validator("calibration")
+    @classmethod
+    def _mix(cls, items: list[str]) -> list[str]:
+        for item in items:
+            if item.startswith("probes:") and item not in CALIBRATION_PROBES:
+                raise ValueError(
+                    f"a probe set in the calibration mix is one of {list(CALIBRATION_PROBES)}, got {item!r}"
+                )
+        return items
 
 
 class Tolerance(Strict):
@@ -310,6 +353,14 @@ class Tolerance(Strict):
     decision: Annotated[float, Field(ge=0, le=1)] | None = Field(
         default=None, description="agreement of thresholded decisions (VAD, multi-label)"
     )
+    top1_confident: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None,
+        description="top-1 agreement on the windows where the source's top score >= agreement.confident",
+    )
+    detection: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None,
+        description="share of windows with the same classes above agreement.detect (multi-label)",
+    )
 
 
 class Expectation(Strict):
@@ -321,6 +372,26 @@ class Expectation(Strict):
     aggregate: Literal["mean", "max", "none"] = "mean"
 
 
+class Agreement(Strict):
+    """How agreement is read on unlabelled audio: the scores compared and the thresholds that matter."""
+
+    scores: Literal["as-is", "sigmoid", "softmax"] = Field(
+        default="as-is", description="what turns the primary output into scores (logits: sigmoid or softmax)"
+    )
+    confident: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        default=None,
+        description="top-1 agreement counts the windows where the source's top score is at least this",
+    )
+    detect: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        default=None,
+        description="a class is detected in a window when its score is at least this (multi-label)",
+    )
+    floor: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        default=None,
+        description="top-5 overlap compares only the classes scoring at least this (not ranks of ~0)",
+    )
+
+
 class Verify(Strict):
     probes: Literal["standard", "speech", "calibration"] = "standard"
     seconds: Annotated[float, Field(gt=0)] | None = None
@@ -330,6 +401,7 @@ class Verify(Strict):
     tolerance: dict[Literal["onnx", "FP32", "FP16", "INT8"], Tolerance] = Field(default_factory=dict)
     expectations: list[Expectation] = Field(default_factory=list)
     decision_threshold: Annotated[float, Field(gt=0, lt=1)] | None = None
+    agreement: Agreement = Field(default_factory=Agreement)
     fp16_without_float16: str | None = Field(
         default=None, description="why this entry's FP16 IR may hold no float16 weights (e.g. int8 weights)"
     )
@@ -406,7 +478,19 @@ class Manifest(Strict):
                         else "(budget: derived, or an explicit atol with a comment that derives it)"
                     )
                 )
-            agreement = [tolerance.cosine, tolerance.top1, tolerance.top5, tolerance.decision]
+            agreement = [
+                tolerance.cosine,
+                tolerance.top1,
+                tolerance.top5,
+                tolerance.decision,
+                tolerance.top1_confident,
+                tolerance.detection,
+            ]
+            for field, needs in (("top1_confident", "confident"), ("detection", "detect")):
+                if getattr(tolerance, field) is not None and getattr(self.verify.agreement, needs) is None:
+                    raise ValueError(
+                        f"{where}.{field} needs verify.agreement.{needs} (the threshold it counts by)"
+                    )
             if kind == "INT8":
                 if all(v is None for v in agreement):
                     raise ValueError(

@@ -188,9 +188,11 @@ def quantize(
     manifests: ManifestsOpt = None,
     output_dir: OutOpt = None,
     calibration: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
-            "--calibration", help="Folder of audio files to calibrate on (default: the calibration probes)."
+            "--calibration",
+            help="Folder of recordings to calibrate on, through the manifest's host preprocessing; repeat for "
+            "several (default: the manifest's quantize.calibration mix, else the calibration probes).",
         ),
     ] = None,
     subset_size: Annotated[
@@ -242,7 +244,7 @@ def quantize(
     )
     options = QuantizeOptions(
         out=out,
-        calibration=calibration,
+        calibration=list(calibration or []),
         subset_size=subset_size,
         preset=preset.lower() if preset else None,
         max_drop=max_drop,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.errors import UsageError, ZooError
 from zoo.evaluate.datasets import read_audio, read_classes, read_dataset
-from zoo.evaluate.predict import FileResult, agreement, is_detector, predict, score_results
+from zoo.evaluate.predict import FileResult, agreement, is_detector, predict, score_results, window_figures
 from zoo.vocab import SUBJECTS, parse_list
 
 if TYPE_CHECKING:
@@ -103,6 +103,7 @@ def evaluate(
         entry = score_results(manifest, dataset, results[name])
         if reference is not None and name != reference:
             entry[f"agreement_{reference}"] = agreement(manifest, results[reference], results[name])
+            entry[f"windows_{reference}"] = window_figures(manifest, results[reference], results[name])
         report["results"][name] = entry
     return report
 

@@ -138,6 +138,30 @@ def score_results(manifest: Manifest, dataset: LabelledSet, results: list[FileRe
     return found
 
 
+def window_figures(manifest: Manifest, reference: list[FileResult], other: list[FileResult]) -> dict:
+    """Agreement window by window (clip or chunk), as `zoo verify` measures it on unlabelled audio.
+
+    Voice activity: the share of chunks on the same side of the threshold; classifiers: the
+    manifest's verify.agreement metrics (zoo.verify.metrics.window_agreement).
+    """
+    from zoo.verify.metrics import scores_of, window_agreement
+
+    if not reference:
+        return {}
+    settings = manifest.verify.agreement
+    ref = scores_of(np.concatenate([r.rows for r in reference]), settings.scores)
+    got = scores_of(np.concatenate([r.rows for r in other]), settings.scores)
+    if is_detector(manifest):
+        threshold = decision_threshold(manifest)
+        same = (ref[:, 0] >= threshold) == (got[:, 0] >= threshold)
+        return {
+            "windows": int(ref.shape[0]),
+            "decision": float(same.mean()),
+            "mean_abs_score": float(np.abs(got - ref).mean()),
+        }
+    return window_agreement(ref, got, settings.confident, settings.detect, settings.floor)
+
+
 def agreement(manifest: Manifest, reference: list[FileResult], other: list[FileResult]) -> float:
     """Share of files where two models make the same call (top-1 class, or detection)."""
     if is_detector(manifest):

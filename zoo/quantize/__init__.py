@@ -30,8 +30,9 @@ from __future__ import annotations
 
 from zoo.quantize.calibration import Sample, audio_files, calibration_items, calibration_samples, files_digest
 from zoo.quantize.metric import Metric, call_agreement, check_drop
-from zoo.quantize.nncf_run import count_quantizers, ignored_scope, nncf_to_stderr
+from zoo.quantize.nncf_run import count_quantizers, nncf_to_stderr
 from zoo.quantize.options import QuantizeOptions, QuantizeResult
+from zoo.quantize.scope import front_end_ops, ignored_scope
 from zoo.quantize.stage import STAGE, Int8Stage, quantize_many, quantize_model, stage_key
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "check_drop",
     "count_quantizers",
     "files_digest",
+    "front_end_ops",
     "ignored_scope",
     "nncf_to_stderr",
     "quantize_many",

@@ -45,7 +45,7 @@ class Sample:
 def audio_files(directory: Path) -> list[Path]:
     """The audio files under a --calibration folder; a usage error when it is not one or holds none."""
     if not directory.is_dir():
-        raise UsageError(f"--calibration {directory}: not a folder of audio files.")
+        raise UsageError(f"--calibration {directory}: not a folder of audio files (no such folder).")
     found = sorted(
         p
         for p in directory.rglob("*")
@@ -76,50 +76,111 @@ def calibration_seconds(manifest: Manifest) -> float:
     return 1.0
 
 
-def calibration_samples(
-    manifest: Manifest, options: QuantizeOptions, subset_size: int
+def calibration_mix(manifest: Manifest, options: QuantizeOptions) -> list[str | Path]:
+    """What to calibrate on: --calibration folders, else the manifest's quantize.calibration mix, else probes.
+
+    A folder of the manifest's mix is relative to the manifests folder; one that is not there is a
+    usage error naming the field.
+    """
+    if options.calibration:
+        return [Path(p) for p in options.calibration]
+    mix: list[str | Path] = []
+    for index, item in enumerate(manifest.quantize.calibration):
+        if item.startswith("probes:"):
+            mix.append(item)
+            continue
+        folder = Path(item).expanduser()
+        if not folder.is_absolute() and manifest.path is not None:
+            folder = (manifest.path.parent / folder).resolve()
+        if not folder.is_dir():
+            raise UsageError(
+                f"{manifest.path}: field quantize.calibration[{index}]: {item!r} ({folder}) is not a folder of "
+                "recordings; give a folder, probes:calibration or probes:speech (or --calibration PATH)."
+            )
+        mix.append(folder)
+    return mix
+
+
+def _probe_samples(
+    manifest: Manifest, kind: str, seed: int, subset_size: int
 ) -> tuple[list[Sample], str, str]:
-    """(samples, a description for people, a digest for the stamp) of the calibration audio."""
-    from zoo.bars import bar
-    from zoo.frontends import frontend_for, prepare_inputs, synthetic_feature_inputs
+    """The probe set of *kind* as calibration samples: clips of one call, or streams for streaming entries."""
+    from zoo.frontends import prepare_inputs
     from zoo.probes import probe_set
 
     rate = manifest.audio.sample_rate
-    if options.calibration is not None:
-        root = Path(options.calibration)
-        paths = audio_files(root)
-        samples = []
-        with bar(f"{manifest.name}: reading calibration audio", len(paths)) as progress:
-            for path in paths:
-                audio, file_rate = read_audio(path)
-                samples.append(
-                    Sample(path.relative_to(root).as_posix(), prepare_inputs(manifest, audio, file_rate))
-                )
-                progress.advance()
-        return samples, f"{len(paths)} files from {root}", "files:" + files_digest(paths, root)
-    if not frontend_for(manifest).takes_audio:
+    if manifest.audio.streaming:
+        if kind == "speech":
+            probes = probe_set(rate, STREAM_SPEECH_SECONDS, "speech", seed=seed)
+        else:
+            probes = probe_set(rate, STREAM_PROBE_SECONDS, kind, seed=seed, count=STREAM_PROBES)
+        how = f"{len(probes)} {kind} probe streams"
+    else:
+        seconds = calibration_seconds(manifest)
+        count = max(CALIBRATION_PROBES, subset_size) if kind == "calibration" else None
+        probes = probe_set(rate, seconds, kind, seed=seed, **({"count": count} if count else {}))
+        how = f"{len(probes)} {kind} probes of {seconds:g} s"
+    samples = [Sample(f"{kind}:{p.name}", prepare_inputs(manifest, p.audio, rate)) for p in probes]
+    digest = hashlib.sha256(b"".join(np.ascontiguousarray(p.audio).tobytes() for p in probes)).hexdigest()
+    return samples, how, digest
+
+
+def _folder_samples(manifest: Manifest, root: Path) -> tuple[list[Sample], str, str]:
+    """Every recording under *root* through the host preprocessing (as `zoo verify --audio` reads them)."""
+    from zoo.bars import bar
+    from zoo.frontends import prepare_inputs
+
+    paths = audio_files(root)
+    samples = []
+    with bar(f"{manifest.name}: reading calibration audio", len(paths)) as progress:
+        for path in paths:
+            audio, file_rate = read_audio(path)
+            samples.append(
+                Sample(path.relative_to(root).as_posix(), prepare_inputs(manifest, audio, file_rate))
+            )
+            progress.advance()
+    return samples, f"{len(paths)} files from {root}", files_digest(paths, root)
+
+
+def calibration_samples(
+    manifest: Manifest, options: QuantizeOptions, subset_size: int
+) -> tuple[list[Sample], str, str, list[dict[str, str]]]:
+    """(samples, a description for people, a digest for the stamp, what each part was) of the calibration audio.
+
+    The parts are the --calibration folders, else the manifest's calibration mix, else the probe
+    set's "calibration" kind (plus speech streams for streaming entries); each part is recorded
+    with the sha256 of its files (relative names and contents) or of its probe audio.
+    """
+    from zoo.frontends import frontend_for, synthetic_feature_inputs
+
+    mix = calibration_mix(manifest, options)
+    if not mix and not frontend_for(manifest).takes_audio:
         count = max(CALIBRATION_PROBES, subset_size)
         feeds = synthetic_feature_inputs(manifest, count, options.seed + 1)
+        how = f"{count} synthetic feature inputs"
+        digest = f"synthetic:{count}:{options.seed}"
         return (
             [Sample(f"synthetic-{i + 1}", [f]) for i, f in enumerate(feeds)],
-            f"{count} synthetic feature inputs",
-            f"synthetic:{count}:{options.seed}",
+            how,
+            digest,
+            [{"part": how, "sha256": digest}],
         )
-    if manifest.audio.streaming:
-        probes = probe_set(
-            rate, STREAM_PROBE_SECONDS, "calibration", seed=options.seed + 1, count=STREAM_PROBES
-        )
-        probes += probe_set(rate, STREAM_SPEECH_SECONDS, "speech", seed=options.seed + 1)
-        how = f"{len(probes)} calibration and speech probe streams"
-    else:
-        count = max(CALIBRATION_PROBES, subset_size)
-        probes = probe_set(
-            rate, calibration_seconds(manifest), "calibration", seed=options.seed + 1, count=count
-        )
-        how = f"{len(probes)} calibration probes of {calibration_seconds(manifest):g} s"
-    samples = [Sample(p.name, prepare_inputs(manifest, p.audio, rate)) for p in probes]
-    digest = hashlib.sha256(b"".join(np.ascontiguousarray(p.audio).tobytes() for p in probes)).hexdigest()
-    return samples, how, f"probes:{digest}"
+    if not mix:
+        mix = ["probes:calibration", *(["probes:speech"] if manifest.audio.streaming else [])]
+    samples: list[Sample] = []
+    parts: list[dict[str, str]] = []
+    for item in mix:
+        if isinstance(item, Path):
+            found, how, digest = _folder_samples(manifest, item)
+            parts.append({"part": how, "folder": str(item), "sha256": digest})
+        else:
+            found, how, digest = _probe_samples(
+                manifest, item.split(":", 1)[1], options.seed + 1, subset_size
+            )
+            parts.append({"part": how, "probes": item, "sha256": digest})
+        samples += found
+    combined = hashlib.sha256("\n".join(f"{p['part']}:{p['sha256']}" for p in parts).encode()).hexdigest()
+    return samples, " + ".join(p["part"] for p in parts), f"mix:{combined}", parts
 
 
 def labelled_samples(manifest: Manifest, out: Path, dataset_dir: Path) -> tuple[list[Sample], str]:

@@ -26,12 +26,40 @@ if TYPE_CHECKING:
 def call_agreement(
     manifest: Manifest, reference: list[dict[str, np.ndarray]], candidate: list[dict[str, np.ndarray]]
 ) -> list[float]:
-    """Per call: same top-1 class (classifiers) or same side of the threshold (detectors)."""
-    ref, got = clip_scores(manifest, reference), clip_scores(manifest, candidate)
+    """Per call (window), 1 for full agreement with the reference and less for less.
+
+    Voice activity (one score): the same side of the decision threshold. Classifiers, with the
+    manifest's verify.agreement: the same classes at or above `detect` (multi-label), the same
+    top-1 where the reference's top score is at least `confident`, and otherwise the overlap of
+    the five best classes (those scoring at least `floor`, when given); all three must hold, so the value is the top-5 overlap where the
+    others agree and 0 where they do not. Without verify.agreement: the same top-1 class.
+    """
+    from zoo.verify.metrics import TOP_K, scores_of, visible_top5
+
+    settings = manifest.verify.agreement
+    ref = scores_of(clip_scores(manifest, reference), settings.scores)
+    got = scores_of(clip_scores(manifest, candidate), settings.scores)
     if is_detector(manifest) or ref.shape[1] == 1:
         threshold = decision_threshold(manifest)
         return [float(a) for a in ((ref[:, 0] >= threshold) == (got[:, 0] >= threshold))]
-    return [float(a) for a in (ref.argmax(axis=1) == got.argmax(axis=1))]
+    same_top = ref.argmax(axis=1) == got.argmax(axis=1)
+    if settings.confident is None and settings.detect is None:
+        return [float(a) for a in same_top]
+    k = min(TOP_K, ref.shape[1])
+    values = []
+    for r, g, top in zip(ref, got, same_top, strict=True):
+        if settings.floor is not None:
+            value = visible_top5(r[None], g[None], settings.floor)
+        else:
+            best_r = set(np.argsort(-r, kind="stable")[:k].tolist())
+            best_g = set(np.argsort(-g, kind="stable")[:k].tolist())
+            value = len(best_r & best_g) / k
+        if settings.confident is not None and r.max() >= settings.confident and not top:
+            value = 0.0
+        if settings.detect is not None and not np.array_equal(r >= settings.detect, g >= settings.detect):
+            value = 0.0
+        values.append(value)
+    return values
 
 
 class Metric:
@@ -44,7 +72,16 @@ class Metric:
         self.name = (
             ("accuracy" if is_detector(manifest) else "top1")
             if self.labelled
-            else ("decision agreement with FP32" if is_detector(manifest) else "top-1 agreement with FP32")
+            else (
+                "decision agreement with FP32"
+                if is_detector(manifest)
+                else (
+                    "window agreement with FP32"
+                    if manifest.verify.agreement.confident is not None
+                    or manifest.verify.agreement.detect is not None
+                    else "top-1 agreement with FP32"
+                )
+            )
         )
         self.reference: list[list[dict[str, np.ndarray]]] = []
         if not self.labelled:

@@ -16,33 +16,12 @@ from zoo.errors import EXIT_FAILED, ZooError
 from zoo.quantize.calibration import Feeds, Sample, calibration_items
 from zoo.quantize.metric import Metric, check_drop
 from zoo.quantize.options import QuantizeOptions, QuantizeResult
+from zoo.quantize.scope import front_end_ops, ignored_scope
 
 if TYPE_CHECKING:
     from zoo.layout import ModelLayout
     from zoo.manifest import Manifest
     from zoo.runtimes import OpenVinoRunner, Runner
-
-#: OpenVINO op types (the manifest's vocabulary) -> ONNX op types, for the QDQ ONNX ignored scope
-ONNX_TYPES = {
-    "Power": "Pow",
-    "Multiply": "Mul",
-    "Divide": "Div",
-    "Subtract": "Sub",
-    "Convolution": "Conv",
-    "GroupConvolution": "Conv",
-    "ReduceMean": "ReduceMean",
-    "Sigmoid": "Sigmoid",
-    "Tanh": "Tanh",
-    "Add": "Add",
-    "Sqrt": "Sqrt",
-    "Concat": "Concat",
-    "Gather": "Gather",
-    "Squeeze": "Squeeze",
-    "MatMul": "MatMul",
-    "Relu": "Relu",
-    "Softmax": "Softmax",
-    "Transpose": "Transpose",
-}
 
 
 def compile_f32(model: Any) -> OpenVinoRunner:
@@ -50,6 +29,22 @@ def compile_f32(model: Any) -> OpenVinoRunner:
     from zoo.runtimes import OpenVinoRunner
 
     return OpenVinoRunner(model, hint="f32", label=f"{model.get_friendly_name()} (OpenVINO, f32)")
+
+
+def quantized_ops(model: Any) -> set[str]:
+    """Names of the ops a FakeQuantize feeds (on their activations or their weights)."""
+    found = set()
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "FakeQuantize":
+            for target in op.output(0).get_target_inputs():
+                node = target.get_node()
+                while node.get_type_name() in ("Convert", "Reshape", "Transpose") and node.outputs():
+                    nxt = [t.get_node() for t in node.output(0).get_target_inputs()]
+                    if len(nxt) != 1:
+                        break
+                    node = nxt[0]
+                found.add(node.get_friendly_name())
+    return found
 
 
 def count_quantizers(model: Any) -> int:
@@ -64,18 +59,33 @@ def count_quantizers(model: Any) -> int:
     return quantizers
 
 
-def ignored_scope(manifest: Manifest, onnx: bool = False) -> Any:
-    """The manifest's quantize.ignored_scope as an nncf.IgnoredScope (ONNX op types for the QDQ model)."""
-    import nncf
+def recipe(manifest: Manifest, model: Any, onnx: bool = False) -> dict[str, Any]:
+    """The manifest's INT8 recipe as keyword arguments of nncf.quantize (and its accuracy-control twin).
 
-    scope = manifest.quantize.ignored_scope
-    types = list(scope.types)
-    if onnx:
-        types = sorted({ONNX_TYPES.get(t, t) for t in types})
-    # validate=False: a type the graph does not have (after the converter's fusions) is not an error
-    return nncf.IgnoredScope(
-        names=list(scope.names), patterns=list(scope.patterns), types=types, validate=False
+    The ignored scope holds the front end found by structure; bias correction (fast or full, or
+    none) and SmoothQuant (NNCF applies it to transformer-type models only) come from the manifest.
+    """
+    import nncf
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        AdvancedSmoothQuantParameters,
     )
+
+    settings = manifest.quantize
+    advanced = AdvancedQuantizationParameters(
+        disable_bias_correction=not settings.bias_correction,
+        smooth_quant_alphas=AdvancedSmoothQuantParameters()
+        if settings.smooth_quant
+        else AdvancedSmoothQuantParameters(matmul=-1, convolution=-1),
+    )
+    found: dict[str, Any] = {
+        "ignored_scope": ignored_scope(manifest, model, onnx=onnx),
+        "fast_bias_correction": settings.fast_bias_correction,
+        "advanced_parameters": advanced,
+    }
+    if settings.smooth_quant:
+        found["model_type"] = nncf.ModelType.TRANSFORMER
+    return found
 
 
 @contextlib.contextmanager
@@ -119,17 +129,18 @@ def quantize_ir(
     reference = compile_f32(fp32_model)
     mode = manifest.quantize.mode
     result = QuantizeResult(manifest.name, "done", mode=mode, subset_size=subset_size, preset=preset)
-    scope = ignored_scope(manifest)
+    settings = recipe(manifest, fp32_model)
+    result.front_end = front_end_ops(fp32_model, manifest)
     items = calibration_items(reference, manifest, samples, subset_size) if mode == "full" else []
     nncf_preset = nncf.QuantizationPreset.MIXED if preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
 
     if mode == "weights":
         quantized = nncf.compress_weights(
-            fp32_model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=scope
+            fp32_model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=settings["ignored_scope"]
         )
     elif options.max_drop is None:
         quantized = nncf.quantize(
-            fp32_model, nncf.Dataset(items), preset=nncf_preset, subset_size=len(items), ignored_scope=scope
+            fp32_model, nncf.Dataset(items), preset=nncf_preset, subset_size=len(items), **settings
         )
     else:
         quantized, result.accuracy_control = accuracy_controlled(
@@ -140,7 +151,7 @@ def quantize_ir(
             labelled or samples,
             options.max_drop,
             nncf_preset,
-            scope,
+            settings,
             log,
         )
     result.quantizers = count_quantizers(quantized)
@@ -171,7 +182,7 @@ def accuracy_controlled(
     validation: list[Sample],
     max_drop: float,
     preset: Any,
-    scope: Any,
+    settings: dict[str, Any],
     log: Callable[[str], None],
 ) -> tuple[Any, dict[str, Any]]:
     """nncf.quantize_with_accuracy_control, then our own measurement of the drop it reached."""
@@ -193,13 +204,16 @@ def accuracy_controlled(
         drop_type=nncf.DropType.ABSOLUTE,
         preset=preset,
         subset_size=len(items),
-        ignored_scope=scope,
+        ignored_scope=settings["ignored_scope"],
+        model_type=settings.get("model_type"),
+        fast_bias_correction=settings["fast_bias_correction"],
+        advanced_quantization_parameters=settings["advanced_parameters"],
         advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(num_ranking_workers=1),
     )
-    plain = nncf.quantize(
-        fp32_model, nncf.Dataset(items), preset=preset, subset_size=len(items), ignored_scope=scope
-    )
+    plain = nncf.quantize(fp32_model, nncf.Dataset(items), preset=preset, subset_size=len(items), **settings)
     full_count, kept = count_quantizers(plain), count_quantizers(quantized)
+    # the layers mixed precision keeps in float: quantized in plain INT8, not in the result
+    float_ops = sorted(quantized_ops(plain) - quantized_ops(quantized))
     final, _ = metric.evaluate(
         compile_f32(quantized), describe=f"{manifest.name}: {metric.name}, controlled INT8"
     )
@@ -217,12 +231,13 @@ def accuracy_controlled(
         "quantizers_plain": full_count,
         "quantizers_kept": kept,
         "reverted": full_count - kept,
+        "float_ops": float_ops,
     }
     check_drop(manifest.name, facts)
     log(
         f"{manifest.name}: INT8: {metric.name}: FP32 {initial:.4f}, plain INT8 {plain_metric:.4f}, "
         f"controlled INT8 {final:.4f} (drop {facts['drop']:.4f} <= {max_drop:g}); {full_count - kept} of "
-        f"{full_count} quantizers reverted"
+        f"{full_count} quantizers reverted" + (f"; in float: {', '.join(float_ops)}" if float_ops else "")
     )
     return quantized, facts
 
@@ -242,5 +257,5 @@ def quantize_onnx(
         nncf.Dataset(feeds),
         preset=preset,
         subset_size=min(subset_size, len(feeds)),
-        ignored_scope=ignored_scope(manifest, onnx=True),
+        **recipe(manifest, model, onnx=True),
     )

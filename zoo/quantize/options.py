@@ -12,7 +12,7 @@ class QuantizeOptions:
     """What `zoo quantize` was asked."""
 
     out: Path
-    calibration: Path | None = None
+    calibration: list[Path] = field(default_factory=list)  # folders of recordings (--calibration, repeatable)
     subset_size: int | None = None
     preset: str | None = None
     max_drop: float | None = None
@@ -41,6 +41,7 @@ class QuantizeResult:
     agreement_metric: str | None = None
     qdq_agreement: float | None = None
     accuracy_control: dict[str, Any] | None = None
+    front_end: list[str] = field(default_factory=list)  # ops kept in float by structure
     outputs: list[str] = field(default_factory=list)
     error: str | None = None
     exit_code: int = 0

@@ -97,12 +97,14 @@ class Int8Stage(Stage):
         samples: list[Sample],
         calibration: tuple[str, str],
         labelled: tuple[list[Sample] | None, str | None],
+        calibration_parts: list[dict[str, str]] | None = None,
     ):
         self.options = options
         self.subset_size = subset_size
         self.preset = preset
         self.samples = samples
         self.calibration_how, self.calibration_digest = calibration
+        self.calibration_files = calibration_parts or []
         self.labelled, self.dataset_digest = labelled
         self.result: QuantizeResult | None = None
 
@@ -165,10 +167,28 @@ class Int8Stage(Stage):
             "qdq_agreement": result.qdq_agreement,
             "accuracy_control": result.accuracy_control,
             "ignored_scope": manifest.quantize.ignored_scope.model_dump(mode="json"),
+            "recipe": recipe_facts(manifest),
+            "front_end": result.front_end,
+            "calibration_digest": self.calibration_digest,
+            "calibration_files": self.calibration_files,
         }
         result.outputs = [p.relative_to(layout.root).as_posix() for p in outputs]
         self.result = result
         return outputs, {"quantization": facts}
+
+
+def recipe_facts(manifest: Manifest) -> dict[str, Any]:
+    """The manifest's INT8 recipe as the stamp and the IR's rt_info record it."""
+    settings = manifest.quantize
+    return {
+        "preset": settings.preset,
+        "front_end": settings.front_end.boundary if settings.front_end else None,
+        "bias_correction": settings.bias_correction,
+        "fast_bias_correction": settings.fast_bias_correction,
+        "smooth_quant": settings.smooth_quant,
+        "max_drop": settings.max_drop,
+        "calibration": list(settings.calibration),
+    }
 
 
 def quantize_model(
@@ -189,10 +209,15 @@ def quantize_model(
             f"{manifest.path}: quantize.mode is 'weights' (weights-only compression, no calibration), which "
             "has no accuracy control; drop --max-drop/--dataset or set quantize.mode: full."
         )
-    max_drop = options.max_drop if options.max_drop is not None else (0.01 if controlled else None)
+    if options.max_drop is not None:
+        max_drop: float | None = options.max_drop
+    elif manifest.quantize.max_drop is not None and manifest.quantize.mode == "full":
+        max_drop = manifest.quantize.max_drop  # the recipe's accuracy control
+    else:
+        max_drop = 0.01 if controlled else None
     options = QuantizeOptions(**{**options.__dict__, "max_drop": max_drop})
 
-    samples, calibration_how, calibration_digest = calibration_samples(manifest, options, subset_size)
+    samples, calibration_how, calibration_digest, parts = calibration_samples(manifest, options, subset_size)
     labelled, dataset_digest = (None, None)
     if options.dataset is not None:
         labelled, dataset_digest = labelled_samples(manifest, Path(options.out), Path(options.dataset))
@@ -214,6 +239,7 @@ def quantize_model(
         samples,
         (calibration_how, calibration_digest),
         (labelled, dataset_digest),
+        parts,
     )
     # the INT8 IR is quantized from the FP32 IR (the QDQ model from the ONNX): an empty folder gets
     # what `zoo convert` makes; a converted one only what INT8 needs
@@ -271,6 +297,8 @@ def _save(
                 "preset": result.preset,
                 "subset_size": result.subset_size,
                 "ignored_scope": manifest.quantize.ignored_scope.model_dump(mode="json"),
+                "recipe": recipe_facts(manifest),
+                "front_end_ops": len(result.front_end),
                 "max_drop": options.max_drop,
             },
             sort_keys=True,
@@ -296,8 +324,8 @@ def quantize_many(
     manifests: list[Manifest], options: QuantizeOptions, log: Callable[[str], None]
 ) -> list[QuantizeResult]:
     """Quantize each selected model; a failure is recorded and the others still run (bad input stops all)."""
-    if options.calibration is not None:
-        audio_files(Path(options.calibration))  # a bad folder fails before any work
+    for folder in options.calibration:
+        audio_files(Path(folder))  # a bad folder fails before any work
     if options.weights is not None and len(manifests) != 1:
         raise UsageError("--weights PATH applies to one model: select exactly one with --name.")
     results = []

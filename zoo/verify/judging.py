@@ -5,7 +5,8 @@
   against a float64 evaluation of the same model plus a float32 rounding floor (zoo.numerics
   derives both); `floor:` in the manifest raises the floor, with a comment that derives it.
 - An explicit `atol`/`rtol` is an override of the budget (the manifest comments why).
-- Agreement minimums (`cosine`, `top1`, `top5`, `decision`) apply to the primary output, and
+- Agreement minimums (`cosine`, `top1`, `top5`, `decision`, `top1_confident`, `detection`: see
+  zoo.verify.metrics) apply to the primary output, and
   `cosine` also to every other output of an INT8 artifact: 8-bit quantization error is a design
   choice judged by agreement, not by float arithmetic.
 """
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 #: artifacts judged by a numeric budget (INT8 is judged by agreement)
 NUMERIC = ("onnx", "FP32", "FP16")
+#: the agreement minimums, judged on the primary output
+AGREEMENT_RULES = ("cosine", "top1", "top5", "decision", "top1_confident", "detection")
 
 Feeds = dict[str, np.ndarray]
 
@@ -78,6 +81,7 @@ def judge_outputs(
     """({output: verdict}, failures) of one artifact's outputs against the source's."""
     main = manifest.main_output.name
     threshold = manifest.verify.decision_threshold
+    agreement = manifest.verify.agreement.model_dump()
     verdicts: dict[str, dict[str, Any]] = {}
     failures: list[dict[str, Any]] = []
     derived = kind in NUMERIC and tolerance.get("budget") == "derived"
@@ -87,11 +91,16 @@ def judge_outputs(
         got = [[np.asarray(c[spec.name]) for c in calls] for calls in candidate]
         rules = {k: v for k, v in tolerance.items() if k in ("atol", "rtol")}
         if primary:
-            rules.update({k: v for k, v in tolerance.items() if k in ("cosine", "top1", "top5", "decision")})
+            rules.update({k: v for k, v in tolerance.items() if k in AGREEMENT_RULES})
         elif kind == "INT8" and "cosine" in tolerance:
             rules["cosine"] = tolerance["cosine"]
         metrics = compare(
-            ref, got, threshold=threshold if primary else None, atol=rules.get("atol"), rtol=rules.get("rtol")
+            ref,
+            got,
+            threshold=threshold if primary else None,
+            atol=rules.get("atol"),
+            rtol=rules.get("rtol"),
+            agreement=agreement if primary else None,
         )
         if not primary:  # class rankings mean nothing for state, embeddings or spectrograms
             metrics["top1"] = metrics["top5"] = None

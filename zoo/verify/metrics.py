@@ -6,6 +6,15 @@
 - ``top1``: share of predictions whose best class is the reference's best class;
 - ``top5``: mean overlap of the artifact's and the reference's five best classes;
 - ``decision``: share of outputs on the same side of verify.decision_threshold (VAD, multi-label).
+
+On the primary output, with the manifest's verify.agreement (scores read through its activation):
+
+- ``top1_confident``: top-1 agreement on the windows where the reference's top score is at least
+  agreement.confident (``confident_windows`` of them; None when there are none);
+- ``detection``: share of windows whose set of classes at or above agreement.detect is the same;
+- ``mean_abs_score``: mean |artifact score - reference score| over every class of every window;
+- ``top5`` with agreement.floor: the overlap of each model's five best classes that score at least
+  the floor (``visible_top5``): below it the order of near-zero scores is float rounding.
 """
 
 from __future__ import annotations
@@ -16,11 +25,76 @@ from zoo.errors import ZooError
 
 REL_FLOOR = 1e-6
 TOP_K = 5
-METRICS = ("max_abs", "max_rel", "cosine_min", "top1", "top5", "decision")
+METRICS = (
+    "max_abs",
+    "max_rel",
+    "cosine_min",
+    "top1",
+    "top5",
+    "decision",
+    "top1_confident",
+    "detection",
+    "mean_abs_score",
+)
 
 
 def _rows(array: np.ndarray, classes: int) -> np.ndarray:
     return np.asarray(array, dtype=np.float64).reshape(-1, classes)
+
+
+def scores_of(array: np.ndarray, activation: str) -> np.ndarray:
+    """An output as scores: as it is, or through a sigmoid or a softmax over its last axis."""
+    values = np.asarray(array, dtype=np.float64)
+    if activation == "sigmoid":
+        return 0.5 * (1.0 + np.tanh(0.5 * values))  # the logistic function without overflow
+    if activation == "softmax":
+        shifted = np.exp(values - values.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
+    return values
+
+
+def visible_top5(reference: np.ndarray, candidate: np.ndarray, floor: float) -> float:
+    """Mean over windows of |A & B| / max(|A|, |B|), A and B each model's five best classes scoring >= floor.
+
+    Windows where neither model scores any class at the floor agree fully: their order of
+    near-zero scores is float rounding, not an answer.
+    """
+    k = min(TOP_K, reference.shape[1])
+    total = 0.0
+    for r, g in zip(reference, candidate, strict=True):
+        best_r = {int(c) for c in np.argsort(-r, kind="stable")[:k] if r[c] >= floor}
+        best_g = {int(c) for c in np.argsort(-g, kind="stable")[:k] if g[c] >= floor}
+        size = max(len(best_r), len(best_g))
+        total += len(best_r & best_g) / size if size else 1.0
+    return total / len(reference)
+
+
+def window_agreement(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    confident: float | None = None,
+    detect: float | None = None,
+    floor: float | None = None,
+) -> dict:
+    """Agreement of two [windows, classes] score arrays, window by window (see the module's list)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    got = np.asarray(candidate, dtype=np.float64)
+    found: dict = {
+        "windows": int(ref.shape[0]),
+        "mean_abs_score": float(np.abs(got - ref).mean()) if ref.size else None,
+    }
+    if floor is not None and ref.shape[0] and ref.shape[1] > 1:
+        found["top5"] = visible_top5(ref, got, floor)
+    if confident is not None:
+        sure = ref.max(axis=1) >= confident
+        found["confident_windows"] = int(sure.sum())
+        same = ref.argmax(axis=1) == got.argmax(axis=1)
+        found["top1_confident"] = float(same[sure].mean()) if sure.any() else None
+    if detect is not None:
+        same_sets = np.all((ref >= detect) == (got >= detect), axis=1)
+        found["detection"] = float(same_sets.mean()) if ref.shape[0] else None
+        found["detected_windows"] = int(np.any(ref >= detect, axis=1).sum())
+    return found
 
 
 def compare(
@@ -29,15 +103,19 @@ def compare(
     threshold: float | None = None,
     atol: float | None = None,
     rtol: float | None = None,
+    agreement: dict | None = None,
 ) -> dict:
     """Metrics of *candidate* against *reference*: per probe, the arrays of its calls.
 
     With atol/rtol it also counts elements outside atol + rtol * |reference| (numpy's allclose rule).
+    With *agreement* (verify.agreement as a dict) it adds the window agreement metrics.
     """
     max_abs = max_rel = 0.0
     cosines = []
     top1_hits = top5_overlap = decisions_same = 0.0
     rows = decisions = outside = elements = 0
+    ref_windows: list[np.ndarray] = []
+    got_windows: list[np.ndarray] = []
     for ref_calls, got_calls in zip(reference, candidate, strict=True):
         ref_all = []
         got_all = []
@@ -63,6 +141,10 @@ def compare(
             ref_all.append(ref.ravel())
             got_all.append(got.ravel())
             classes = ref.shape[-1] if ref.ndim else 1
+            if agreement is not None:
+                activation = agreement.get("scores") or "as-is"
+                ref_windows.append(_rows(scores_of(ref, activation), classes))
+                got_windows.append(_rows(scores_of(got, activation), classes))
             if classes > 1:
                 k = min(TOP_K, classes)
                 for r, g in zip(_rows(ref, classes), _rows(got, classes), strict=True):
@@ -75,6 +157,15 @@ def compare(
                 decisions += ref.size
                 decisions_same += float(np.count_nonzero((ref >= threshold) == (got >= threshold)))
         cosines.append(_cosine(np.concatenate(ref_all), np.concatenate(got_all)))
+    windows: dict = {}
+    if agreement is not None and ref_windows:
+        windows = window_agreement(
+            np.concatenate(ref_windows),
+            np.concatenate(got_windows),
+            agreement.get("confident"),
+            agreement.get("detect"),
+            agreement.get("floor"),
+        )
     return {
         "max_abs": max_abs,
         "max_rel": max_rel,
@@ -84,6 +175,7 @@ def compare(
         "decision": decisions_same / decisions if decisions else None,
         "outside_tolerance": outside if (atol is not None or rtol is not None) else None,
         "elements": elements,
+        **windows,
     }
 
 
@@ -122,11 +214,15 @@ def judge(metrics: dict, tolerance: dict) -> list[dict]:
         ("top1", "top1"),
         ("top5", "top5"),
         ("decision", "decision"),
+        ("top1_confident", "top1_confident"),
+        ("detection", "detection"),
     ):
         limit = tolerance.get(key)
         if limit is None:
             continue
         value = metrics.get(metric)
+        if value is None and metric == "top1_confident" and metrics.get("confident_windows") == 0:
+            continue  # no window where the source is confident: nothing to agree on
         if value is None:
             miss(metric, None, limit, f"{metric} cannot be measured on this output")
         elif not value >= limit:

@@ -160,6 +160,20 @@ def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "result": "pass" if step["passed"] else "FAIL",
                 }
             )
+        audio = (report.get("audio") or {}).get("artifacts", {}).get(kind)
+        if audio:  # the user's recordings (--audio): the primary output, as judged
+            audio_outputs: dict[str, Any] = audio.get("outputs") or {}
+            primary: dict[str, Any] = next((v for v in audio_outputs.values() if v.get("primary")), {})
+            rows.append(
+                {
+                    "model": report["model"],
+                    "artifact": f"{kind} --audio",
+                    "runtime": _runtime_label(audio),
+                    **(primary.get("metrics") or audio["metrics"]),
+                    "tolerance": limit_text(audio["tolerance"], primary.get("checks")),
+                    "result": "pass" if audio["passed"] else "FAIL",
+                }
+            )
         default = entry.get("default_precision")
         if default:
             rows.append(
