@@ -52,6 +52,13 @@ def predict(
         float | None,
         typer.Option("--overlap", min=0.0, help="Seconds consecutive windows overlap (detections)."),
     ] = None,
+    average: Annotated[
+        bool,
+        typer.Option(
+            "--average",
+            help="Detection models whose windows average (kahl-aed): one clip-level top-k per file, as upstream.",
+        ),
+    ] = False,
     windows: Annotated[
         bool, typer.Option("--windows", help="A per-window timeline as well (classification).")
     ] = False,
@@ -68,6 +75,13 @@ def predict(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on a terminal.")
     ] = True,
+    reference_weights: Annotated[
+        bool,
+        typer.Option(
+            "--reference-weights",
+            help="The outputs were converted with --reference-weights (seeded weights: the mechanics, not the labels).",
+        ),
+    ] = False,
 ) -> None:
     """Run a model on audio files: clip-level classes, detections or speech segments, as the task needs."""
     from zoo.layout import default_output_dir
@@ -78,6 +92,7 @@ def predict(
         top_k=top_k,
         threshold=threshold,
         windows=windows,
+        average=average,
         vad=VadRules(min_speech_ms=min_speech_ms, min_silence_ms=min_silence_ms, speech_pad_ms=speech_pad_ms),
     )
     request = Request(
@@ -104,7 +119,7 @@ def predict(
         if model is not None or public_key is not None:
             raise UsageError("--model and --public-key go with --bundle.")
         manifest = catalog(manifests).get(name)
-        chosen = from_output(manifest, output_dir or default_output_dir(), artifact)
+        chosen = from_output(manifest, output_dir or default_output_dir(), artifact, reference_weights)
         text, code = run_predict(chosen, request)
     typer.echo(text, nl=False)
     raise typer.Exit(code)

@@ -72,7 +72,7 @@ def predict(chosen: Chosen, request: Request) -> tuple[str, int]:
 
         require_matplotlib()
     manifest = chosen.manifest
-    task = task_of(manifest)
+    task = task_of(manifest, request.options.average)
     sys.stderr.write(f"zoo: {manifest.name}: {chosen.artifact} ({chosen.reason})\n")
     results, wall = predict_files(
         chosen, files, options, jobs=request.jobs, threads=request.threads, progress=request.progress

@@ -105,11 +105,23 @@ def choose(
     )
 
 
-def from_output(manifest: Manifest, out: Path, asked: str | None) -> Chosen:
-    """The model in a `zoo convert` output folder (report.json beside the artifacts, when verified)."""
+def from_output(manifest: Manifest, out: Path, asked: str | None, reference_weights: bool = False) -> Chosen:
+    """The model in a `zoo convert` output folder (report.json beside the artifacts, when verified).
+
+    *reference_weights*: the user says the outputs were made with --reference-weights; as for
+    `zoo verify`, the source folder must agree, and outputs made from seeded weights say so.
+    """
+    from zoo import source_folder
     from zoo.bundle import read_verified_report
 
     layout = ModelLayout(Path(out), manifest.name)
+    sources = source_folder.read_source_set(manifest, Path(out))
+    seeded = bool(sources is not None and sources.reference_weights)
+    if reference_weights and sources is not None and not seeded and not manifest.real_weights_offline:
+        raise UsageError(
+            f"{manifest.name}: the outputs in {layout.root} were made from the real weights, but predict was "
+            "run with --reference-weights; drop the option (or convert again with it)."
+        )
     present = {k: layout.artifact(k) for k in ARTIFACTS if layout.artifact(k).is_file()}
     report: dict[str, Any] | None = None
     stale = ""
@@ -121,6 +133,8 @@ def from_output(manifest: Manifest, out: Path, asked: str | None) -> Chosen:
     kind, reason = choose(asked, present, report, str(layout.root), manifest.name)
     labels = manifest.read_labels(layout.source_dir)
     path = None if kind == Runtime.SOURCE.value else present[kind]
+    if seeded:  # seeded weights: the labels it prints mean nothing
+        reason += "; reference (seeded) weights: the scores test the mechanics, not the labels"
     return Chosen(manifest, labels, kind, path, reason + stale, out=Path(out))
 
 

@@ -30,12 +30,16 @@ DEFAULT_THRESHOLD = {CLASSIFICATION: 0.0, DETECTION: 0.1, VOICE_ACTIVITY: 0.5}
 DEFAULT_TOP_K = 5
 
 
-def task_of(manifest: Manifest) -> str:
+def task_of(manifest: Manifest, average: bool = False) -> str:
+    """What predict reports for this entry; *average* (--average) turns a detection model whose
+    windows average (Kahl's AED, as upstream's AED_test.py does) into one clip-level top-k."""
     if manifest.task == "voice-activity-detection" or (
         manifest.audio.streaming and manifest.num_classes == 1
     ):
         return VOICE_ACTIVITY
     if manifest.task == "sound-event-detection" or manifest.audio.aggregate == "none":
+        if average and manifest.audio.aggregate in ("mean", "max"):
+            return CLASSIFICATION
         return DETECTION
     return CLASSIFICATION
 
@@ -59,6 +63,7 @@ class Options:
     threshold: float | None = None
     windows: bool = False
     keep_rows: bool = False  # the plot draws every window's scores
+    average: bool = False  # detection models whose windows average: one clip-level result
     vad: VadRules = field(default_factory=VadRules)
 
 
@@ -91,7 +96,7 @@ class Collector:
             options,
             result,
         )
-        self.task = task_of(manifest)
+        self.task = task_of(manifest, options.average)
         threshold = options.threshold
         self.threshold = DEFAULT_THRESHOLD[self.task] if threshold is None else threshold
         self.top_k = options.top_k
