@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-MEDIAN = re.compile(r"Median:\s+([0-9.]+)\s*ms")
+MEDIAN = re.compile(r"Median:\s+([0-9.]+)\s*(ms|us)")
 
 
 def zoo_bench(name: str, out: str, threads: int, seconds: float) -> list[dict]:
@@ -60,7 +60,7 @@ def benchmark_app(xml: Path, threads: int, seconds: float) -> float:
     found = MEDIAN.search(result.stdout)
     if result.returncode != 0 or found is None:
         raise SystemExit(f"benchmark_app {xml} failed:\n{(result.stdout + result.stderr)[-2000:]}")
-    return float(found.group(1))
+    return float(found.group(1)) / (1000.0 if found.group(2) == "us" else 1.0)
 
 
 def main() -> None:

@@ -38,7 +38,8 @@ class Row:
     batch: int = 1
     threads: int | None = None
     calls: int | None = None
-    p50_ms: float | None = None
+    p50_ms: float | None = None  #: the runtime's own timer where it has one (OpenVINO), else per call
+    python_p50_ms: float | None = None  #: per call as Python sees it (input binding, the call, the return)
     p90_ms: float | None = None
     mean_ms: float | None = None
     throughput: float | None = None

@@ -22,6 +22,8 @@ class Timing:
     latencies: np.ndarray
     wall: float
     batch: int = 1
+    #: the runtime's own latency of each call (OpenVINO's request timer), when it keeps one
+    runtime: np.ndarray | None = None
 
     @property
     def calls(self) -> int:
@@ -57,12 +59,14 @@ def time_calls(
     max_calls: int | None = None,
     batch: int = 1,
     tick: Callable[[float], object] | None = None,
+    inner: Callable[[], float] | None = None,
 ) -> Timing:
     """Warm *call* up, then call it back to back for *seconds* (at least *min_calls* times).
 
     Warm-up runs at least three calls and at least *warmup_seconds* (default: a fifth of the
     measured time, at most 2 s), so one-time costs (allocation, JIT, caches) stay out of the figures.
-    *tick(fraction)* reports progress from 0 to 1.
+    *tick(fraction)* reports progress from 0 to 1. *inner()*, read after each call, is the runtime's
+    own latency of that call in seconds (the way OpenVINO's benchmark_app times it, without Python).
     """
     if seconds <= 0:
         raise UsageError(f"--seconds must be positive, got {seconds}.")
@@ -73,6 +77,7 @@ def time_calls(
         call()
         done += 1
     latencies = []
+    inside: list[float] = []
     clock = time.perf_counter
     begin = clock()
     last_tick = begin
@@ -81,6 +86,8 @@ def time_calls(
         call()
         t1 = clock()
         latencies.append(t1 - t0)
+        if inner is not None:
+            inside.append(inner())
         if tick is not None and t1 - last_tick > 0.1:
             tick(min(1.0, (t1 - begin) / seconds))
             last_tick = t1
@@ -91,4 +98,5 @@ def time_calls(
     wall = clock() - begin
     if tick is not None:
         tick(1.0)
-    return Timing(np.asarray(latencies, dtype=np.float64), wall, batch)
+    runtime = np.asarray(inside, dtype=np.float64) if inner is not None else None
+    return Timing(np.asarray(latencies, dtype=np.float64), wall, batch, runtime)

@@ -308,6 +308,7 @@ def print_bench_table(result: dict[str, Any]) -> None:
         "size MB",
         "p50 ms",
         "p90 ms",
+        "python ms",
         "items/s",
         "speed-up",
         "GFLOP/s",
@@ -328,6 +329,7 @@ def print_bench_table(result: dict[str, Any]) -> None:
                 "",
                 "",
                 "",
+                "",
                 row["error"][:80],
                 end_section=last,
             )
@@ -342,6 +344,7 @@ def print_bench_table(result: dict[str, Any]) -> None:
             num(row["size"] and row["size"] / 1e6, ".2f"),
             num(row["p50_ms"], ".3f"),
             num(row["p90_ms"], ".3f"),
+            num(row.get("python_p50_ms"), ".3f"),
             num(row["throughput"], ".1f"),
             num(row["speedup"], ".2f") + ("x" if row["speedup"] else ""),
             num(row["gflops"], ".1f"),
