@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_zoo
 from tests.support.catalogs import catalog_with_files, file_entry
+from tests.support.cli import zoo_on
 
 
 @contextlib.contextmanager
@@ -37,19 +37,15 @@ def _tmpfs(target: Path, size: str = "1m"):
 
 
 def _download(tmp_path: Path, catalog: Path, out: Path, cache: Path, *extra: str):
-    return run_zoo(
+    return zoo_on(
         "download",
-        "-n",
         "aclnet",
-        "--manifests",
-        str(catalog),
-        "-o",
-        str(out),
-        "--cache-dir",
-        str(cache),
+        catalog,
         "--progress",
         "text",
         *extra,
+        out=out,
+        cache=cache,
         env={"ZOO_RETRY_BASE": "0.01"},
     )
 
@@ -111,17 +107,7 @@ def test_a_read_only_cache_serves_what_it_holds(tmp_path, http_server):
 def test_a_full_mirror_disk_is_an_error_not_a_crash(tmp_path, http_server):
     catalog, _, _ = _served(tmp_path, http_server, 3 << 20)
     with _tmpfs(tmp_path / "small") as mirror:
-        result = run_zoo(
-            "mirror",
-            "-n",
-            "aclnet",
-            "--manifests",
-            str(catalog),
-            "-o",
-            str(mirror),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        )
+        result = zoo_on("mirror", "aclnet", catalog, out=mirror, cache=tmp_path / "cache")
         assert result.returncode == 1, result.stderr
         assert "no space left on" in result.stderr and str(mirror) in result.stderr
         assert "internal error" not in result.stderr
@@ -134,17 +120,7 @@ def test_published_files_follow_the_umask(tmp_path, http_server, mask):
     catalog, _, _ = _served(tmp_path, http_server, 1000)
     saved = os.umask(mask)
     try:
-        result = run_zoo(
-            "mirror",
-            "-n",
-            "aclnet",
-            "--manifests",
-            str(catalog),
-            "-o",
-            str(tmp_path / "m"),
-            "--cache-dir",
-            str(tmp_path / "c"),
-        )
+        result = zoo_on("mirror", "aclnet", catalog, out=tmp_path / "m", cache=tmp_path / "c")
         with atomic_dir(tmp_path / "dist") as folder:
             (folder / "x").write_text("x")
     finally:
@@ -164,17 +140,7 @@ def test_a_conversion_on_a_full_disk_names_it(tmp_path):
         filler = out / "filler"
         with open(filler, "wb") as handle:  # leave a little more room than the source file needs
             handle.write(b"\0" * (256 * 1024 - model.stat().st_size - 32 * 1024))
-        result = run_zoo(
-            "convert",
-            "-n",
-            "tiny",
-            "--manifests",
-            str(catalog),
-            "-o",
-            str(out),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        )
+        result = zoo_on("convert", "tiny", catalog, out=out, cache=tmp_path / "cache")
         assert result.returncode == 1, result.stdout + result.stderr
         assert "no space left on" in result.stdout + result.stderr
         assert "internal error" not in result.stdout + result.stderr
@@ -198,16 +164,6 @@ def test_a_read_only_output_folder_is_an_error_not_a_crash(tmp_path, http_server
     catalog, _, _ = _served(tmp_path, http_server, 1000)
     (tmp_path / "ro-src").mkdir()
     with _mounted(tmp_path / "ro", "--bind", "-o", "ro", str(tmp_path / "ro-src")) as out:
-        result = run_zoo(
-            "mirror",
-            "-n",
-            "aclnet",
-            "--manifests",
-            str(catalog),
-            "-o",
-            str(out),
-            "--cache-dir",
-            str(tmp_path / "c"),
-        )
+        result = zoo_on("mirror", "aclnet", catalog, out=out, cache=tmp_path / "c")
         assert result.returncode == 1, result.stderr
         assert "Read-only file system" in result.stderr and "internal error" not in result.stderr

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_zoo
 from tests.support.catalogs import catalog_with_files, file_entry
+from tests.support.cli import zoo_on
 from tests.support.httpserver import Slow, Status
 
 SECRET = "root:$6$secret-hash-of-the-admin:19000:0:99999:7:::"
@@ -26,19 +26,15 @@ NO_LOCAL = {"ZOO_ALLOW_LOCAL": ""}
 
 
 def _download(tmp_path: Path, catalog: Path, *extra: str, env: dict | None = None):
-    return run_zoo(
+    return zoo_on(
         "download",
-        "-n",
         "aclnet",
-        "--manifests",
-        str(catalog),
-        "-o",
-        str(tmp_path / "out"),
-        "--cache-dir",
-        str(tmp_path / "cache"),
+        catalog,
         "--progress",
         "text",
         *extra,
+        out=tmp_path / "out",
+        cache=tmp_path / "cache",
         env={"ZOO_RETRY_BASE": "0.01", **(env or {})},
     )
 
@@ -71,16 +67,7 @@ def test_file_source_outside_allowed_folders_is_never_read(tmp_path, secret, com
     if command == "download":
         result = _download(tmp_path, catalog, "--allow-unpinned", env=NO_LOCAL)
     else:
-        result = run_zoo(
-            "pin",
-            "-n",
-            "aclnet",
-            "--manifests",
-            str(catalog),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            env=NO_LOCAL,
-        )
+        result = zoo_on("pin", "aclnet", catalog, cache=tmp_path / "cache", env=NO_LOCAL)
     assert result.returncode == 1, result.stderr
     assert "--allow-local" in result.stderr and "model.onnx" in result.stderr
     assert SECRET not in result.stdout + result.stderr
@@ -321,17 +308,7 @@ def test_a_mirror_folder_is_read_without_allow_local(tmp_path, http_server):
     data = b"\x05" * 4000
     catalog, relpath, _ = _served(tmp_path, http_server, data)
     mirror = tmp_path / "mirror"
-    made = run_zoo(
-        "mirror",
-        "-n",
-        "aclnet",
-        "--manifests",
-        str(catalog),
-        "-o",
-        str(mirror),
-        "--cache-dir",
-        str(tmp_path / "c0"),
-    )
+    made = zoo_on("mirror", "aclnet", catalog, out=mirror, cache=tmp_path / "c0")
     assert made.returncode == 0, made.stderr
     http_server.fault(relpath, Status(404), times=None)
     result = _download(tmp_path, catalog, "--mirror", str(mirror), env=NO_LOCAL)

@@ -156,3 +156,19 @@ def run_zoo(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
 
 
 __all__ = ["Result", "run_in_process", "run_in_subprocess", "run_zoo"]
+
+
+def zoo_on(
+    command: str,
+    name: str,
+    catalog: Path,
+    *args: str,
+    out: Path | None = None,
+    cache: Path | None = None,
+    env: dict | None = None,
+):
+    """`zoo COMMAND -n NAME --manifests CATALOG [-o OUT] [--cache-dir CACHE] ARGS`, in process."""
+    where = (["-o", str(out)] if out is not None else []) + (
+        ["--cache-dir", str(cache)] if cache is not None else []
+    )
+    return run_zoo(command, "-n", name, "--manifests", str(catalog), *where, *args, env=env)
