@@ -131,7 +131,7 @@ def test_float64_steps_are_found_and_narrowed(tmp_path):
     # the cast up and every step on its float64 values, not the cast back down nor what follows
     assert steps == ["Cast", "Unsqueeze", "DFT", "Mul", "ReduceSum"], steps
     assert numerics.float64_steps(onnx.load(str(small_graph(tmp_path / "small.onnx")))) == []
-    assert numerics.float32_graph(tmp_path / "small.onnx") is None
+    assert numerics.alternatives(tmp_path / "small.onnx", 64) == []  # nothing to narrow, no quantizers
     narrowed = numerics.onnx_to_float32(onnx.load(str(path)))
     assert numerics.float64_steps(narrowed) == []
 
@@ -140,8 +140,8 @@ def test_float64_steps_are_found_and_narrowed(tmp_path):
     n = 1024
     tone = np.sin(2 * np.pi * 64 * np.arange(n) / n).astype(np.float32)[None, :]
     exact = numerics.OnnxFloat64(path, "reference").run({"x": tone})["y"]
-    graph32 = numerics.float32_graph(path)
-    assert graph32 is not None and len(graph32.steps) == 5
+    (graph32,) = numerics.alternatives(path, 1024)
+    assert isinstance(graph32, numerics.Float32Graph) and len(graph32.steps) == 5
     uniform = graph32.run({"x": tone})["y"]
     as_exported = numerics.OnnxFloat64(path, "reference")  # the export's own float64 DFT, float32 after
     float32_error = float(np.max(np.abs(uniform - exact)))

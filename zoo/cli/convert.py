@@ -141,11 +141,6 @@ def verify(
 
     chosen = select(name, all_, list_file, manifests)
     out = output_dir or default_output_dir()
-    if audio:  # bad recordings are bad input, found before any model loads
-        from zoo.audio_files import audio_files, readable
-
-        for path in audio_files(audio, "--audio"):
-            readable(path)
 
     def log(message: str) -> None:
         sys.stderr.write(f"zoo: {message}\n")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo.audio_files import AUDIO_SUFFIXES  # re-exported: one list of suffixes for every command
+from zoo.audio_files import AUDIO_SUFFIXES, in_folder  # AUDIO_SUFFIXES re-exported
 from zoo.errors import UsageError, ZooError
 
 if TYPE_CHECKING:
@@ -102,9 +102,7 @@ def read_dataset(directory: str | Path, classes: list[str], *, detector: bool = 
                 f"--dataset {directory}: subfolder {folder.name!r} is not a class name of this model's labels "
                 f"({len(classes)} classes).{hint}{extra}"
             )
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES and not path.name.startswith("."):
-                found.files.append(LabelledFile(path, label))
+        found.files += [LabelledFile(path, label) for path in in_folder(folder)]
     if not found.files:
         raise UsageError(
             f"--dataset {directory}: no audio files in its class folders (looked for {', '.join(AUDIO_SUFFIXES)})."

@@ -49,7 +49,7 @@ The budget rule, per probe and per output, for an error measured against the sou
   has no float64 (an OpenVINO IR: the CPU plugin lowers float64 to float32, RDFT takes float32
   only) cannot be as accurate as the source there, whatever its kernels do. Its yardstick is then
   the larger of the source's float32 error and the error of the exported graph evaluated WHOLLY
-  in float32 (``float32_graph``: every float64 step narrowed, on ONNX Runtime, against the same
+  in float32 (``Float32Graph``: every float64 step narrowed, on ONNX Runtime, against the same
   float64 evaluation), per probe: what float32 arithmetic must cost on that graph. k = 4 stays
   (the IR's float32 steps are one more independent float32 evaluation of the same graph). The
   ONNX artifact, whose runtime keeps the float64 steps, is judged by the source's error alone.
@@ -109,7 +109,6 @@ from zoo.numerics.float64 import (
     QuantizerSteps,
     TorchFloat64,
     alternatives,
-    float32_graph,
     float64_model,
     float64_steps,
     onnx_to_float32,
@@ -137,7 +136,6 @@ __all__ = [
     "Verdict",
     "Yardstick",
     "budget",
-    "float32_graph",
     "float64_model",
     "float64_steps",
     "floor32",

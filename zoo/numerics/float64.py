@@ -191,22 +191,14 @@ def float64_steps(model: Any) -> list[str]:
     return steps
 
 
-class OnnxFloat64(Float64Model):
-    """The ONNX graph in float64 on ONNX Runtime ("ort") or ONNX's reference evaluator ("reference")."""
+class OnnxGraph(Float64Model):
+    """An ONNX ModelProto run by ONNX Runtime ("ort", no graph optimizations) or, where ONNX Runtime
+    has no kernel for a type (float64 Conv), by ONNX's reference evaluator ("reference")."""
 
-    def __init__(
-        self,
-        path: str | Path,
-        engine: str = "ort",
-        weights: str = "float32",
-        noise: float | None = None,
-        draw: int = 0,
-    ):
-        import onnx
-
-        self.source_path = Path(path)
-        proto = onnx_to_float64(onnx.load(str(path)), weights, noise, draw)
+    def __init__(self, proto: Any, source_path: str | Path, engine: str = "ort"):
+        self.source_path = Path(source_path)
         self.output_names = [o.name for o in proto.graph.output]
+        self.types = {i.name: i.type.tensor_type.elem_type for i in proto.graph.input}
         self.engine = engine
         if engine == "ort":
             import onnxruntime as ort
@@ -218,17 +210,19 @@ class OnnxFloat64(Float64Model):
                 self.session = ort.InferenceSession(
                     proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
                 )
-            except Exception:  # no float64 kernel for an op: the reference evaluator has them all
+            except Exception:  # no kernel for an op at this type: the reference evaluator has them all
                 self.engine = engine = "reference"
         if engine == "reference":
             from onnx.reference import ReferenceEvaluator
 
             try:
                 self.evaluator = ReferenceEvaluator(proto)
-            except Exception as exc:  # an op neither engine evaluates in float64
+            except Exception as exc:  # an op neither engine evaluates
                 raise _no_float64(self.source_path, exc) from exc
-        self.types = {i.name: i.type.tensor_type.elem_type for i in proto.graph.input}
-        self.path = f"ONNX graph in float64 ({'ONNX Runtime' if self.engine == 'ort' else 'onnx.reference'})"
+
+    @property
+    def engine_name(self) -> str:
+        return "ONNX Runtime" if self.engine == "ort" else "onnx.reference"
 
     def run(self, feeds: Feeds) -> Feeds:
         from onnx import helper
@@ -246,6 +240,23 @@ class OnnxFloat64(Float64Model):
         return dict(zip(self.output_names, values, strict=True))
 
 
+class OnnxFloat64(OnnxGraph):
+    """The ONNX graph in float64 on ONNX Runtime ("ort") or ONNX's reference evaluator ("reference")."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        engine: str = "ort",
+        weights: str = "float32",
+        noise: float | None = None,
+        draw: int = 0,
+    ):
+        import onnx
+
+        super().__init__(onnx_to_float64(onnx.load(str(path)), weights, noise, draw), path, engine)
+        self.path = f"ONNX graph in float64 ({self.engine_name})"
+
+
 def _no_float64(path: Path, exc: Exception) -> ZooError:
     return ZooError(
         f"{path.name}: no float64 evaluation of this graph ({type(exc).__name__}: {str(exc)[:300]}); "
@@ -254,7 +265,7 @@ def _no_float64(path: Path, exc: Exception) -> ZooError:
     )
 
 
-class Float32Graph(Float64Model):
+class Float32Graph(OnnxGraph):
     """The exported ONNX graph with its float64 steps narrowed to float32, on ONNX Runtime.
 
     What float32 arithmetic costs where the source computes in float64 (BirdNET's DFT): the
@@ -266,29 +277,10 @@ class Float32Graph(Float64Model):
 
     def __init__(self, path: str | Path, steps: list[str]):
         import onnx
-        import onnxruntime as ort
 
-        proto = onnx_to_float32(onnx.load(str(path)))
-        self.output_names = [o.name for o in proto.graph.output]
+        super().__init__(onnx_to_float32(onnx.load(str(path))), path)
         self.steps = steps
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        self.session = ort.InferenceSession(
-            proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-        self.path = f"ONNX graph wholly in float32 (ONNX Runtime; {len(steps)} float64 steps narrowed)"
-
-        self.types = {i.name: i.type.tensor_type.elem_type for i in proto.graph.input}
-
-    def run(self, feeds: Feeds) -> Feeds:
-        from onnx import helper
-
-        given = {
-            n: np.asarray(feeds[n], dtype=helper.tensor_dtype_to_np_dtype(t)) for n, t in self.types.items()
-        }
-        values = self.session.run(self.output_names, given)
-        return dict(zip(self.output_names, values, strict=True))
+        self.path = f"ONNX graph wholly in float32 ({self.engine_name}; {len(steps)} float64 steps narrowed)"
 
 
 class QuantizerSteps(OnnxFloat64):
@@ -331,14 +323,6 @@ def alternatives(onnx_path: str | Path, longest: int) -> list[Float64Model]:
     if has_quantizers(proto):
         found += [QuantizerSteps(onnx_path, longest, draw) for draw in range(QuantizerSteps.DRAWS)]
     return found
-
-
-def float32_graph(onnx_path: str | Path) -> Float32Graph | None:
-    """The uniform-float32 evaluation of an exported graph that computes some steps in float64, else None."""
-    import onnx
-
-    steps = float64_steps(onnx.load(str(onnx_path), load_external_data=False))
-    return Float32Graph(onnx_path, steps) if steps else None
 
 
 def float64_model(

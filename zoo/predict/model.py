@@ -111,11 +111,13 @@ def from_output(manifest: Manifest, out: Path, asked: str | None, reference_weig
     *reference_weights*: the user says the outputs were made with --reference-weights; as for
     `zoo verify`, the source folder must agree, and outputs made from seeded weights say so.
     """
-    from zoo import source_folder
     from zoo.bundle import read_verified_report
+    from zoo.records import SourcesRecord, read_record
+    from zoo.source_folder import SOURCES_JSON
 
     layout = ModelLayout(Path(out), manifest.name)
-    sources = source_folder.read_source_set(manifest, Path(out))
+    # the record says how the outputs were made; its files need no re-hashing to run the artifacts
+    sources = read_record(SourcesRecord, layout.source_dir / SOURCES_JSON)
     seeded = bool(sources is not None and sources.reference_weights)
     if reference_weights and sources is not None and not seeded and not manifest.real_weights_offline:
         raise UsageError(

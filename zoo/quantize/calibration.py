@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from zoo.audio_files import in_folder
 from zoo.errors import UsageError
 from zoo.evaluate import AUDIO_SUFFIXES, is_detector, read_audio, read_classes, read_dataset
 from zoo.streams import run_stream
@@ -46,11 +47,7 @@ def audio_files(directory: Path) -> list[Path]:
     """The audio files under a --calibration folder; a usage error when it is not one or holds none."""
     if not directory.is_dir():
         raise UsageError(f"--calibration {directory}: not a folder of audio files (no such folder).")
-    found = sorted(
-        p
-        for p in directory.rglob("*")
-        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
-    )
+    found = in_folder(directory)
     if not found:
         raise UsageError(f"--calibration {directory}: holds no audio files ({', '.join(AUDIO_SUFFIXES)}).")
     return found

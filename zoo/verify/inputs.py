@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo.audio_files import audio_files, readable
+from zoo.audio_files import audio_files
 from zoo.errors import UsageError
 
 if TYPE_CHECKING:
@@ -95,9 +95,7 @@ def audio_inputs(manifest: Manifest, paths: Sequence[Path]) -> ProbeInputs:
             f"--audio: {manifest.name} takes {manifest.audio.features.kind if manifest.audio.features else 'features'} "
             "as input, not audio; verify it on its probes."
         )
-    files = audio_files(paths, "--audio")
-    for path in files:  # every file readable before the first is run
-        readable(path)
+    files = audio_files(paths, "--audio")  # verify_many has checked them: given files stay as they are
     names: list[str] = []
     feeds: list[list[Feeds]] = []
     for path in files:

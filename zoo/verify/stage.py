@@ -130,10 +130,12 @@ def verify_many(
     log: Log = lambda message: None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Verify each model; a model that cannot be verified is a failure, the others still run."""
-    if audio:
-        from zoo.verify.inputs import audio_files
+    if audio:  # found and checked once, before any model loads: a bad recording is bad input
+        from zoo.audio_files import audio_files, readable
 
-        audio_files(audio)  # a bad --audio fails before any work
+        audio = audio_files(audio, "--audio")
+        for path in audio:
+            readable(path)
     reports, errors = [], []
     for manifest in manifests:
         try:
