@@ -310,6 +310,11 @@ class Quantize(Strict):
     smooth_quant: bool = Field(
         default=False, description="SmoothQuant (activation outliers moved into the weights of MatMuls)"
     )
+    overflow_fix: Literal["enable", "first_layer_only", "disable"] = Field(
+        default="first_layer_only",
+        description="7-bit weights so CPUs without VNNI cannot saturate int16 sums: in every layer, "
+        "the first only (NNCF's default), or none",
+    )
     max_drop: Annotated[float, Field(ge=0, lt=1)] | None = Field(
         default=None, description="accuracy control by default: largest absolute drop of the agreement metric"
     )

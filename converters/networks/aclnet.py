@@ -179,7 +179,10 @@ def write_reference_onnx(
     """Seeded AclNet written like the published file: FP32 ONNX, or QDQ INT8 ONNX made by nncf.quantize.
 
     The INT8 file is quantized from the same seeded network (same seed, same FP32 weights) with
-    seeded z-scored calibration clips, as upstream's INT8 file was made from its FP32 one.
+    seeded z-scored calibration clips, as upstream's INT8 file was made from its FP32 one, with
+    7-bit weights in every layer (NNCF's overflow fix for CPU targets): with 8-bit weights the
+    seeded network's sums saturate on CPUs without VNNI, and the stand-in would then test the CPU
+    rather than the conversion.
     """
     from zoo.atomic import write_bytes
 
@@ -194,7 +197,12 @@ def write_reference_onnx(
         proto = onnx.load_from_string(data)
         clips = calibration_audio(16000, samples / 16000, subset_size, seed + 1)
         items = [{input_name: zscore(c).reshape(1, 1, 1, samples)} for c in clips]
-        data = nncf.quantize(proto, nncf.Dataset(items), subset_size=len(items)).SerializeToString()
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+        advanced = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)  # see the docstring
+        data = nncf.quantize(
+            proto, nncf.Dataset(items), subset_size=len(items), advanced_parameters=advanced
+        ).SerializeToString()
     path = Path(path)
     write_bytes(path, data)
     return path

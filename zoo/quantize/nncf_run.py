@@ -63,16 +63,19 @@ def recipe(manifest: Manifest, model: Any, onnx: bool = False) -> dict[str, Any]
     """The manifest's INT8 recipe as keyword arguments of nncf.quantize (and its accuracy-control twin).
 
     The ignored scope holds the front end found by structure; bias correction (fast or full, or
-    none) and SmoothQuant (NNCF applies it to transformer-type models only) come from the manifest.
+    none), SmoothQuant (NNCF applies it to transformer-type models only) and the layers with 7-bit
+    weights (the overflow fix for CPUs without VNNI) come from the manifest.
     """
     import nncf
     from nncf.quantization.advanced_parameters import (
         AdvancedQuantizationParameters,
         AdvancedSmoothQuantParameters,
+        OverflowFix,
     )
 
     settings = manifest.quantize
     advanced = AdvancedQuantizationParameters(
+        overflow_fix=OverflowFix(settings.overflow_fix),
         disable_bias_correction=not settings.bias_correction,
         smooth_quant_alphas=AdvancedSmoothQuantParameters()
         if settings.smooth_quant

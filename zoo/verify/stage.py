@@ -269,6 +269,13 @@ def measure(
             failures += _fp16_weights(manifest, layout, entry)
         artifacts[kind] = entry
         failures_text += [describe_failure(manifest.name, kind, f) for f in failures]
+        saturation = _int8_saturation(layout.artifact(kind))
+        if saturation is not None:
+            entry["int8_saturation"] = saturation
+            if failures and saturation["exact_int8_sums"] is False:
+                failures_text.append(f"{manifest.name}: {kind}: {saturation['note']}")
+            else:
+                log(f"{manifest.name}: {kind}: {saturation['note']}")
         if "audio" in sets:
             figures, audio_failures = _verify_artifact(
                 manifest, kind, layout, tolerance, sets["audio"], threads
@@ -390,6 +397,19 @@ def _run(
     if measured.step is not None:
         step = [[runner.run(feed) for feed in given] for given in measured.given]
     return stream, step
+
+
+def _int8_saturation(artifact: Path) -> dict[str, Any] | None:
+    """For an IR that runs int8 kernels: its layers with 8-bit weights and whether this run's
+    kernels add their products exactly (VNNI) or in saturating 16-bit lanes."""
+    if artifact.suffix != ".xml":
+        return None  # ONNX artifacts are verified with ONNX Runtime's int8 fusions off
+    from zoo.runtimes.int8_kernels import exact_int8_sums, explain, ir_saturation_risk
+
+    risk = ir_saturation_risk(artifact)
+    exact = exact_int8_sums()
+    note = explain(risk, exact)
+    return None if note is None else {**risk.as_record(exact), "note": note}
 
 
 def _verify_artifact(
