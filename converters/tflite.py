@@ -53,7 +53,7 @@ class TfliteSourceModel:
     `openvino` caches OpenVINO's conversion of the flatbuffer (made once, cloned per use).
     """
 
-    def __init__(self, path: Path, manifest: Manifest):
+    def __init__(self, path: Path, manifest: Manifest, threads: int | None = None):
         quiet_tensorflow()
         import tensorflow as tf
 
@@ -63,7 +63,8 @@ class TfliteSourceModel:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-                self.interpreter = tf.lite.Interpreter(model_path=str(self.path))
+                # num_threads also sizes XNNPACK's thread pool; None keeps the interpreter's default
+                self.interpreter = tf.lite.Interpreter(model_path=str(self.path), num_threads=threads)
         except (ValueError, RuntimeError) as exc:
             raise ZooError(f"{self.path}: not a TFLite model the interpreter can read: {exc}") from exc
         details_in = self.interpreter.get_input_details()
@@ -351,8 +352,16 @@ class TfliteConverter(Converter[TfliteSourceModel]):
     frameworks = ("tflite",)
     direct_ir = True
 
+    def __init__(self) -> None:
+        self.threads: int | None = None
+
+    def set_threads(self, threads: int) -> bool:
+        """Interpreters loaded after this use *threads* threads (their own, not process-wide)."""
+        self.threads = int(threads)
+        return True
+
     def load(self, files: dict[str, Path], manifest: Manifest) -> TfliteSourceModel:
-        return TfliteSourceModel(weights_path(files, manifest, ".tflite file"), manifest)
+        return TfliteSourceModel(weights_path(files, manifest, ".tflite file"), manifest, self.threads)
 
     def write_reference_weights(
         self, manifest: Manifest, directory: str | Path, seed: int

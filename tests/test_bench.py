@@ -173,6 +173,51 @@ def test_bench_profile_lists_the_slowest_operations(int8):
     assert all(row["profile"] is None for row in plain["rows"])
 
 
+def test_bench_several_thread_counts_in_one_run(int8):
+    """--threads 1,2: every subject at each count, each speed-up against the source at that count."""
+    out, _ = quantized("silero-vad")
+    args = ("bench", "--name", "silero-vad", "-o", str(out), "--seconds", "0.1", "--rounds", "1")
+    result = zoo_ok(*args, "--precisions", "FP32", "--threads", "1,2", "--json").json()
+    assert result["options"]["threads"] == [1, 2]
+    rows = [(row["artifact"], row["threads"]) for row in result["rows"]]
+    assert rows == [("source", 1), ("onnx", 1), ("FP32", 1), ("source", 2), ("onnx", 2), ("FP32", 2)]
+    for row in result["rows"]:
+        assert row["error"] is None and row["p50_ms"] > 0, row
+        if row["artifact"] == "source":
+            assert row["speedup"] == pytest.approx(1.0)  # its own count's source, not the other's
+    table = zoo_ok(*args, "--precisions", "FP32", "--runtimes", "openvino", "--threads", "2,1").stdout
+    assert "threads 2, 1" in table
+    bad = run_zoo(*args, "--threads", "1,two", env=env())
+    assert bad.returncode == 2 and "--threads" in bad.stderr and "'two'" in bad.stderr
+
+
+def test_bench_throughput_finds_each_subjects_best_configuration(int8):
+    """--throughput: audio seconds per wall second; the best of the configurations tried is reported."""
+    out, _ = quantized("silero-vad")
+    result = zoo_ok(
+        "bench", "--name", "silero-vad", "-o", str(out), "--seconds", "0.2", "--throughput",
+        "--threads", "2", "--precisions", "FP32,INT8", "--json",
+    ).json()  # fmt: skip
+    assert result["options"]["mode"] == "throughput" and result["options"]["cores"] == 2
+    rows = {row["artifact"]: row for row in result["rows"]}
+    assert list(rows) == ["source", "onnx", "FP32", "INT8"]
+    for row in rows.values():
+        assert row["error"] is None, row
+        tried = row["tried"]
+        assert {"1 x 2 threads", "2 x 1 thread"} <= set(tried), tried
+        assert (
+            row["windows_per_s"] == max(tried.values())
+            and tried[row["configuration"]] == row["windows_per_s"]
+        )
+        # a silero-vad window is one 512-sample chunk at 16 kHz, 32 ms of audio
+        assert row["audio_s_per_s"] == pytest.approx(row["windows_per_s"] * 0.032)
+        assert row["versus_source"] == pytest.approx(row["windows_per_s"] / rows["source"]["windows_per_s"])
+    for artifact in ("FP32", "INT8"):  # OpenVINO's own throughput mode is among an IR's configurations
+        assert any("streams" in name for name in rows[artifact]["tried"]), rows[artifact]
+    bad = run_zoo("bench", "--name", "silero-vad", "-o", str(out), "--throughput", "--batch", "2", env=env())
+    assert bad.returncode == 2 and "--throughput" in bad.stderr
+
+
 def test_bench_bad_input():
     result = run_zoo("bench", "--name", "silero-vad", "--runtimes", "tensorrt", env=env())
     assert result.returncode == 2 and "--runtimes" in result.stderr and "Traceback" not in result.stderr

@@ -196,7 +196,7 @@ def bench(
     runtimes: list[str] | None = None,
     precisions: list[str] | None = None,
     batch: int = 1,
-    threads: int | None = None,
+    threads: int | Sequence[int] | None = None,
     seconds: float = 3.0,
     hint: str | None = "f32",
     rounds: int = 3,
@@ -204,28 +204,37 @@ def bench(
     show_progress: bool = True,
     profile: int = 0,
 ) -> dict[str, Any]:
-    """Benchmark each selected model; the result is what `--json` prints."""
+    """Benchmark each selected model; the result is what `--json` prints.
+
+    Several thread counts (`--threads 1,2`) measure every subject at each count in one run, each
+    speed-up against the source at the same count.
+    """
     from zoo.versions import versions
 
+    counts: list[int | None] = [threads] if threads is None or isinstance(threads, int) else list(threads)
     load_before = load_average()
     rows = []
     for manifest in manifests:
-        rows += bench_model(
-            manifest,
-            out,
-            runtimes=runtimes,
-            precisions=precisions,
-            batch=batch,
-            threads=threads,
-            seconds=seconds,
-            hint=hint,
-            rounds=rounds,
-            show_progress=show_progress,
-            profile=profile,
-        )
+        for count in counts:
+            rows += bench_model(
+                manifest,
+                out,
+                runtimes=runtimes,
+                precisions=precisions,
+                batch=batch,
+                threads=count,
+                seconds=seconds,
+                hint=hint,
+                rounds=rounds,
+                show_progress=show_progress,
+                profile=profile,
+            )
     host = machine()
     if peak and any(r.gflops for r in rows):
-        host["peak_gflops_f32"] = measure_peak_gflops(threads)
+        peaks = {str(c or "default"): measure_peak_gflops(c) for c in counts}
+        host["peak_gflops_f32"] = peaks[str(counts[0] or "default")]
+        if len(counts) > 1:
+            host["peak_gflops_f32_by_threads"] = peaks
     # other work on the cores shows in every figure (OpenVINO's worker threads suffer most)
     host["load_average"] = {"before": load_before, "after": load_average()}
     versions_used = {
@@ -238,7 +247,7 @@ def bench(
         "versions": versions_used,
         "options": {
             "batch": batch,
-            "threads": threads,
+            "threads": counts[0] if len(counts) == 1 else counts,
             "seconds": seconds,
             "rounds": rounds,
             "openvino_precision_hint": hint or "default",

@@ -9,7 +9,7 @@ import typer
 
 from zoo.cli.failures import failure, report
 from zoo.cli.options import AllOpt, JsonOpt, ListOpt, ManifestsOpt, NameOpt, OutOpt, select
-from zoo.cli.render import print_bench_table, print_evaluate_table, print_json
+from zoo.cli.render import print_bench_table, print_evaluate_table, print_json, print_throughput_table
 from zoo.errors import EXIT_USAGE, ZooError
 
 
@@ -62,8 +62,12 @@ def bench_command(
     ] = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Items per call.")] = 1,
     threads: Annotated[
-        int | None,
-        typer.Option("--threads", min=1, help="Threads per runtime (default: the runtime's choice)."),
+        list[str] | None,
+        typer.Option(
+            "--threads",
+            help="Threads per runtime, or several counts measured in one run (1,2); default: the "
+            "runtime's choice. With --throughput: the cores the configurations share (default: all).",
+        ),
     ] = None,
     seconds: Annotated[
         float, typer.Option("--seconds", min=0.05, help="Measured time per subject, after warm-up.")
@@ -85,24 +89,58 @@ def bench_command(
             help="Also list the N slowest operations of each IR, from OpenVINO's per-op counters.",
         ),
     ] = 0,
+    throughput: Annotated[
+        bool,
+        typer.Option(
+            "--throughput",
+            help="Archive processing: audio seconds per wall second of each subject at its best "
+            "configuration (one instance on every thread, one per core, OpenVINO's throughput streams).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Latency (p50/p90), throughput, size and speed-up over the source framework, per runtime and precision."""
     from zoo.bench import bench
+    from zoo.bench.throughput import bench_throughput
     from zoo.layout import default_output_dir
     from zoo.vocab import ALL_IR_PRECISIONS as PRECISIONS
     from zoo.vocab import RUNTIMES, parse_list
 
     if hint not in ("f32", "default"):
         raise ZooError(f"--hint: expected 'f32' or 'default', got {hint!r}.", EXIT_USAGE)
+    counts = thread_counts(threads)
     chosen = select(name, all_, list_file, manifests)
+    out = output_dir or default_output_dir()
+    chosen_runtimes = parse_list(runtimes, RUNTIMES, "--runtimes")
+    chosen_precisions = parse_list(precisions, PRECISIONS, "--precisions")
+    if throughput:
+        if len(counts) > 1 or batch != 1 or profile:
+            raise ZooError(
+                "--throughput takes one --threads count and neither --batch nor --profile.", EXIT_USAGE
+            )
+        result = bench_throughput(
+            chosen,
+            out,
+            runtimes=chosen_runtimes,
+            precisions=chosen_precisions,
+            threads=counts[0] if counts else None,
+            seconds=seconds,
+            hint=None if hint == "default" else hint,
+        )
+        print_json(result) if as_json else print_throughput_table(result)
+        errors = [row for row in result["rows"] if row["error"]]
+        report(
+            [failure(r["model"], f"{r['artifact']} on {r['runtime']}", r["error"]) for r in errors],
+            len(chosen),
+        )
+        return
     result = bench(
         chosen,
-        output_dir or default_output_dir(),
-        runtimes=parse_list(runtimes, RUNTIMES, "--runtimes"),
-        precisions=parse_list(precisions, PRECISIONS, "--precisions"),
+        out,
+        runtimes=chosen_runtimes,
+        precisions=chosen_precisions,
         batch=batch,
-        threads=threads,
+        threads=counts or None,
         seconds=seconds,
         rounds=rounds,
         hint=None if hint == "default" else hint,
@@ -117,3 +155,18 @@ def bench_command(
         [failure(r["model"], f"{r['artifact']} on {r['runtime']}", r["error"]) for r in errors],
         len(chosen),
     )
+
+
+def thread_counts(values: list[str] | None) -> list[int]:
+    """--threads 1,2 (or repeated): positive thread counts in the order given, no repeats."""
+    counts: list[int] = []
+    for value in values or []:
+        for part in value.split(","):
+            part = part.strip()
+            if not part.isdigit() or int(part) < 1:
+                raise ZooError(
+                    f"--threads: expected positive whole numbers like 1,2; got {part!r}.", EXIT_USAGE
+                )
+            if int(part) not in counts:
+                counts.append(int(part))
+    return counts

@@ -296,13 +296,16 @@ def print_bench_table(result: dict[str, Any]) -> None:
         return "-" if value is None else format(value, fmt)
 
     options = result["options"]
+    several = isinstance(options["threads"], list)
+    threads = ", ".join(str(t) for t in options["threads"]) if several else options["threads"] or "default"
     table = Table(
-        title=f"zoo bench (batch {options['batch']}, threads {options['threads'] or 'default'}, "
+        title=f"zoo bench (batch {options['batch']}, threads {threads}, "
         f"{options['seconds']:g} s each in {options['rounds']} interleaved rounds, "
         f"OpenVINO precision {options['openvino_precision_hint']})"
     )
     for column in (
         "model",
+        *(["threads"] if several else []),
         "artifact",
         "runtime",
         "size MB",
@@ -318,9 +321,11 @@ def print_bench_table(result: dict[str, Any]) -> None:
     models = [r["model"] for r in result["rows"]]
     for index, row in enumerate(result["rows"]):
         last = index == len(models) - 1 or models[index + 1] != row["model"]
+        # a source framework that keeps its own thread count shows "default"
+        lead = [row["model"], *([str(row["threads"] or "default")] if several else [])]
         if row["error"]:
             table.add_row(
-                row["model"],
+                *lead,
                 row["artifact"],
                 row["runtime"],
                 num(row["size"] and row["size"] / 1e6, ".2f"),
@@ -338,7 +343,7 @@ def print_bench_table(result: dict[str, Any]) -> None:
             "-" if row["agreement"] is None else f"{100 * row['agreement']:.2f} % {row['agreement_metric']}"
         )
         table.add_row(
-            row["model"],
+            *lead,
             row["artifact"],
             row["runtime"],
             num(row["size"] and row["size"] / 1e6, ".2f"),
@@ -355,7 +360,10 @@ def print_bench_table(result: dict[str, Any]) -> None:
     machine = result["machine"]
     peak = machine.get("peak_gflops_f32")
     line = f"{machine['cpu']}, {machine['cores']} logical cores"
-    if peak:
+    if machine.get("peak_gflops_f32_by_threads"):
+        peaks = ", ".join(f"{v:.1f} GFLOP/s at {k}" for k, v in machine["peak_gflops_f32_by_threads"].items())
+        line += f"; measured f32 peak (one 1024x1024 MatMul on OpenVINO, by threads): {peaks}"
+    elif peak:
         line += f"; measured f32 peak (one 1024x1024 MatMul on OpenVINO): {peak:.1f} GFLOP/s"
     load = machine.get("load_average") or {}
     if load.get("before") is not None:
@@ -379,3 +387,50 @@ def print_profile(row: dict[str, Any]) -> None:
             continue
         table.add_row(op["op"], op["type"], op["kernel"], f"{op['ms']:.3f}", f"{100 * op['share']:.1f} %")
     console().print(table)
+
+
+def print_throughput_table(result: dict[str, Any]) -> None:
+    """`zoo bench --throughput`: each subject's best configuration and the audio it gets through."""
+    from rich.table import Table
+
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    options = result["options"]
+    table = Table(
+        title=f"zoo bench --throughput ({options['cores']} cores, {options['seconds']:g} s per configuration, "
+        f"OpenVINO precision {options['openvino_precision_hint']})"
+    )
+    for column in (
+        "model",
+        "artifact",
+        "runtime",
+        "best configuration",
+        "windows/s",
+        "audio s/s",
+        "vs source",
+    ):
+        table.add_column(column, justify="left" if column in ("model", "artifact", "runtime") else "right")
+    models = [r["model"] for r in result["rows"]]
+    for index, row in enumerate(result["rows"]):
+        last = index == len(models) - 1 or models[index + 1] != row["model"]
+        if row["error"]:
+            table.add_row(row["model"], row["artifact"], row["runtime"], "error", row["error"][:80], "", "")
+            continue
+        table.add_row(
+            row["model"],
+            row["artifact"],
+            row["runtime"],
+            row["configuration"] or "-",
+            num(row["windows_per_s"], ".1f"),
+            num(row["audio_s_per_s"], ".1f"),
+            num(row["versus_source"], ".2f") + ("x" if row["versus_source"] else ""),
+            end_section=last,
+        )
+    console().print(table)
+    machine = result["machine"]
+    load = machine.get("load_average") or {}
+    line = f"{machine['cpu']}, {machine['cores']} logical cores"
+    if load.get("before") is not None:
+        line += f"; load average {load['before']:.2f} before, {load['after']:.2f} after"
+    sys.stdout.write(line + "\n")
