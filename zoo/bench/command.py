@@ -205,8 +205,6 @@ def bench(
     profile: int = 0,
 ) -> dict[str, Any]:
     """Benchmark each selected model; the result is what `--json` prints."""
-    from zoo.versions import versions
-
     load_before = load_average()
     rows = []
     for manifest in manifests:
@@ -223,6 +221,34 @@ def bench(
             show_progress=show_progress,
             profile=profile,
         )
+    return bench_summary(
+        rows,
+        load_before,
+        batch=batch,
+        threads=threads,
+        seconds=seconds,
+        hint=hint,
+        rounds=rounds,
+        peak=peak,
+        profile=profile,
+    )
+
+
+def bench_summary(
+    rows: Sequence[Row],
+    load_before: Any,
+    *,
+    batch: int,
+    threads: int | None,
+    seconds: float,
+    hint: str | None,
+    rounds: int,
+    peak: bool,
+    profile: int,
+) -> dict[str, Any]:
+    """The machine, versions and options beside the measured rows: what `--json` prints."""
+    from zoo.versions import versions
+
     host = machine()
     if peak and any(r.gflops for r in rows):
         host["peak_gflops_f32"] = measure_peak_gflops(threads)

@@ -8,8 +8,20 @@ from typing import Annotated
 import typer
 
 from zoo.cli.failures import failure, report
-from zoo.cli.options import AllOpt, JsonOpt, ListOpt, ManifestsOpt, NameOpt, OutOpt, select
+from zoo.cli.options import (
+    AllOpt,
+    ExecutorOpt,
+    JsonOpt,
+    ListOpt,
+    ManifestsOpt,
+    NameOpt,
+    OutOpt,
+    RayAddressOpt,
+    ShardOpt,
+    select,
+)
 from zoo.cli.render import print_bench_table, print_evaluate_table, print_json
+from zoo.cli.runs import save_run
 from zoo.errors import EXIT_USAGE, ZooError
 
 
@@ -85,35 +97,41 @@ def bench_command(
             help="Also list the N slowest operations of each IR, from OpenVINO's per-op counters.",
         ),
     ] = 0,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    shard: ShardOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Latency (p50/p90), throughput, size and speed-up over the source framework, per runtime and precision."""
-    from zoo.bench import bench
+    from zoo.executors import BenchJob, make_executor
     from zoo.layout import default_output_dir
+    from zoo.shards import parse_shard, take_shard
     from zoo.vocab import ALL_IR_PRECISIONS as PRECISIONS
     from zoo.vocab import RUNTIMES, parse_list
 
     if hint not in ("f32", "default"):
         raise ZooError(f"--hint: expected 'f32' or 'default', got {hint!r}.", EXIT_USAGE)
-    chosen = select(name, all_, list_file, manifests)
-    result = bench(
-        chosen,
-        output_dir or default_output_dir(),
-        runtimes=parse_list(runtimes, RUNTIMES, "--runtimes"),
-        precisions=parse_list(precisions, PRECISIONS, "--precisions"),
-        batch=batch,
-        threads=threads,
-        seconds=seconds,
-        rounds=rounds,
-        hint=None if hint == "default" else hint,
-        profile=profile,
-    )
+    part = parse_shard(shard)
+    runner = make_executor(executor, 1, ray_address)
+    chosen = take_shard(select(name, all_, list_file, manifests), part)
+    out = output_dir or default_output_dir()
+    settings = {
+        "runtimes": parse_list(runtimes, RUNTIMES, "--runtimes"),
+        "precisions": parse_list(precisions, PRECISIONS, "--precisions"),
+        "batch": batch,
+        "threads": threads,
+        "seconds": seconds,
+        "rounds": rounds,
+        "hint": None if hint == "default" else hint,
+        "profile": profile,
+    }
+    result = runner.run(BenchJob(out, settings), chosen)
     if as_json:
         print_json(result)
     else:
         print_bench_table(result)
     errors = [row for row in result["rows"] if row["error"]]
-    report(
-        [failure(r["model"], f"{r['artifact']} on {r['runtime']}", r["error"]) for r in errors],
-        len(chosen),
-    )
+    failures = [failure(r["model"], f"{r['artifact']} on {r['runtime']}", r["error"]) for r in errors]
+    extra = {key: value for key, value in result.items() if key != "rows"}
+    save_run(out, "bench", part, runner, chosen, result["rows"], failures, extra)
+    report(failures, len(chosen))
