@@ -241,19 +241,24 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _started_under(pid: str, needle: str) -> bool:
+    """The process names *needle* on its command line or holds a file under it open (Ray's agents
+    rename themselves, but keep their logs in the node's session folder)."""
+    proc = Path("/proc") / pid
+    try:
+        if needle in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+            return True
+        return any(os.readlink(fd).startswith(needle) for fd in (proc / "fd").iterdir())
+    except OSError:
+        return False
+
+
 def _stop_processes_under(folder: Path) -> None:
-    """SIGKILL the processes whose command line names *folder* (this test's Ray nodes), by pid."""
-    needle = str(folder)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if needle in cmdline:
-            with contextlib.suppress(OSError):
-                os.kill(int(entry.name), signal.SIGKILL)
+    """SIGKILL this test's Ray nodes: the processes started under *folder*, by pid."""
+    mine = [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != os.getpid()]
+    for pid in [p for p in mine if _started_under(p, str(folder))]:
+        with contextlib.suppress(OSError):
+            os.kill(int(pid), signal.SIGKILL)
 
 
 def _ray_start(temp: Path, env: dict[str, str], *args: str) -> None:
@@ -273,7 +278,8 @@ def two_nodes(tmp_path):
     """A head and a worker node on this machine, one CPU each, each with its own temp folder."""
     base = Path("/tmp") / f"zoo-ray-{os.getpid()}-{tmp_path.name[-12:]}"  # short: Ray's socket paths
     head_temp, worker_temp = base / "head", base / "worker"
-    env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1"}
+    # a test cluster on one host, reached by this test only: no token to share between its nodes
+    env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1", "RAY_AUTH_MODE": "disabled"}
     env.pop("RAY_ADDRESS", None)
     port = _free_port()
     try:
@@ -292,7 +298,8 @@ def test_a_two_node_cluster_retries_a_killed_worker_and_completes(cheap_catalog,
     out = tmp_path / "out"
     command = [sys.executable, "-m", "zoo.cli", "convert", "--manifests", str(cheap_catalog), "--all",
                "--reference-weights", "-o", str(out), "--executor", "ray", "--ray-address", two_nodes, "--json"]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     # kill the worker process running audioset-attention-single's source stage once it has started
     # (the stage loads torch and makes the reference weights: seconds, so the kill lands inside it)
     victim = "audioset-attention-single"
