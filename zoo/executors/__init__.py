@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from zoo.errors import UsageError
-from zoo.executors.jobs import BenchJob, ConvertJob, Job, QuantizeJob, VerifyJob
+from zoo.executors.converted import BenchJob, QuantizeJob
+from zoo.executors.jobs import ConvertJob, Job, VerifyJob
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
