@@ -60,7 +60,10 @@ def save_run(
 def merge(
     places: Annotated[
         list[Path],
-        typer.Argument(help="Output folders of the shards (their runs/*.json) or run report files."),
+        typer.Argument(
+            metavar="DIR_OR_FILE",
+            help="Output folders of the shards (their runs/*.json) or run report files.",
+        ),
     ],
     command: Annotated[
         str | None,
