@@ -59,7 +59,7 @@ SLOW = {
     "test_int8_real_audio.py",
 }
 # fixtures that build real models: a test using one is e2e wherever it lives
-E2E_FIXTURES = {"int8"}
+E2E_FIXTURES = {"int8", "cheap_catalog"}
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -9,7 +9,7 @@ import yaml
 
 from .conftest import MANIFESTS, run_zoo
 
-HEAVY = ("torch", "tensorflow", "openvino", "onnxruntime", "nncf", "onnx", "keras")
+HEAVY = ("torch", "tensorflow", "openvino", "onnxruntime", "nncf", "onnx", "keras", "ray")
 
 
 def test_list_json_has_all_entries():

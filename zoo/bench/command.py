@@ -209,13 +209,10 @@ def bench(
     Several thread counts (`--threads 1,2`) measure every subject at each count in one run, each
     speed-up against the source at the same count.
     """
-    from zoo.versions import versions
-
-    counts: list[int | None] = [threads] if threads is None or isinstance(threads, int) else list(threads)
     load_before = load_average()
     rows = []
     for manifest in manifests:
-        for count in counts:
+        for count in thread_counts(threads):
             rows += bench_model(
                 manifest,
                 out,
@@ -229,6 +226,40 @@ def bench(
                 show_progress=show_progress,
                 profile=profile,
             )
+    return bench_summary(
+        rows,
+        load_before,
+        batch=batch,
+        threads=threads,
+        seconds=seconds,
+        hint=hint,
+        rounds=rounds,
+        peak=peak,
+        profile=profile,
+    )
+
+
+def thread_counts(threads: int | Sequence[int] | None) -> list[int | None]:
+    """The thread counts one bench run measures at (None: each runtime's own choice)."""
+    return [threads] if threads is None or isinstance(threads, int) else list(threads)
+
+
+def bench_summary(
+    rows: Sequence[Row],
+    load_before: Any,
+    *,
+    batch: int,
+    threads: int | Sequence[int] | None,
+    seconds: float,
+    hint: str | None,
+    rounds: int,
+    peak: bool,
+    profile: int,
+) -> dict[str, Any]:
+    """The machine, versions and options beside the measured rows: what `--json` prints."""
+    from zoo.versions import versions
+
+    counts = thread_counts(threads)
     host = machine()
     if peak and any(r.gflops for r in rows):
         peaks = {str(c or "default"): measure_peak_gflops(c) for c in counts}

@@ -15,7 +15,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from zoo import __version__
-from zoo.cli import bundles, catalog, convert, fetching, measure, predict
+from zoo.cli import bundles, catalog, convert, fetching, measure, predict, runs
 from zoo.cli.options import select, state
 from zoo.errors import EXIT_FAILED, EXIT_USAGE, ZooError, is_disk_full
 
@@ -61,6 +61,7 @@ app.command()(predict.predict)
 app.add_typer(bundles.bundle_app, name="bundle")
 app.command()(bundles.publish)
 app.command()(bundles.pull)
+app.add_typer(runs.report_app, name="report")
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,6 +14,7 @@ from zoo.cli.options import (
     AllowLocalOpt,
     AllowUnpinnedOpt,
     CacheOpt,
+    ExecutorOpt,
     JsonOpt,
     ListOpt,
     ManifestsOpt,
@@ -22,14 +22,17 @@ from zoo.cli.options import (
     NameOpt,
     OfflineOpt,
     OutOpt,
+    RayAddressOpt,
     ReferenceWeightsOpt,
     SeedOpt,
+    ShardOpt,
     WeightsOpt,
     folder_option,
     select,
     state,
 )
 from zoo.cli.render import print_convert_table, print_json, print_quantize_table, print_verify_table
+from zoo.cli.runs import save_run
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
@@ -55,14 +58,21 @@ def convert(
     allow_local: AllowLocalOpt = None,
     allow_unpinned: AllowUnpinnedOpt = False,
     offline: OfflineOpt = False,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    shard: ShardOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert models to ONNX and OpenVINO IR (FP32, FP16); stages that are up to date are skipped."""
+    from zoo.executors import ConvertJob, make_executor
     from zoo.layout import default_output_dir
-    from zoo.pipeline import ConvertOptions, convert_many, parse_precisions, stdout_to_stderr
+    from zoo.pipeline import ConvertOptions, parse_precisions, stdout_to_stderr
+    from zoo.shards import parse_shard, take_shard
 
     folder_option(output_dir or default_output_dir(), "--output-dir")
-    chosen = select(name, all_, list_file, manifests)
+    part = parse_shard(shard)
+    runner = make_executor(executor, jobs, ray_address)
+    chosen = take_shard(select(name, all_, list_file, manifests), part)
     run, skipped = split_unpublished(
         chosen, literal_names(name, list_file), weights=weights, reference_weights=reference_weights
     )
@@ -82,22 +92,23 @@ def convert(
     results = []
     if run:
         with stdout_to_stderr():
-            results = convert_many(run, options, jobs=jobs)
-    if as_json:
-        from dataclasses import asdict
+            results = runner.run(ConvertJob(options), run)
+    from dataclasses import asdict
 
-        rows = [{**asdict(r), "seconds": round(r.seconds, 3)} for r in results]
-        rows += [{"model": s.model, "skipped": f"{s.message}; give {s.hint}"} for s in skipped]
-        print_json(sorted(rows, key=_order(chosen)))
+    rows = [{**asdict(r), "seconds": round(r.seconds, 3)} for r in results]
+    rows += [{"model": s.model, "skipped": f"{s.message}; give {s.hint}"} for s in skipped]
+    rows.sort(key=_order(chosen))
+    if as_json:
+        print_json(rows)
     else:
         print_convert_table(
             results, skipped=[(s.model, s.message) for s in skipped], order=[m.name for m in chosen]
         )
-    report(
-        [failure(r.model, _failed_stage(r), r.error, r.exit_code) for r in results if r.error is not None]
-        + skipped,
-        len(chosen),
-    )
+    failures = [
+        failure(r.model, _failed_stage(r), r.error, r.exit_code) for r in results if r.error is not None
+    ] + skipped
+    save_run(options.out, "convert", part, runner, chosen, rows, failures)
+    report(failures, len(chosen))
 
 
 def _order(chosen: list[Manifest]) -> Callable[[dict[str, Any]], int]:
@@ -132,23 +143,24 @@ def verify(
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, help="Threads for every runtime and the source model.")
     ] = None,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    shard: ShardOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check every converted artifact against the original framework on the probe set; exit 1 on any miss."""
+    from zoo.executors import VerifyJob, make_executor
     from zoo.layout import default_output_dir
     from zoo.pipeline import stdout_to_stderr
-    from zoo.verify import verify_many
+    from zoo.shards import parse_shard, take_shard
 
-    chosen = select(name, all_, list_file, manifests)
+    part = parse_shard(shard)
+    runner = make_executor(executor, 1, ray_address)
+    chosen = take_shard(select(name, all_, list_file, manifests), part)
     out = output_dir or default_output_dir()
-
-    def log(message: str) -> None:
-        sys.stderr.write(f"zoo: {message}\n")
-
+    job = VerifyJob(out, reference_weights=reference_weights, audio=list(audio or ()), threads=threads)
     with stdout_to_stderr():
-        reports, errors = verify_many(
-            chosen, out, reference_weights=reference_weights, audio=audio or (), threads=threads, log=log
-        )
+        reports, errors = runner.run(job, chosen)
     names = [m.name for m in chosen]
     if junit is not None:
         from zoo.junit import write_junit
@@ -160,6 +172,7 @@ def verify(
         print_verify_table(reports)
     misses = [_verify_miss(r["model"], text) for r in reports for text in r["failures"]]
     misses += [_verify_error(names, text) for text in errors]
+    save_run(out, "verify", part, runner, chosen, reports, misses)
     report(misses, len(chosen))
 
 
@@ -219,16 +232,23 @@ def quantize(
         Path | None,
         typer.Option("--weights", help="When not converted yet: convert from your own weights file."),
     ] = None,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    shard: ShardOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Quantize the FP32 IR to INT8 with NNCF (<out>/<name>/INT8/), converting first if needed."""
     from dataclasses import asdict
 
+    from zoo.executors import QuantizeJob, make_executor
     from zoo.layout import ModelLayout, default_output_dir
-    from zoo.quantize import QuantizeOptions, quantize_many
+    from zoo.quantize import QuantizeOptions
+    from zoo.shards import parse_shard, take_shard
 
     folder_option(output_dir or default_output_dir(), "--output-dir")
-    chosen = select(name, all_, list_file, manifests)
+    part = parse_shard(shard)
+    runner = make_executor(executor, 1, ray_address)
+    chosen = take_shard(select(name, all_, list_file, manifests), part)
     out = output_dir or default_output_dir()
     run, skipped = split_unpublished(
         chosen,
@@ -250,17 +270,16 @@ def quantize(
         weights=weights,
     )
 
-    def log(message: str) -> None:
-        sys.stderr.write(f"zoo: {message}\n")
-
-    results = quantize_many(run, options, log) if run else []
+    results = runner.run(QuantizeJob(options), run) if run else []
+    rows = [asdict(r) for r in results]
+    rows += [{"model": s.model, "skipped": f"{s.message}; give {s.hint}"} for s in skipped]
+    rows.sort(key=_order(chosen))
     if as_json:
-        rows = [asdict(r) for r in results]
-        rows += [{"model": s.model, "skipped": f"{s.message}; give {s.hint}"} for s in skipped]
-        print_json(sorted(rows, key=_order(chosen)))
+        print_json(rows)
     else:
         print_quantize_table(results)
-    report(
-        [failure(r.model, "INT8", r.error, r.exit_code) for r in results if r.error is not None] + skipped,
-        len(chosen),
-    )
+    failures = [
+        failure(r.model, "INT8", r.error, r.exit_code) for r in results if r.error is not None
+    ] + skipped
+    save_run(out, "quantize", part, runner, chosen, rows, failures)
+    report(failures, len(chosen))

@@ -8,8 +8,20 @@ from typing import Annotated
 import typer
 
 from zoo.cli.failures import failure, report
-from zoo.cli.options import AllOpt, JsonOpt, ListOpt, ManifestsOpt, NameOpt, OutOpt, select
+from zoo.cli.options import (
+    AllOpt,
+    ExecutorOpt,
+    JsonOpt,
+    ListOpt,
+    ManifestsOpt,
+    NameOpt,
+    OutOpt,
+    RayAddressOpt,
+    ShardOpt,
+    select,
+)
 from zoo.cli.render import print_bench_table, print_evaluate_table, print_json, print_throughput_table
+from zoo.cli.runs import save_run
 from zoo.errors import EXIT_USAGE, ZooError
 
 
@@ -97,26 +109,33 @@ def bench_command(
             "configuration (one instance on every thread, one per core, OpenVINO's throughput streams).",
         ),
     ] = False,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    shard: ShardOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Latency (p50/p90), throughput, size and speed-up over the source framework, per runtime and precision."""
-    from zoo.bench import bench
     from zoo.bench.throughput import bench_throughput
+    from zoo.executors import BenchJob, make_executor
     from zoo.layout import default_output_dir
+    from zoo.shards import parse_shard, take_shard
     from zoo.vocab import ALL_IR_PRECISIONS as PRECISIONS
     from zoo.vocab import RUNTIMES, parse_list
 
     if hint not in ("f32", "default"):
         raise ZooError(f"--hint: expected 'f32' or 'default', got {hint!r}.", EXIT_USAGE)
-    counts = thread_counts(threads)
-    chosen = select(name, all_, list_file, manifests)
+    counts = parse_thread_counts(threads)
+    part = parse_shard(shard)
+    chosen = take_shard(select(name, all_, list_file, manifests), part)
     out = output_dir or default_output_dir()
     chosen_runtimes = parse_list(runtimes, RUNTIMES, "--runtimes")
     chosen_precisions = parse_list(precisions, PRECISIONS, "--precisions")
     if throughput:
-        if len(counts) > 1 or batch != 1 or profile:
+        if len(counts) > 1 or batch != 1 or profile or executor != "local":
             raise ZooError(
-                "--throughput takes one --threads count and neither --batch nor --profile.", EXIT_USAGE
+                "--throughput runs on this machine with one --threads count, and takes neither "
+                "--batch, --profile nor --executor ray.",
+                EXIT_USAGE,
             )
         result = bench_throughput(
             chosen,
@@ -134,30 +153,30 @@ def bench_command(
             len(chosen),
         )
         return
-    result = bench(
-        chosen,
-        out,
-        runtimes=chosen_runtimes,
-        precisions=chosen_precisions,
-        batch=batch,
-        threads=counts or None,
-        seconds=seconds,
-        rounds=rounds,
-        hint=None if hint == "default" else hint,
-        profile=profile,
-    )
+    runner = make_executor(executor, 1, ray_address)
+    settings = {
+        "runtimes": chosen_runtimes,
+        "precisions": chosen_precisions,
+        "batch": batch,
+        "threads": counts or None,
+        "seconds": seconds,
+        "rounds": rounds,
+        "hint": None if hint == "default" else hint,
+        "profile": profile,
+    }
+    result = runner.run(BenchJob(out, settings), chosen)
     if as_json:
         print_json(result)
     else:
         print_bench_table(result)
     errors = [row for row in result["rows"] if row["error"]]
-    report(
-        [failure(r["model"], f"{r['artifact']} on {r['runtime']}", r["error"]) for r in errors],
-        len(chosen),
-    )
+    failures = [failure(r["model"], f"{r['artifact']} on {r['runtime']}", r["error"]) for r in errors]
+    extra = {key: value for key, value in result.items() if key != "rows"}
+    save_run(out, "bench", part, runner, chosen, result["rows"], failures, extra)
+    report(failures, len(chosen))
 
 
-def thread_counts(values: list[str] | None) -> list[int]:
+def parse_thread_counts(values: list[str] | None) -> list[int]:
     """--threads 1,2 (or repeated): positive thread counts in the order given, no repeats."""
     counts: list[int] = []
     for value in values or []:

@@ -102,3 +102,32 @@ def select(
     return catalog(manifests).select(
         names=(names or []) + (positional or []), all_=all_, list_file=list_file, default_all=default_all
     )
+
+
+ExecutorOpt = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="Where the stages run: local (this host; -j N processes where the command has them) or ray "
+        "(one Ray task per model and stage: a local Ray instance, or the cluster at --ray-address; needs "
+        "pip install '.[ray]').",
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        envvar="RAY_ADDRESS",
+        help="Ray cluster to run on with --executor ray (e.g. ray://head:10001 or head:6379); unset: a "
+        "local instance.",
+    ),
+]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="Run only shard I of N of the selection (e.g. 2/4): a model's shard is a hash of its name, so "
+        "the split is the same on every machine and stays put as the catalog grows; the run also writes "
+        "<out>/runs/<command>-shard-I-of-N.json for `zoo report merge`.",
+    ),
+]

@@ -127,7 +127,13 @@ def print_convert_table(
             table.add_row(model, "total", "skipped", "-", end_section=True)
             continue
         for stage in result.stages:
-            table.add_row(result.model, stage.stage, stage.status, f"{stage.seconds:.1f}")
+            # a done stage's detail says how it got there (another attempt after a lost worker)
+            status = (
+                f"{stage.status} ({stage.detail})"
+                if stage.detail and stage.status != "failed"
+                else stage.status
+            )
+            table.add_row(result.model, stage.stage, status, f"{stage.seconds:.1f}")
         summary = (
             "up to date, nothing to do" if result.up_to_date else ("failed" if result.error else "converted")
         )

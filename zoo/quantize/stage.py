@@ -88,6 +88,7 @@ class Int8Stage(Stage):
 
     name = STAGE
     requires = ("FP32",)
+    cpus = 2.0  # NNCF's statistics collection and OpenVINO calibration runs use the cores
 
     def __init__(
         self,
@@ -320,14 +321,19 @@ def _save(
                 os.fsync(handle.fileno())
 
 
-def quantize_many(
-    manifests: list[Manifest], options: QuantizeOptions, log: Callable[[str], None]
-) -> list[QuantizeResult]:
-    """Quantize each selected model; a failure is recorded and the others still run (bad input stops all)."""
+def check_quantize_inputs(manifests: list[Manifest], options: QuantizeOptions) -> None:
+    """What is bad input for the whole run, checked before any model's work."""
     for folder in options.calibration:
         audio_files(Path(folder))  # a bad folder fails before any work
     if options.weights is not None and len(manifests) != 1:
         raise UsageError("--weights PATH applies to one model: select exactly one with --name.")
+
+
+def quantize_many(
+    manifests: list[Manifest], options: QuantizeOptions, log: Callable[[str], None]
+) -> list[QuantizeResult]:
+    """Quantize each selected model; a failure is recorded and the others still run (bad input stops all)."""
+    check_quantize_inputs(manifests, options)
     results = []
     for manifest in manifests:
         try:

@@ -164,6 +164,8 @@ class Stage:
 
     name: str  # a class attribute, except where one class makes several stages (IR precisions)
     requires: ClassVar[tuple[str, ...]] = ()
+    #: the cores its work keeps busy: what a cluster executor reserves for it (zoo.executors)
+    cpus: ClassVar[float] = 1.0
 
     def key(self, run: ModelRun) -> dict[str, Any]:
         """Everything the outputs depend on; a change of any part redoes the stage."""
@@ -293,11 +295,11 @@ def log_stderr(message: str) -> None:
     sys.stderr.flush()
 
 
-def worker_failure(model: str, exc: BaseException) -> ModelResult:
+def worker_failure(model: str, exc: BaseException, stage: str = "?") -> ModelResult:
     """The result of a model whose worker process died (killed, out of memory)."""
     return ModelResult(
         model,
-        [StageResult(model, "?", "failed", 0.0, f"worker failed: {exc}")],
+        [StageResult(model, stage, "failed", 0.0, f"worker failed: {exc}")],
         error=f"worker failed: {type(exc).__name__}: {exc}",
         exit_code=EXIT_FAILED,
     )

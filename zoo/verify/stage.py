@@ -119,6 +119,18 @@ def nothing_converted(manifest: Manifest, root: Path, out: Path, reference_weigh
     )
 
 
+def check_audio(audio: Sequence[Path]) -> list[Path]:
+    """--audio recordings found and checked once, before any model loads: a bad recording is bad input."""
+    if not audio:
+        return []
+    from zoo.audio_files import audio_files, readable
+
+    found = audio_files(audio, "--audio")
+    for path in found:
+        readable(path)
+    return list(found)
+
+
 def verify_many(
     manifests: list[Manifest],
     out: Path,
@@ -130,12 +142,7 @@ def verify_many(
     log: Log = lambda message: None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Verify each model; a model that cannot be verified is a failure, the others still run."""
-    if audio:  # found and checked once, before any model loads: a bad recording is bad input
-        from zoo.audio_files import audio_files, readable
-
-        audio = audio_files(audio, "--audio")
-        for path in audio:
-            readable(path)
+    audio = check_audio(audio)
     reports, errors = [], []
     for manifest in manifests:
         try:
