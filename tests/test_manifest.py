@@ -26,12 +26,19 @@ EXPECTED = {
     "audioset-attention-feature",
     "silero-vad",
     "birdnet-v2.4",
+    "musicnn-mtt",
+    "musicnn-msd",
+    "musicnn-vgg-mtt",
+    "musicnn-vgg-msd",
 }
 LABEL_SHA256 = {
     "aclnet_53cl.txt": "1d9f14d2ebefe1624a84bb2ec2567d72241460c322d064b19f1c3922b29b3f57",
     "yamnet_class_map.csv": "cdf24d193e196d9e95912a2667051ae203e92a2ba09449218ccb40ef787c6df2",
     "audioset_class_labels_indices.csv": "cdd1049833c4b86127c2773ac0d14a2754b6a6d0d1798002ed5c66e699708429",
     "dcase2018_task2_labels.txt": "ba09bbd0e9fb59962317666fa2f9ae94d324cc624af90fd013c99c2e7f981516",
+    # MTT_LABELS and MSD_LABELS of musicnn 0.1.0's musicnn/configuration.py, one per line
+    "musicnn_mtt.txt": "77e9943a6877133c414a952a8ef6489d7ad4342da8c897a9579a13db8fb77823",
+    "musicnn_msd.txt": "3b0fd183e73f8a0e7e65b955f61ec3034e517a6427cacad8ec0c2f16394d0770",
 }
 
 
