@@ -34,6 +34,7 @@ UNIT = {
     "test_features.py",
     "test_reference_flag.py",
     "test_agreement_metrics.py",
+    "test_librosa_mel.py",
 }
 E2E = {
     "test_end_to_end_torch.py",

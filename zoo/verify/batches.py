@@ -3,8 +3,8 @@
 A conversion can be right at batch 1 and silently wrong at batch 10 (measured: a TF1 graph
 converted by OpenVINO from its `.meta`, VGG-style models, 0.6-0.8 off). So each artifact also runs
 every probe's calls in batches of each size: the calls are stacked along the first axis (the
-last batch filled with repeats of its first item), the IR reshaped to that batch, and the results
-split back into calls. Those are judged by the same rules, against the same source outputs, as
+last batch filled with repeats of its first item), run as an application runs the artifact, and
+the results split back into calls. Those are judged by the same rules, against the same source outputs, as
 the batch-1 run: an item's output must not depend on what it is batched with.
 """
 
@@ -34,12 +34,16 @@ def extra_batch_sizes(manifest: Manifest) -> list[int]:
 def open_batched(
     path: Path, kind: str, batch: int, threads: int | None, hint: str | None, exact: bool
 ) -> Runner:
-    """The artifact at *path* for batches of *batch*: ONNX as exported (its first dimension must be
-    symbolic), an IR with its inputs' first dimension reshaped to *batch*, as an application does."""
-    from zoo.runtimes import open_artifact
-    from zoo.runtimes.openvino import OpenVinoRunner, read_batched_ir
+    """The artifact at *path* for batches of *batch*, as an application runs it.
 
-    if path.suffix != ".xml":
+    ONNX as exported (its first dimension must be symbolic); an IR whose inputs' first dimension is
+    dynamic as saved (measured: a wrong IR can be right once reshaped to a static batch and wrong
+    when run dynamic at the same batch), one with a static first dimension reshaped to *batch*.
+    """
+    from zoo.runtimes import open_artifact
+    from zoo.runtimes.openvino import OpenVinoRunner, read_batched_ir, read_ir
+
+    if path.suffix != ".xml" or all(port.get_partial_shape()[0].is_dynamic for port in read_ir(path).inputs):
         return open_artifact(path, kind, hint=hint, threads=threads, exact=exact)
     try:
         model = read_batched_ir(path, batch)
