@@ -1,7 +1,8 @@
 """Verification at every batch size the manifest allows (`verify.batch_sizes`).
 
-A conversion can be right at batch 1 and silently wrong at batch 10 (measured: a TF1 graph
-converted by OpenVINO from its `.meta`, VGG-style models, 0.6-0.8 off). So each artifact also runs
+A conversion can be right at batch 1 and silently wrong at another batch size (measured: a TF1
+graph converted by OpenVINO from its `.meta`, VGG-style models, 0.4-0.8 off after the input's
+shape changes). So each artifact also runs
 every probe's calls in batches of each size: the calls are stacked along the first axis (the
 last batch filled with repeats of its first item), run as an application runs the artifact, and
 the results split back into calls. Those are judged by the same rules, against the same source outputs, as
@@ -67,6 +68,9 @@ def run_batched(runner: Runner, calls: list[list[Feeds]], batch: int, origin: st
             outputs = runner.run(feeds)
         except ZooError as exc:
             raise ZooError(f"{origin}: at batch size {batch}: {exc.message}") from exc
+        except Exception as exc:  # the runtimes raise their own kinds (a fixed batch dimension)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ZooError(f"{origin}: cannot run at batch size {batch}: {first}") from exc
         for name, value in outputs.items():
             value = np.asarray(value)
             if value.shape[:1] != (batch,):
