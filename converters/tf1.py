@@ -101,11 +101,22 @@ class Tf1CheckpointConverter(Converter[Tf1Source]):
     frameworks = ("tf1-checkpoint",)
     direct_ir = True
 
+    def __init__(self) -> None:
+        self.threads: int | None = None
+
+    def set_threads(self, threads: int) -> bool:
+        """Sessions made from now on use *threads* intra- and inter-op threads."""
+        self.threads = int(threads)
+        return True
+
     def load(self, files: dict[str, Path], manifest: Manifest) -> Tf1Source:
         frozen = freeze_checkpoint(files, manifest)
-        return Tf1Source(
+        source = Tf1Source(
             frozen, [s.name for s in manifest.inputs], [s.name for s in manifest.outputs], manifest.name
         )
+        if self.threads is not None:
+            source.set_threads(self.threads)
+        return source
 
     def export_onnx(self, source: Tf1Source, path: str | Path, manifest: Manifest) -> None:
         """tf2onnx on the frozen graph; no If/Loop may be left; a symbolic first dimension named as the manifest's."""
