@@ -114,12 +114,18 @@ def test_onnx_and_openvino_from_the_pb_file_match_at_every_batch(checkpoint, tmp
     model = tf1.openvino_from_pb(pb, ["patches"], ["tags"], "test")
     pb.unlink()  # the converted model holds its weights, not a reference to the file
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    onnx_file = tmp_path / "frozen.onnx"
+    onnx_file.write_bytes(proto.SerializeToString())
+    from_onnx = tf1.openvino_from_onnx(onnx_file, ["patches"], ["tags"], "test")
+    assert [p.get_names() for p in from_onnx.inputs] == [{"patches"}]
+    via_onnx = ov.Core().compile_model(from_onnx, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     for batch in (1, 4):
         x = _patches(batch)
         expected = source.run({"patches": x})["tags"]
         assert expected.shape == (batch, CLASSES)
         np.testing.assert_allclose(onnx_session.run(None, {"patches": x})[0], expected, atol=1e-6)
         np.testing.assert_allclose(compiled({"patches": x})[0], expected, atol=1e-6)
+        np.testing.assert_allclose(via_onnx({"patches": x})[0], expected, atol=1e-6)
 
 
 def test_an_unbound_training_cond_is_refused_by_the_onnx_check(checkpoint):
