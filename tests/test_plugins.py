@@ -32,7 +32,15 @@ def catalog() -> Catalog:
 
 
 def test_every_manifest_framework_has_a_registered_converter(catalog):
-    assert known_frameworks() == ["keras", "lasagne", "onnx", "pytorch", "tflite", "torchscript"]
+    assert known_frameworks() == [
+        "keras",
+        "lasagne",
+        "onnx",
+        "pytorch",
+        "tf1-checkpoint",
+        "tflite",
+        "torchscript",
+    ]
     for manifest in catalog.all():
         converter = converter_for(manifest)
         assert isinstance(converter, Converter)
@@ -47,7 +55,11 @@ def test_an_unknown_framework_names_itself_and_the_known_ones():
 
 
 def test_direct_ir_is_declared_and_the_base_refuses_to_openvino(catalog):
-    assert {f for f in known_frameworks() if converter_for(f).direct_ir} == {"keras", "tflite"}
+    assert {f for f in known_frameworks() if converter_for(f).direct_ir} == {
+        "keras",
+        "tflite",
+        "tf1-checkpoint",
+    }
     manifest = catalog.get("aclnet")
     with pytest.raises(UsageError, match="no direct OpenVINO path"):
         converter_for("onnx").to_openvino(None, {}, manifest)
