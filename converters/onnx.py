@@ -18,7 +18,7 @@ import numpy as np
 from zoo.atomic import copy_file
 from zoo.errors import UsageError
 from zoo.ir import check_interface
-from zoo.plugins import Converter, register_converter, weights_path
+from zoo.plugins import Converter, ThreadsAtLoad, register_converter, weights_path
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
@@ -42,18 +42,10 @@ class OnnxSourceModel:
 
 
 @register_converter
-class OnnxConverter(Converter[OnnxSourceModel]):
+class OnnxConverter(ThreadsAtLoad, Converter[OnnxSourceModel]):
     """ONNX Runtime on the published file; the export is that file."""
 
     frameworks = ("onnx",)
-
-    def __init__(self) -> None:
-        self.threads: int | None = None
-
-    def set_threads(self, threads: int) -> bool:
-        """Sessions opened by later `load` calls use *threads* intra-op threads."""
-        self.threads = int(threads)
-        return True
 
     def load(self, files: dict[str, Path], manifest: Manifest) -> OnnxSourceModel:
         return OnnxSourceModel(weights_path(files, manifest, "ONNX weights file"), manifest, self.threads)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from converters import tf1_freeze
 from zoo.errors import ManifestError, UsageError
-from zoo.plugins import Converter, register_converter
+from zoo.plugins import Converter, ThreadsAtLoad, register_converter
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest, Tf1Graph
@@ -95,19 +95,11 @@ class Tf1Source(tf1_freeze.FrozenGraph):
 
 
 @register_converter
-class Tf1CheckpointConverter(Converter[Tf1Source]):
+class Tf1CheckpointConverter(ThreadsAtLoad, Converter[Tf1Source]):
     """A TF1 checkpoint frozen with is_training bound; ONNX by tf2onnx, IR from the frozen .pb file."""
 
     frameworks = ("tf1-checkpoint",)
     direct_ir = True
-
-    def __init__(self) -> None:
-        self.threads: int | None = None
-
-    def set_threads(self, threads: int) -> bool:
-        """Sessions made from now on use *threads* intra- and inter-op threads."""
-        self.threads = int(threads)
-        return True
 
     def load(self, files: dict[str, Path], manifest: Manifest) -> Tf1Source:
         frozen = freeze_checkpoint(files, manifest)

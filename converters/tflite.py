@@ -31,7 +31,7 @@ import numpy as np
 from converters import quiet_tensorflow
 from converters.spectral import FOLDED_TAG, linear_frames, unwindowed
 from zoo.errors import ManifestError, UsageError, ZooError
-from zoo.plugins import Converter, register_converter, weights_path
+from zoo.plugins import Converter, ThreadsAtLoad, register_converter, weights_path
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
@@ -346,19 +346,11 @@ def name_ports(model: Any, manifest: Manifest) -> None:
 
 
 @register_converter
-class TfliteConverter(Converter[TfliteSourceModel]):
+class TfliteConverter(ThreadsAtLoad, Converter[TfliteSourceModel]):
     """The TFLite interpreter as reference; ONNX by tf2onnx's TFLite path, IR by OpenVINO's TFLite front end."""
 
     frameworks = ("tflite",)
     direct_ir = True
-
-    def __init__(self) -> None:
-        self.threads: int | None = None
-
-    def set_threads(self, threads: int) -> bool:
-        """Interpreters loaded after this use *threads* threads (their own, not process-wide)."""
-        self.threads = int(threads)
-        return True
 
     def load(self, files: dict[str, Path], manifest: Manifest) -> TfliteSourceModel:
         return TfliteSourceModel(weights_path(files, manifest, ".tflite file"), manifest, self.threads)

@@ -123,6 +123,18 @@ class Converter(ABC, Generic[S]):
         return sorted(_import_closure(start))
 
 
+class ThreadsAtLoad:
+    """For converters whose source models take their thread count when loaded (per session or
+    interpreter): `set_threads` remembers it for the next `load`."""
+
+    def __init__(self) -> None:
+        self.threads: int | None = None
+
+    def set_threads(self, threads: int) -> bool:
+        self.threads = int(threads)
+        return True
+
+
 C = TypeVar("C", bound=type[Converter[Any]])
 
 _converters: dict[str, Converter[Any]] = {}
