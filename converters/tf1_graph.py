@@ -39,7 +39,9 @@ def tf1_network(manifest: Manifest) -> Any:
     """The rebuilt TF1 graph named by the manifest's `network.name` (a declared tf1 network)."""
     network = manifest.network
     if network is None:
-        raise ManifestError(f"{manifest.path}: field network.name: the tf1-graph converter needs a rebuilt graph.")
+        raise ManifestError(
+            f"{manifest.path}: field network.name: the tf1-graph converter needs a rebuilt graph."
+        )
     try:
         entry = network_entry(network.name, network.variant, framework="tf1")
     except UsageError as exc:
@@ -110,7 +112,9 @@ def restored_graph_def(manifest: Manifest, values: dict[str, np.ndarray] | Path)
             "graph has one input and one output."
         )
     return rename_ports(
-        frozen, {manifest.inputs[0].name: network.input_tensor}, {manifest.outputs[0].name: network.output_tensor}
+        frozen,
+        {manifest.inputs[0].name: network.input_tensor},
+        {manifest.outputs[0].name: network.output_tensor},
     )
 
 
@@ -126,9 +130,7 @@ def save_v1_checkpoint(manifest: Manifest, values: dict[str, np.ndarray], target
         with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
             for name, variable in variables.items():
                 variable.load(values[name], session)
-            saver = tf.compat.v1.train.Saver(
-                var_list=variables, write_version=tf.compat.v1.train.SaverDef.V1
-            )
+            saver = tf.compat.v1.train.Saver(var_list=variables, write_version=tf.compat.v1.train.SaverDef.V1)
             written = Path(saver.save(session, str(scratch / target.name), write_meta_graph=False))
         with open(written, "rb") as handle:
             os.fsync(handle.fileno())
@@ -161,7 +163,9 @@ class Tf1GraphConverter(Converter[Tf1Source]):
         self.threads = int(threads)
         return True
 
-    def write_reference_weights(self, manifest: Manifest, directory: str | Path, seed: int) -> dict[str, Path]:
+    def write_reference_weights(
+        self, manifest: Manifest, directory: str | Path, seed: int
+    ) -> dict[str, Path]:
         """Seeded variables as upstream's V1 checkpoint, and the network's auxiliary files."""
         network = tf1_network(manifest)
         weights = [f.name for f in manifest.files if f.role == "weights"]
@@ -187,7 +191,9 @@ class Tf1GraphConverter(Converter[Tf1Source]):
                 f"{manifest.path}: field convert.onnx.opset: tf2onnx emits opsets up to {MAX_TF2ONNX_OPSET}, got {opset}."
             )
         proto = export_onnx(source.graph_def, source.input_names, source.output_names, opset, manifest.name)
-        proto.doc_string = f"{manifest.name} {manifest.version}: converted by zoo from a TF1 checkpoint with tf2onnx"
+        proto.doc_string = (
+            f"{manifest.name} {manifest.version}: converted by zoo from a TF1 checkpoint with tf2onnx"
+        )
         write_bytes(path, proto.SerializeToString())
 
     def to_openvino(self, source: Tf1Source, files: dict[str, Path], manifest: Manifest) -> Any:

@@ -217,7 +217,8 @@ class Chain(Strict):
         description="the host step between: PCA, clip to [-2, 2], 8-bit codes (vggish_postprocess.py)"
     )
     parameters: str = Field(
-        pattern=r"^[A-Za-z0-9._\-]+$", description="the embedder's source file holding the postprocessor's parameters"
+        pattern=r"^[A-Za-z0-9._\-]+$",
+        description="the embedder's source file holding the postprocessor's parameters",
     )
     frames: int = Field(gt=0, description="consecutive embeddings in one input")
     offset: float = Field(default=128.0, description="float input = (code - offset) / scale")
@@ -483,6 +484,11 @@ class Manifest(Strict):
         outputs = [o.name for o in self.outputs]
         if self.primary_output is not None and self.primary_output not in outputs:
             raise ValueError(f"primary_output {self.primary_output!r} is not one of outputs[].name")
+        kind = self.audio.features.kind if self.audio.features is not None else None
+        if self.chain is not None and kind != "vggish-embeddings":
+            raise ValueError(
+                f"chain: a chain feeds VGGish codes, so audio.features.kind must be vggish-embeddings, got {kind!r}"
+            )
         self._check_tolerance_policy()
         return self
 

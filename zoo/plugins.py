@@ -243,7 +243,9 @@ class NetworkEntry:
     name: str
     variant: str | None
     framework: str
-    factory: Any  # torch: an nn.Module class taking network.args; keras: see KerasNetwork; tf1: a graph builder
+    factory: (
+        Any  # torch: an nn.Module class taking network.args; keras: see KerasNetwork; tf1: a graph builder
+    )
 
 
 class KerasNetwork(Protocol):

@@ -167,12 +167,14 @@ def write_auxiliary(source: Any, manifest: Any, folder: Path, names: list[str], 
         clips.append(level * np.sin(2 * np.pi * rng.uniform(100, 4000) * time))
     name = manifest.inputs[0].name
     batch = np.concatenate([examples(clip.astype(np.float32)) for clip in clips])
-    embeddings = np.concatenate([source.run({name: example[None]})[manifest.outputs[0].name] for example in batch])
+    embeddings = np.concatenate(
+        [source.run({name: example[None]})[manifest.outputs[0].name] for example in batch]
+    )
     arrays = reference_pca(embeddings, seed)
     import io
 
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, pca_eigen_vectors=arrays[PCA_EIGEN_VECTORS], pca_means=arrays[PCA_MEANS])
     target = Path(folder) / PCA_PARAMS_NAME
     write_bytes(target, buffer.getvalue())
     return {PCA_PARAMS_NAME: target}

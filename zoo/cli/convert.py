@@ -25,6 +25,7 @@ from zoo.cli.options import (
     ReferenceWeightsOpt,
     SeedOpt,
     WeightsOpt,
+    catalog,
     folder_option,
     select,
     state,
@@ -34,6 +35,15 @@ from zoo.cli.render import print_convert_table, print_json, print_quantize_table
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
     from zoo.pipeline import ModelResult
+
+
+ChainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--chain",
+        help="Composites: also the entries their chain runs first (audioset-attention-* from a waveform: vggish).",
+    ),
+]
 
 
 def convert(
@@ -55,6 +65,7 @@ def convert(
     allow_local: AllowLocalOpt = None,
     allow_unpinned: AllowUnpinnedOpt = False,
     offline: OfflineOpt = False,
+    chain: ChainOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert models to ONNX and OpenVINO IR (FP32, FP16); stages that are up to date are skipped."""
@@ -63,6 +74,8 @@ def convert(
 
     folder_option(output_dir or default_output_dir(), "--output-dir")
     chosen = select(name, all_, list_file, manifests)
+    if chain:
+        chosen = with_chains(chosen, manifests)
     run, skipped = split_unpublished(
         chosen, literal_names(name, list_file), weights=weights, reference_weights=reference_weights
     )
@@ -100,6 +113,13 @@ def convert(
     )
 
 
+def with_chains(chosen: list[Manifest], manifests: Path | None) -> list[Manifest]:
+    """The selection with every composite's embedder in front of it (zoo.composite)."""
+    from zoo.composite.runner import with_stages
+
+    return with_stages(chosen, catalog(manifests))
+
+
 def _order(chosen: list[Manifest]) -> Callable[[dict[str, Any]], int]:
     """Sort key: rows in catalog (selection) order."""
     index = {m.name: i for i, m in enumerate(chosen)}
@@ -132,14 +152,21 @@ def verify(
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, help="Threads for every runtime and the source model.")
     ] = None,
+    chain: ChainOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check every converted artifact against the original framework on the probe set; exit 1 on any miss."""
+    """Check every converted artifact against the original framework on the probe set; exit 1 on any miss.
+
+    A composite (an entry with a chain) is also checked end to end, waveform to labels, against the
+    chained source frameworks, when its embedder is converted in the same output folder.
+    """
     from zoo.layout import default_output_dir
     from zoo.pipeline import stdout_to_stderr
     from zoo.verify import verify_many
 
     chosen = select(name, all_, list_file, manifests)
+    if chain:
+        chosen = with_chains(chosen, manifests)
     out = output_dir or default_output_dir()
 
     def log(message: str) -> None:

@@ -88,15 +88,13 @@ def dequantize(codes: np.ndarray, offset: float, scale: float) -> np.ndarray:
     return ((np.asarray(codes, dtype=np.float32) - np.float32(offset)) / np.float32(scale)).astype(np.float32)
 
 
-def may_flip(projected: np.ndarray, slack: np.ndarray) -> np.ndarray:
-    """Where a code may legitimately differ by one level: a boundary within *slack* of the value.
+def reachable(projected: np.ndarray, slack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lowest, highest) code a value may take when it may move by *slack* either way.
 
-    Codes change at the values y with (y + 2) * 255 / 4 an integer; a value within *slack* of
-    such a boundary (inside the clipping range) may land on either side in an honest float32
-    computation of the embedding.
+    Codes are a monotone function of the PCA output, so the codes an honest computation can give
+    are exactly those between the codes of (value - slack) and (value + slack): a value far from
+    every boundary has one code, a value within *slack* of a boundary two (or more, when the slack
+    spans several levels).
     """
-    scaled = (np.clip(projected, QUANTIZE_MIN, QUANTIZE_MAX) - QUANTIZE_MIN) * STEP
-    nearest = np.rint(scaled)
-    inside = (nearest > 0) & (nearest <= LEVELS)
-    near: np.ndarray = inside & (np.abs(scaled - nearest) <= slack * STEP)
-    return near
+    values = np.asarray(projected, dtype=np.float64)
+    return quantize(values - slack), quantize(values + slack)

@@ -105,5 +105,6 @@ class VggishLogMel(FrontEnd):
     ) -> list[Feeds]:
         origin = str(manifest.path or manifest.name)
         return [
-            {input_spec.name: reshape_input(example, input_spec.shape, origin)} for example in examples(signal)
+            {input_spec.name: reshape_input(example, input_spec.shape, origin)}
+            for example in examples(signal)
         ]
