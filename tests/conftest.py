@@ -34,6 +34,7 @@ UNIT = {
     "test_features.py",
     "test_reference_flag.py",
     "test_agreement_metrics.py",
+    "test_vggish_frontend.py",
 }
 E2E = {
     "test_end_to_end_torch.py",
@@ -50,6 +51,7 @@ E2E = {
     "test_predict_real.py",
     "test_quantize_scope.py",
     "test_int8_real_audio.py",
+    "test_vggish.py",
 }
 SLOW = {
     "test_end_to_end_torch.py",
@@ -57,6 +59,7 @@ SLOW = {
     "test_parity_matrix.py",
     "test_predict_real.py",
     "test_int8_real_audio.py",
+    "test_vggish.py",
 }
 # fixtures that build real models: a test using one is e2e wherever it lives
 E2E_FIXTURES = {"int8"}

@@ -26,6 +26,7 @@ EXPECTED = {
     "audioset-attention-feature",
     "silero-vad",
     "birdnet-v2.4",
+    "vggish",
 }
 LABEL_SHA256 = {
     "aclnet_53cl.txt": "1d9f14d2ebefe1624a84bb2ec2567d72241460c322d064b19f1c3922b29b3f57",

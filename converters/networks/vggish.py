@@ -38,6 +38,8 @@ CHECKPOINT_NAME = "vggish_model.ckpt"
 PCA_PARAMS_NAME = "vggish_pca_params.npz"
 PCA_EIGEN_VECTORS = "pca_eigen_vectors"
 PCA_MEANS = "pca_means"
+#: typical size of a reference PCA component: codes spread over the 8-bit range without saturating
+PCA_SPREAD = 0.5
 
 #: (scope under vggish/, kind, output channels); pools have no variables
 LAYERS: tuple[tuple[str, str, int], ...] = (
@@ -135,16 +137,16 @@ def reference_pca(embeddings: np.ndarray, seed: int) -> dict[str, np.ndarray]:
     """PCA parameters in upstream's npz layout whitening *embeddings* (rows): a seeded rotation.
 
     `pca_eigen_vectors` [128, 128] (rows are components, as upstream premultiplies), `pca_means`
-    [128]: (x - means) @ eigen_vectors.T has about unit spread per component, so clipping to
-    [-2, 2] and 8-bit quantization keep most of the signal, as with the real parameters.
+    [128]: (x - means) @ eigen_vectors.T has components of about PCA_SPREAD, so clipping to
+    [-2, 2] and 8-bit quantization keep the signal, as with the real parameters.
     """
     rng = np.random.default_rng(seed + 1)
     data = np.asarray(embeddings, dtype=np.float64)
     means = data.mean(axis=0)
     rotation, _ = np.linalg.qr(rng.standard_normal((EMBEDDING_SIZE, EMBEDDING_SIZE)))
     spread = float(np.sqrt(np.mean((data - means) ** 2))) or 1.0
-    # the rotation mixes the dimensions; scaling by the overall spread gives about unit variance
-    vectors = rotation.T / (spread * np.sqrt(EMBEDDING_SIZE / max(1, min(len(data) - 1, EMBEDDING_SIZE))))
+    # a rotation keeps the overall spread: components of about PCA_SPREAD, well inside [-2, 2]
+    vectors = rotation.T * (PCA_SPREAD / spread)
     return {PCA_EIGEN_VECTORS: vectors.astype(np.float32), PCA_MEANS: means.astype(np.float32)}
 
 
