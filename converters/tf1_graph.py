@@ -140,6 +140,41 @@ def save_v1_checkpoint(manifest: Manifest, values: dict[str, np.ndarray], target
     return target
 
 
+class Tf1Float64:
+    """The rebuilt graph again in float64, the checkpoint's values widened: the yardstick of the budgets.
+
+    Built from the checkpoint, not from the ONNX export, so a defect of the export cannot widen the
+    budget it is judged by (zoo.numerics.Float64Model's contract).
+    """
+
+    basis = "float64"
+    artifacts: frozenset[str] = frozenset()
+
+    def __init__(self, source: Tf1Source, manifest: Manifest, weights: str = "float32"):
+        quiet_tensorflow()
+        import tensorflow as tf
+
+        network = tf1_network(manifest)
+        reader = tf.compat.v1.train.NewCheckpointReader(str(source.checkpoint))
+        graph, variables = network.build_graph(dtype="float64")
+        config = tf.compat.v1.ConfigProto()
+        config.graph_options.rewrite_options.disable_meta_optimizer = True  # evaluated as built
+        self.session = tf.compat.v1.Session(graph=graph, config=config)
+        with graph.as_default():
+            for name, variable in variables.items():
+                value = np.asarray(reader.get_tensor(name)).astype(weights).astype(np.float64)
+                variable.load(value, self.session)
+        self.input_name, self.output_names = source.input_names[0], list(source.output_names)
+        self.feed, self.fetch = network.input_tensor, network.output_tensor
+        self.path = (
+            f"tf1 rebuild of {manifest.network.name if manifest.network else manifest.name} in float64"
+        )
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        value = self.session.run(self.fetch, {self.feed: np.asarray(feeds[self.input_name], np.float64)})
+        return {self.output_names[0]: np.asarray(value, dtype=np.float64)}
+
+
 @register_converter
 class Tf1GraphConverter(Converter[Tf1Source]):
     """A TF1 checkpoint restored into a rebuilt graph; frozen, exported through converters.tf1_freeze."""
@@ -157,6 +192,12 @@ class Tf1GraphConverter(Converter[Tf1Source]):
         if self.threads:
             source.frozen.set_threads(self.threads)
         return source
+
+    def float64_model(
+        self, source: Tf1Source, manifest: Manifest, onnx_path: Path | None, weights: str = "float32"
+    ) -> Any:
+        """The rebuild in float64 from the checkpoint (never from the export under judgement)."""
+        return Tf1Float64(source, manifest, weights)
 
     def set_threads(self, threads: int) -> bool:
         """The next loaded source runs its session with *threads* intra- and inter-op threads."""

@@ -79,18 +79,20 @@ def variable_shapes() -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def build_graph(batch: int | None = None) -> tuple[Any, dict[str, Any]]:
+def build_graph(batch: int | None = None, dtype: str = "float32") -> tuple[Any, dict[str, Any]]:
     """A new tf.Graph holding VGGish as upstream names it; (graph, {variable name: variable}).
 
-    *batch* None keeps upstream's unknown batch dimension.
+    *batch* None keeps upstream's unknown batch dimension; *dtype* "float64" builds the same graph
+    in double precision (the yardstick of zoo.numerics).
     """
     import tensorflow as tf
 
     v1 = tf.compat.v1
+    precision = tf.as_dtype(dtype)
     graph = tf.Graph()
     variables: dict[str, Any] = {}
     with graph.as_default(), v1.variable_scope("vggish"):
-        features = v1.placeholder(tf.float32, shape=(batch, NUM_FRAMES, NUM_BANDS), name="input_features")
+        features = v1.placeholder(precision, shape=(batch, NUM_FRAMES, NUM_BANDS), name="input_features")
         net = tf.reshape(features, [-1, NUM_FRAMES, NUM_BANDS, 1])
         shapes = variable_shapes()
         for scope, kind, _ in LAYERS:
@@ -101,10 +103,10 @@ def build_graph(batch: int | None = None) -> tuple[Any, dict[str, Any]]:
                 net = tf.reshape(net, [-1, int(np.prod(net.shape[1:]))], name="Flatten/flatten/Reshape")
             with v1.variable_scope(scope):
                 weights = v1.get_variable(
-                    "weights", shape=shapes[f"vggish/{scope}/weights"], dtype=tf.float32, trainable=False
+                    "weights", shape=shapes[f"vggish/{scope}/weights"], dtype=precision, trainable=False
                 )
                 biases = v1.get_variable(
-                    "biases", shape=shapes[f"vggish/{scope}/biases"], dtype=tf.float32, trainable=False
+                    "biases", shape=shapes[f"vggish/{scope}/biases"], dtype=precision, trainable=False
                 )
                 variables[weights.op.name] = weights
                 variables[biases.op.name] = biases

@@ -120,6 +120,12 @@ def predict(
         if name is not None or output_dir is not None:
             raise UsageError("--bundle runs a model inside the bundle: give --model NAME, not --name or -o.")
         with from_bundle(bundle, model, artifact, public_key) as chosen:
+            if chosen.manifest.chain is not None:
+                raise UsageError(
+                    f"--bundle: {chosen.manifest.name} is a composite ({chosen.manifest.chain.embedder} runs "
+                    "first), and a bundle holds it alone; predict it from an output folder (-o) where both "
+                    "are converted."
+                )
             text, code = run_predict(chosen, request)
     else:
         if name is None:
