@@ -14,7 +14,8 @@ OpenVINO 2025 on real checkpoints; what each step is for:
   to a ``.pb`` FILE, of OpenVINO's TensorFlow front end (``openvino_from_pb``). OpenVINO routes
   measured as broken are never taken: the frozen graph passed in memory ("No conversion rule found
   for operations: Switch"), the `.meta` as shipped (variables not initialised) and the `.meta`
-  copied to a named prefix (converts, but silently wrong at batch 10 for VGG-style graphs).
+  copied to a named prefix with is_training left an input (converts, but silently wrong on the
+  first call after each change of the input's shape, such as batch 1 to 10, for VGG-style graphs).
 
 TensorFlow, tf2onnx, onnx and OpenVINO are imported inside the functions.
 """

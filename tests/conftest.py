@@ -35,6 +35,7 @@ UNIT = {
     "test_reference_flag.py",
     "test_agreement_metrics.py",
     "test_vggish_frontend.py",
+    "test_librosa_mel.py",
 }
 E2E = {
     "test_end_to_end_torch.py",
@@ -52,6 +53,7 @@ E2E = {
     "test_quantize_scope.py",
     "test_int8_real_audio.py",
     "test_vggish.py",
+    "test_musicnn.py",
 }
 SLOW = {
     "test_end_to_end_torch.py",
@@ -60,6 +62,7 @@ SLOW = {
     "test_predict_real.py",
     "test_int8_real_audio.py",
     "test_vggish.py",
+    "test_musicnn.py",
 }
 # fixtures that build real models: a test using one is e2e wherever it lives
 E2E_FIXTURES = {"int8"}

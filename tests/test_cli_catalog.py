@@ -16,15 +16,20 @@ def test_list_json_has_all_entries():
     result = run_zoo("list", "--json")
     assert result.returncode == 0, result.stderr
     rows = result.json()
-    assert len(rows) == 12
+    assert len(rows) == 16
     birdnet = next(r for r in rows if r["name"] == "birdnet-v2.4")
     assert birdnet["commercial_use"] is False and birdnet["classes"] == 6522
+    musicnn = [r for r in rows if r["name"].startswith("musicnn-")]
+    assert len(musicnn) == 4
+    assert {r["framework"] for r in musicnn} == {"tf1-checkpoint"}
+    assert {r["license"] for r in musicnn} == {"ISC"} and {r["classes"] for r in musicnn} == {50}
 
 
 def test_list_table_and_tag_filter():
     result = run_zoo("list", "--tag", "offline")
     assert result.returncode == 0
     assert "silero-vad" in result.stdout and "birdnet-v2.4" in result.stdout
+    assert "musicnn-vgg-msd" in result.stdout
     assert "aclnet" not in result.stdout
 
 

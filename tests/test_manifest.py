@@ -27,12 +27,19 @@ EXPECTED = {
     "silero-vad",
     "birdnet-v2.4",
     "vggish",
+    "musicnn-mtt",
+    "musicnn-msd",
+    "musicnn-vgg-mtt",
+    "musicnn-vgg-msd",
 }
 LABEL_SHA256 = {
     "aclnet_53cl.txt": "1d9f14d2ebefe1624a84bb2ec2567d72241460c322d064b19f1c3922b29b3f57",
     "yamnet_class_map.csv": "cdf24d193e196d9e95912a2667051ae203e92a2ba09449218ccb40ef787c6df2",
     "audioset_class_labels_indices.csv": "cdd1049833c4b86127c2773ac0d14a2754b6a6d0d1798002ed5c66e699708429",
     "dcase2018_task2_labels.txt": "ba09bbd0e9fb59962317666fa2f9ae94d324cc624af90fd013c99c2e7f981516",
+    # MTT_LABELS and MSD_LABELS of musicnn 0.1.0's musicnn/configuration.py, one per line
+    "musicnn_mtt.txt": "77e9943a6877133c414a952a8ef6489d7ad4342da8c897a9579a13db8fb77823",
+    "musicnn_msd.txt": "3b0fd183e73f8a0e7e65b955f61ec3034e517a6427cacad8ec0c2f16394d0770",
 }
 
 
@@ -169,3 +176,60 @@ def test_selection_patterns_and_lists(tmp_path):
         catalog.select(names=["zzz*"])
     with pytest.raises(UsageError, match="no models selected"):
         catalog.select()
+
+
+def _write_musicnn(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load((MANIFESTS / "musicnn-mtt.yaml").read_text())
+    mutate(data)
+    target = tmp_path / "musicnn-mtt.yaml"
+    (tmp_path / "labels").mkdir(exist_ok=True)
+    (tmp_path / "labels" / "musicnn_mtt.txt").write_bytes(
+        (MANIFESTS / "labels" / "musicnn_mtt.txt").read_bytes()
+    )
+    target.write_text(yaml.safe_dump(data, sort_keys=False))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "expected"),
+    [
+        (lambda d: d["tf1"].update(bindings={}), "tf1.bindings", "unknown key"),
+        (lambda d: d["tf1"]["tensors"].update(tags="model/Sigmoid"), "tf1.tensors.tags", "pattern"),
+        (lambda d: d["tf1"]["bind"].update({"model/Placeholder_2:0": "false"}), "tf1.bind", "bool"),
+        (lambda d: d["tf1"]["tensors"].pop("tags"), "(top level)", "no graph tensor for tags"),
+        (lambda d: d["tf1"]["tensors"].update(extra="x:0"), "(top level)", "extra, which are not inputs"),
+        (lambda d: d.pop("tf1"), "(top level)", "framework tf1-checkpoint needs tf1.tensors"),
+        (lambda d: d.update(framework="onnx"), "(top level)", "tf1 is for framework tf1-checkpoint only"),
+        (lambda d: d["tf1"]["bind"].update({"model/Sigmoid:0": 1}), "tf1", "both a port and bound"),
+        (lambda d: d["verify"].update(batch_sizes=[0]), "verify.batch_sizes[0]", "greater than 0"),
+        (
+            lambda d: d["inputs"][0].update(shape=[1, 187, 96]),
+            "(top level)",
+            "batches above 1 need a symbolic first dimension",
+        ),
+    ],
+)
+def test_bad_tf1_manifest_names_file_and_field(tmp_path, mutate, field, expected):
+    path = _write_musicnn(tmp_path, mutate)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    message = str(info.value)
+    assert str(path) in message and f"field {field}" in message and expected in message, message
+    assert "\n" not in message
+
+
+def test_musicnn_entries_bind_is_training_and_verify_batches():
+    catalog = Catalog(MANIFESTS)
+    for name in ("musicnn-mtt", "musicnn-msd", "musicnn-vgg-mtt", "musicnn-vgg-msd"):
+        manifest = catalog.get(name)
+        assert manifest.framework == "tf1-checkpoint" and manifest.real_weights_offline
+        assert manifest.tf1.bind == {"model/Placeholder_2:0": False}
+        assert manifest.verify.batch_sizes == [1, 10]
+        assert sorted(f.name.rsplit(".", 1)[-1] for f in manifest.files) == [
+            "data-00000-of-00001",
+            "index",
+            "meta",
+        ]
+        assert {s.pypi.sha256 for f in manifest.files for s in f.sources} == {
+            "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"
+        }

@@ -32,7 +32,16 @@ def catalog() -> Catalog:
 
 
 def test_every_manifest_framework_has_a_registered_converter(catalog):
-    assert known_frameworks() == ["keras", "lasagne", "onnx", "pytorch", "tf1-graph", "tflite", "torchscript"]
+    assert known_frameworks() == [
+        "keras",
+        "lasagne",
+        "onnx",
+        "pytorch",
+        "tf1-checkpoint",
+        "tf1-graph",
+        "tflite",
+        "torchscript",
+    ]
     for manifest in catalog.all():
         converter = converter_for(manifest)
         assert isinstance(converter, Converter)
@@ -47,7 +56,12 @@ def test_an_unknown_framework_names_itself_and_the_known_ones():
 
 
 def test_direct_ir_is_declared_and_the_base_refuses_to_openvino(catalog):
-    assert {f for f in known_frameworks() if converter_for(f).direct_ir} == {"keras", "tf1-graph", "tflite"}
+    assert {f for f in known_frameworks() if converter_for(f).direct_ir} == {
+        "keras",
+        "tflite",
+        "tf1-checkpoint",
+        "tf1-graph",
+    }
     manifest = catalog.get("aclnet")
     with pytest.raises(UsageError, match="no direct OpenVINO path"):
         converter_for("onnx").to_openvino(None, {}, manifest)

@@ -114,12 +114,18 @@ def test_onnx_and_openvino_from_the_pb_file_match_at_every_batch(checkpoint, tmp
     model = tf1.openvino_from_pb(pb, ["patches"], ["tags"], "test")
     pb.unlink()  # the converted model holds its weights, not a reference to the file
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    onnx_file = tmp_path / "frozen.onnx"
+    onnx_file.write_bytes(proto.SerializeToString())
+    from_onnx = tf1.openvino_from_onnx(onnx_file, ["patches"], ["tags"], "test")
+    assert [p.get_names() for p in from_onnx.inputs] == [{"patches"}]
+    via_onnx = ov.Core().compile_model(from_onnx, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     for batch in (1, 4):
         x = _patches(batch)
         expected = source.run({"patches": x})["tags"]
         assert expected.shape == (batch, CLASSES)
         np.testing.assert_allclose(onnx_session.run(None, {"patches": x})[0], expected, atol=1e-6)
         np.testing.assert_allclose(compiled({"patches": x})[0], expected, atol=1e-6)
+        np.testing.assert_allclose(via_onnx({"patches": x})[0], expected, atol=1e-6)
 
 
 def test_an_unbound_training_cond_is_refused_by_the_onnx_check(checkpoint):
@@ -145,3 +151,58 @@ def test_binding_errors_name_the_placeholder(checkpoint):
         tf1.bind_placeholders(meta.graph_def, {TRAINING: 0}, "test")
     with pytest.raises(ZooError, match="not a readable TF1 MetaGraphDef"):
         tf1.read_meta_graph(checkpoint.with_suffix(".index"))
+
+
+def _manifest(**extra):
+    from zoo.manifest import Manifest
+
+    return Manifest.model_validate(
+        {
+            "name": "tiny-tf1",
+            "version": "1.0.0",
+            "description": "a small TF1 checkpoint",
+            "task": "audio-tagging",
+            "license": {"name": "MIT"},
+            "framework": "tf1-checkpoint",
+            "files": [
+                {"name": f"tiny.{part}", "sha256": "0" * 64, "sources": [{"url": "file:///unused"}]}
+                for part in ("meta", "index", "data-00000-of-00001")
+            ],
+            "tf1": {"tensors": {"patches": IN, "tags": OUT}, "bind": {TRAINING: False}},
+            "inputs": [{"name": "patches", "shape": ["batch", FRAMES, BINS]}],
+            "outputs": [{"name": "tags", "shape": ["batch", CLASSES]}],
+            "audio": {"sample_rate": 16000},
+            "labels": {"file": "unused.txt", "count": CLASSES},
+            "quantize": {"enabled": False},
+            "verify": {"tolerance": {k: {"budget": "derived"} for k in ("onnx", "FP32", "FP16")}},
+            **extra,
+        }
+    )
+
+
+def test_the_converter_restores_files_of_any_names_under_one_prefix(checkpoint, tmp_path):
+    from zoo.errors import ManifestError, UsageError
+    from zoo.plugins import converter_for
+
+    files = {
+        f"tiny.{part}": checkpoint.with_name(f"model.{part}")
+        for part in ("meta", "index", "data-00000-of-00001")
+    }
+    manifest = _manifest()
+    converter = converter_for(manifest)
+    assert converter.set_threads(1)
+    source = converter.load(files, manifest)
+    x = _patches(2)
+    _, session = _frozen(checkpoint, bind=False)
+    np.testing.assert_allclose(
+        source.run({"patches": x})["tags"], session.run(OUT, {IN: x, TRAINING: False}), atol=1e-7
+    )
+    converter.export_onnx(source, tmp_path / "tiny.onnx", manifest)
+    import onnx
+
+    proto = onnx.load(str(tmp_path / "tiny.onnx"))
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    with pytest.raises(ManifestError, match=r"missing \.index"):
+        converter.load({k: v for k, v in files.items() if not k.endswith(".index")}, manifest)
+    with pytest.raises(UsageError, match="--weights takes one file"):
+        converter.load({**files, "weights": files["tiny.meta"]}, manifest)

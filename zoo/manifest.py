@@ -21,7 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from zoo.errors import ManifestError
 
@@ -157,6 +167,31 @@ class Network(Strict):
 
 Dim = int | str
 
+#: a tensor of a TensorFlow graph: the producing op's name and its output index
+GraphTensor = Annotated[str, Field(pattern=r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*:[0-9]+$")]
+
+
+class Tf1Graph(Strict):
+    """A TF1 checkpoint's graph: which graph tensors are the manifest's ports, which placeholders are constants.
+
+    The graph's placeholders other than the inputs (``is_training``, dropout rates) are bound to
+    constants before freezing, so the frozen graph holds only the inference branch.
+    """
+
+    tensors: dict[str, GraphTensor] = Field(
+        min_length=1, description="every inputs[].name and outputs[].name -> its graph tensor ('scope/op:0')"
+    )
+    bind: dict[GraphTensor, StrictBool | StrictInt | StrictFloat] = Field(
+        default_factory=dict, description="placeholder tensor -> the constant it is fixed to (e.g. false)"
+    )
+
+    @model_validator(mode="after")
+    def _bound_are_not_ports(self) -> Tf1Graph:
+        both = sorted(set(self.bind) & set(self.tensors.values()))
+        if both:
+            raise ValueError(f"a tensor cannot be both a port and bound to a constant: {', '.join(both)}")
+        return self
+
 
 class TensorSpec(Strict):
     name: str
@@ -200,7 +235,7 @@ class Clipping(Strict):
 class Features(Strict):
     """A host-side front end that turns audio into the network's input."""
 
-    kind: Literal["stft-magnitude-image", "log-mel", "vggish-log-mel", "vggish-embeddings"]
+    kind: Literal["stft-magnitude-image", "log-mel", "librosa-mel", "vggish-log-mel", "vggish-embeddings"]
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -426,6 +461,10 @@ class Verify(Strict):
     fp16_without_float16: str | None = Field(
         default=None, description="why this entry's FP16 IR may hold no float16 weights (e.g. int8 weights)"
     )
+    batch_sizes: list[Annotated[int, Field(gt=0)]] = Field(
+        default_factory=lambda: [1],
+        description="every batch size verified (inputs' first dimension); each artifact is judged at each",
+    )
 
 
 class Manifest(Strict):
@@ -445,10 +484,15 @@ class Manifest(Strict):
     license: License
     homepage: str | None = None
     paper: str | None = None
-    framework: Literal["onnx", "pytorch", "torchscript", "keras", "tflite", "lasagne", "tf1-graph"]
+    framework: Literal[
+        "onnx", "pytorch", "torchscript", "keras", "tflite", "lasagne", "tf1-checkpoint", "tf1-graph"
+    ]
     weights: Weights = Field(default_factory=Weights)
     files: list[SourceFile] = Field(default_factory=list)
     network: Network | None = None
+    tf1: Tf1Graph | None = Field(
+        default=None, description="tf1-checkpoint: the graph's ports and bound placeholders"
+    )
     inputs: list[TensorSpec] = Field(min_length=1)
     outputs: list[TensorSpec] = Field(min_length=1)
     primary_output: str | None = Field(default=None, description="output the labels describe")
@@ -489,8 +533,47 @@ class Manifest(Strict):
             raise ValueError(
                 f"chain: a chain feeds VGGish codes, so audio.features.kind must be vggish-embeddings, got {kind!r}"
             )
+        self._check_tf1()
+        if any(size != 1 for size in self.verify.batch_sizes):
+            if self.audio.streaming:
+                raise ValueError(
+                    "verify.batch_sizes: a streaming entry runs one chunk at a time (batch 1 only)"
+                )
+            fixed = [spec.name for spec in self.inputs if isinstance(spec.shape[0], int)]
+            if fixed:
+                raise ValueError(
+                    f"verify.batch_sizes: batches above 1 need a symbolic first dimension ('batch') on every "
+                    f"input; {', '.join(fixed)} has a fixed one"
+                )
         self._check_tolerance_policy()
         return self
+
+    def _check_tf1(self) -> None:
+        """A tf1-checkpoint entry maps exactly its ports to graph tensors; no other entry has `tf1`."""
+        if self.framework != "tf1-checkpoint":
+            if self.tf1 is not None:
+                raise ValueError(f"tf1 is for framework tf1-checkpoint only, not {self.framework}")
+            return
+        if self.tf1 is None:
+            raise ValueError(
+                "framework tf1-checkpoint needs tf1.tensors (each input and output's graph tensor)"
+            )
+        ports = [spec.name for spec in (*self.inputs, *self.outputs)]
+        missing = [name for name in ports if name not in self.tf1.tensors]
+        if missing:
+            raise ValueError(
+                f"tf1.tensors has no graph tensor for {', '.join(missing)} (every input and output needs one)"
+            )
+        extra = sorted(set(self.tf1.tensors) - set(ports))
+        if extra:
+            raise ValueError(
+                f"tf1.tensors names {', '.join(extra)}, which are not inputs[].name or outputs[].name"
+            )
+        for name in ports:
+            if not re.match(r"^[A-Za-z0-9.][A-Za-z0-9_.\-]*$", name):
+                raise ValueError(
+                    f"port {name!r} becomes a node of the frozen graph: letters, digits, '_', '.', '-' only"
+                )
 
     def _check_tolerance_policy(self) -> None:
         """Every artifact this entry makes has a rule it is judged by: no artifact passes unjudged."""

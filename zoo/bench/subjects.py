@@ -69,6 +69,7 @@ def source_runtime(manifest: Manifest) -> str:
         "torchscript": "torch (TorchScript)",
         "keras": "tf_keras",
         "tflite": "tflite",
+        "tf1-checkpoint": "tensorflow (frozen TF1 graph)",
         "lasagne": "torch (rebuilt)",
     }.get(manifest.framework, manifest.framework)
 

@@ -79,6 +79,14 @@ def geometry(manifest: Manifest) -> Geometry:
 
         length, hop = window_geometry(manifest)
         return Geometry(length, hop, rate)
+    if features.kind == "librosa-mel":
+        # centred frames every hop_length samples: a patch of P frames spans (P - 1) hops of samples
+        step = int(features.params.get("hop_length", 512))
+        patch = int(manifest.inputs[0].shape[-2])
+        hop_frames = patch
+        if clip is not None and clip.hop is not None:
+            hop_frames = max(1, int(round(patch * clip.hop / clip.seconds)))
+        return Geometry((patch - 1) * step, hop_frames * step, rate)
     raise UsageError(
         f"{manifest.path or manifest.name}: {manifest.name} takes {features.kind} as input, not audio; "
         "zoo predict runs models that take audio."
@@ -136,7 +144,10 @@ def blocks(manifest: Manifest, info: AudioInfo, grid: Geometry) -> Iterator[Bloc
     total = info.model_frames
     windows = grid.count(total)
     per_block = max(1, int(BLOCK_SECONDS * grid.rate) // grid.hop)
-    if manifest.audio.normalize == "peak":
+    features = manifest.audio.features
+    if manifest.audio.normalize == "peak" or (features is not None and features.kind == "librosa-mel"):
+        # the whole file at once: peak normalisation, and centred frames (padded at the signal's
+        # ends only), see all of it, as verify's front end does
         per_block = windows
     ratio = Fraction(grid.rate, info.rate)
     up, down = ratio.numerator, ratio.denominator

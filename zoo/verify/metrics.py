@@ -242,6 +242,7 @@ def describe_failure(model: str, artifact: str, failure: dict) -> str:
     named = failure.get("output") and not failure.get("primary")  # the primary output goes unnamed
     where = f"{model}: {artifact}: " + (f"{failure['output']}: " if named else "")
     where += "step by step: " if failure.get("mode") == "step" else ""
+    where += f"at batch size {failure['batch']}: " if failure.get("batch") else ""
     if failure["rule"] == "budget":
         there = failure.get("probe_error")
         if isinstance(there, float) and there != measured:  # the worst probe is not the largest error

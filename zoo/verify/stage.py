@@ -29,6 +29,7 @@ from zoo.records import REPORT_SCHEMA, Report, utc_now
 from zoo.stages.engine import ModelRun, Stage, code_digest, tool_versions
 from zoo.stamps import manifest_part, output_checksums, read_stamp, sha256_file
 from zoo.streams import run_calls
+from zoo.verify.batches import extra_batch_sizes, open_batched, run_batched
 from zoo.verify.golden import GOLDEN_SETS, spread, write_golden
 from zoo.verify.inputs import ProbeInputs, audio_inputs, build_inputs, espeak_version, verify_seconds
 from zoo.verify.judging import NUMERIC, Reference, judge_outputs
@@ -275,8 +276,12 @@ def measure(
             )
             audio_figures[kind] = figures
             failures_text += [describe_failure(manifest.name, f"{kind} (--audio)", f) for f in audio_failures]
+        at_batches = "".join(
+            f", batch {size}: {figures['metrics']['max_abs']:.3g}"
+            for size, figures in entry.get("batches", {}).items()
+        )
         log(
-            f"{manifest.name}: {kind}: max_abs {entry['metrics']['max_abs']:.3g}"
+            f"{manifest.name}: {kind}: max_abs {entry['metrics']['max_abs']:.3g}{at_batches}"
             f"{'' if entry['passed'] else '  FAILED'}"
         )
 
@@ -448,6 +453,18 @@ def _verify_artifact(
         },
         "tolerance": tolerance,
     }
+    batches: dict[str, dict[str, Any]] = {}
+    for batch in extra_batch_sizes(manifest) if hint is not None else []:
+        # the same rules, against the same source outputs: an item must not depend on its batch
+        batched = open_batched(path, kind, batch, threads, hint, exact=kind != "INT8")
+        got = run_batched(batched, measured.given, batch, f"{manifest.name}: {kind} artifact {path.name}")
+        batch_outputs, batch_failures = judge_outputs(manifest, kind, tolerance, measured.reference, got)
+        for failure in batch_failures:
+            failure["batch"] = batch
+        batches[str(batch)] = {"metrics": batch_outputs[main]["metrics"], "passed": not batch_failures}
+        failures += batch_failures
+    if batches:
+        entry["batches"] = batches
     if step is not None and measured.step is not None:
         step_outputs, step_failures = judge_outputs(manifest, kind, tolerance, measured.step, step)
         for failure in step_failures:
