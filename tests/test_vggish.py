@@ -143,6 +143,7 @@ def test_vggish_and_the_chain_verify_against_their_sources(out):
         and set(vggish["artifacts"]) >= {"onnx", "FP32", "FP16"}
     )
     assert vggish["probes"]["kind"] == "standard"  # audio through the VGGish front end, not synthetic inputs
+    assert all(vggish["artifacts"][k]["batches"]["10"]["passed"] for k in ("onnx", "FP32", "FP16"))
     chain = head["chain"]
     assert head["passed"] and chain["checked"] and chain["passed"]
     assert chain["reference"] == {"embedder": "tf1-graph", "postprocess": "numpy float64", "head": "pytorch"}
