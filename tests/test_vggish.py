@@ -243,3 +243,12 @@ def test_predict_saves_vggish_embeddings_as_npy(out, song, tmp_path):
         "predict", "--name", "audioset-attention-feature", "-o", str(out), str(song), "--format", "npy"
     )
     assert refused.returncode == 2 and "not an embedding model" in refused.stderr
+
+
+def test_predict_on_a_composite_names_the_missing_stage(song, tmp_path):
+    result = run_zoo(
+        "predict", "--name", "audioset-attention-multi", "--reference-weights", "-o", str(tmp_path), str(song)
+    )
+    assert result.returncode == 2
+    assert "takes audio through vggish, which is not converted" in result.stderr
+    assert "zoo convert --name audioset-attention-multi --chain --reference-weights" in result.stderr

@@ -98,7 +98,7 @@ def parameters_path(stages: Stages, out: Path) -> Path:
     path = ModelLayout(Path(out), stages.embedder.name).source_dir / stages.head.chain.parameters
     if not path.is_file():
         raise UsageError(
-            f"{stages.head.name}: {path} does not exist; run `zoo convert --name {stages.head.name}` "
+            f"{stages.head.name}: {path} does not exist; run `zoo convert --name {stages.head.name} --chain` "
             f"(it converts {stages.embedder.name} too)."
         )
     return path
@@ -175,6 +175,11 @@ def chosen_chain(
     from zoo.predict.model import from_output
 
     stages = resolve(head, catalog)
+    if not ModelLayout(Path(out), stages.embedder.name).onnx.is_file():
+        raise UsageError(
+            f"{head.name} takes audio through {stages.embedder.name}, which is not converted in {out}; run "
+            f"`zoo convert --name {head.name} --chain{' --reference-weights' if reference_weights else ''}` first."
+        )
     top = from_output(head, out, asked, reference_weights)
     first = from_output(stages.embedder, out, asked, reference_weights)
     reason = f"{stages.embedder.name} {first.artifact} ({first.reason}), then {top.artifact} ({top.reason})"
