@@ -34,6 +34,7 @@ UNIT = {
     "test_features.py",
     "test_reference_flag.py",
     "test_agreement_metrics.py",
+    "test_vggish_frontend.py",
     "test_librosa_mel.py",
 }
 E2E = {
@@ -51,6 +52,7 @@ E2E = {
     "test_predict_real.py",
     "test_quantize_scope.py",
     "test_int8_real_audio.py",
+    "test_vggish.py",
     "test_musicnn.py",
 }
 SLOW = {
@@ -59,6 +61,7 @@ SLOW = {
     "test_parity_matrix.py",
     "test_predict_real.py",
     "test_int8_real_audio.py",
+    "test_vggish.py",
     "test_musicnn.py",
 }
 # fixtures that build real models: a test using one is e2e wherever it lives

@@ -16,7 +16,7 @@ def test_list_json_has_all_entries():
     result = run_zoo("list", "--json")
     assert result.returncode == 0, result.stderr
     rows = result.json()
-    assert len(rows) == 15
+    assert len(rows) == 16
     birdnet = next(r for r in rows if r["name"] == "birdnet-v2.4")
     assert birdnet["commercial_use"] is False and birdnet["classes"] == 6522
     musicnn = [r for r in rows if r["name"].startswith("musicnn-")]

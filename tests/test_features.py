@@ -173,8 +173,8 @@ def test_kahl_chunks_follow_upstream_splitting(catalog):
 
 def test_vggish_entries_need_embeddings(catalog):
     manifest = catalog.get("audioset-attention-single")
-    with pytest.raises(ZooError, match="VGGish"):
-        prepare_inputs(manifest, tone(440.0, 16000, 1.0), 16000)
+    with pytest.raises(ZooError, match="VGGish"):  # the head alone; its chain (zoo.composite) takes audio
+        prepare_inputs(manifest.model_copy(update={"chain": None}), tone(440.0, 16000, 1.0), 16000)
     first = synthetic_feature_inputs(manifest, 3, seed=7)
     again = synthetic_feature_inputs(manifest, 3, seed=7)
     other = synthetic_feature_inputs(manifest, 3, seed=8)

@@ -26,6 +26,7 @@ EXPECTED = {
     "audioset-attention-feature",
     "silero-vad",
     "birdnet-v2.4",
+    "vggish",
     "musicnn-mtt",
     "musicnn-msd",
     "musicnn-vgg-mtt",

@@ -38,6 +38,7 @@ def test_every_manifest_framework_has_a_registered_converter(catalog):
         "onnx",
         "pytorch",
         "tf1-checkpoint",
+        "tf1-graph",
         "tflite",
         "torchscript",
     ]
@@ -59,6 +60,7 @@ def test_direct_ir_is_declared_and_the_base_refuses_to_openvino(catalog):
         "keras",
         "tflite",
         "tf1-checkpoint",
+        "tf1-graph",
     }
     manifest = catalog.get("aclnet")
     with pytest.raises(UsageError, match="no direct OpenVINO path"):
@@ -111,8 +113,12 @@ def test_front_ends_are_chosen_by_features_kind_and_declare_whether_they_take_au
     embeddings = catalog.get("audioset-attention-single")
     assert not frontend_for(embeddings).takes_audio
     assert all(frontend_for(catalog.get(n)).takes_audio for n in ("aclnet", "kahl-aed", "silero-vad"))
+    unchained = embeddings.model_copy(update={"chain": None})  # the head alone cannot take audio
     with pytest.raises(ZooError, match="takes VGGish \\+ PCA embeddings"):
-        prepare_inputs(embeddings, np.zeros(16000, dtype=np.float32), 16000)
+        prepare_inputs(unchained, np.zeros(16000, dtype=np.float32), 16000)
+    # with its chain it takes waveform windows of ten VGGish examples, made into codes by the chained runner
+    windows = prepare_inputs(embeddings, np.zeros(16000, dtype=np.float32), 16000)
+    assert [list(w) for w in windows] == [["waveform"]] and windows[0]["waveform"].shape == (153840,)
     feeds = synthetic_feature_inputs(embeddings, 3, seed=1)
     assert len(feeds) == 3 and feeds[0]["embeddings"].shape == (1, 10, 128)
 

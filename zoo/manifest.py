@@ -235,8 +235,29 @@ class Clipping(Strict):
 class Features(Strict):
     """A host-side front end that turns audio into the network's input."""
 
-    kind: Literal["stft-magnitude-image", "log-mel", "librosa-mel", "vggish-embeddings"]
+    kind: Literal["stft-magnitude-image", "log-mel", "librosa-mel", "vggish-log-mel", "vggish-embeddings"]
     params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Chain(Strict):
+    """A composite: another catalog entry and a host step in front of this one, so it takes audio.
+
+    The embedder runs on the waveform (one call per embedding), the postprocessor turns its
+    embeddings into this entry's codes with parameters from one of the embedder's source files,
+    `frames` consecutive codes make one input, mapped to float by (code - offset) / scale.
+    """
+
+    embedder: str = Field(pattern=NAME_PATTERN, description="the catalog entry run first, on the waveform")
+    postprocess: Literal["vggish-pca-uint8"] = Field(
+        description="the host step between: PCA, clip to [-2, 2], 8-bit codes (vggish_postprocess.py)"
+    )
+    parameters: str = Field(
+        pattern=r"^[A-Za-z0-9._\-]+$",
+        description="the embedder's source file holding the postprocessor's parameters",
+    )
+    frames: int = Field(gt=0, description="consecutive embeddings in one input")
+    offset: float = Field(default=128.0, description="float input = (code - offset) / scale")
+    scale: Annotated[float, Field(gt=0)] = 128.0
 
 
 class Audio(Strict):
@@ -458,13 +479,19 @@ class Manifest(Strict):
     version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
     description: str
     task: Literal[
-        "audio-classification", "voice-activity-detection", "audio-tagging", "sound-event-detection"
+        "audio-classification",
+        "voice-activity-detection",
+        "audio-tagging",
+        "sound-event-detection",
+        "audio-embedding",
     ]
     tags: list[str] = Field(default_factory=list)
     license: License
     homepage: str | None = None
     paper: str | None = None
-    framework: Literal["onnx", "pytorch", "torchscript", "keras", "tflite", "lasagne", "tf1-checkpoint"]
+    framework: Literal[
+        "onnx", "pytorch", "torchscript", "keras", "tflite", "lasagne", "tf1-checkpoint", "tf1-graph"
+    ]
     weights: Weights = Field(default_factory=Weights)
     files: list[SourceFile] = Field(default_factory=list)
     network: Network | None = None
@@ -483,6 +510,7 @@ class Manifest(Strict):
     convert: Convert = Field(default_factory=Convert)
     quantize: Quantize = Field(default_factory=Quantize)
     verify: Verify = Field(default_factory=Verify)
+    chain: Chain | None = Field(default=None, description="entries run in front of this one (a composite)")
 
     # set by the loader, not part of the schema
     _path: Path | None = None
@@ -505,6 +533,11 @@ class Manifest(Strict):
         outputs = [o.name for o in self.outputs]
         if self.primary_output is not None and self.primary_output not in outputs:
             raise ValueError(f"primary_output {self.primary_output!r} is not one of outputs[].name")
+        kind = self.audio.features.kind if self.audio.features is not None else None
+        if self.chain is not None and kind != "vggish-embeddings":
+            raise ValueError(
+                f"chain: a chain feeds VGGish codes, so audio.features.kind must be vggish-embeddings, got {kind!r}"
+            )
         self._check_tf1()
         if any(size != 1 for size in self.verify.batch_sizes):
             if self.audio.streaming:

@@ -33,7 +33,7 @@ CONVERTERS_PACKAGE = "converters"
 NETWORKS_PACKAGE = "converters.networks"
 #: modules of that package that declare no network (shared seeding, a weights converter)
 NETWORK_HELPERS = ("seeding", "yamnet_tflite")
-NETWORK_FRAMEWORKS = ("torch", "keras")
+NETWORK_FRAMEWORKS = ("torch", "keras", "tf1")
 
 
 class SourceModel(Protocol):
@@ -255,7 +255,9 @@ class NetworkEntry:
     name: str
     variant: str | None
     framework: str
-    factory: Any  # torch: an nn.Module class taking network.args; keras: see KerasNetwork
+    factory: (
+        Any  # torch: an nn.Module class taking network.args; keras: see KerasNetwork; tf1: a graph builder
+    )
 
 
 class KerasNetwork(Protocol):

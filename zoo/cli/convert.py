@@ -27,6 +27,7 @@ from zoo.cli.options import (
     SeedOpt,
     ShardOpt,
     WeightsOpt,
+    catalog,
     folder_option,
     select,
     state,
@@ -37,6 +38,15 @@ from zoo.cli.runs import save_run
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
     from zoo.pipeline import ModelResult
+
+
+ChainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--chain",
+        help="Composites: also the entries their chain runs first (audioset-attention-* from a waveform: vggish).",
+    ),
+]
 
 
 def convert(
@@ -61,6 +71,7 @@ def convert(
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
     shard: ShardOpt = None,
+    chain: ChainOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert models to ONNX and OpenVINO IR (FP32, FP16); stages that are up to date are skipped."""
@@ -73,6 +84,8 @@ def convert(
     part = parse_shard(shard)
     runner = make_executor(executor, jobs, ray_address)
     chosen = take_shard(select(name, all_, list_file, manifests), part)
+    if chain:  # after sharding: a shard converts the embedders its own composites need
+        chosen = with_chains(chosen, manifests)
     run, skipped = split_unpublished(
         chosen, literal_names(name, list_file), weights=weights, reference_weights=reference_weights
     )
@@ -111,6 +124,13 @@ def convert(
     report(failures, len(chosen))
 
 
+def with_chains(chosen: list[Manifest], manifests: Path | None) -> list[Manifest]:
+    """The selection with every composite's embedder in front of it (zoo.composite)."""
+    from zoo.composite.runner import with_stages
+
+    return with_stages(chosen, catalog(manifests))
+
+
 def _order(chosen: list[Manifest]) -> Callable[[dict[str, Any]], int]:
     """Sort key: rows in catalog (selection) order."""
     index = {m.name: i for i, m in enumerate(chosen)}
@@ -146,9 +166,14 @@ def verify(
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
     shard: ShardOpt = None,
+    chain: ChainOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check every converted artifact against the original framework on the probe set; exit 1 on any miss."""
+    """Check every converted artifact against the original framework on the probe set; exit 1 on any miss.
+
+    A composite (an entry with a chain) is also checked end to end, waveform to labels, against the
+    chained source frameworks, when its embedder is converted in the same output folder.
+    """
     from zoo.executors import VerifyJob, make_executor
     from zoo.layout import default_output_dir
     from zoo.pipeline import stdout_to_stderr
@@ -157,6 +182,8 @@ def verify(
     part = parse_shard(shard)
     runner = make_executor(executor, 1, ray_address)
     chosen = take_shard(select(name, all_, list_file, manifests), part)
+    if chain:  # after sharding: a shard verifies the embedders its own composites need
+        chosen = with_chains(chosen, manifests)
     out = output_dir or default_output_dir()
     job = VerifyJob(out, reference_weights=reference_weights, audio=list(audio or ()), threads=threads)
     with stdout_to_stderr():

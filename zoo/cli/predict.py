@@ -33,7 +33,12 @@ def predict(
         ),
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="table, json, csv, birdnet (BirdNET's CSV) or raven.")
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table, json, csv, birdnet (BirdNET's CSV), raven, or npy (embedding models: one .npy per file).",
+        ),
     ] = "table",
     top_k: Annotated[
         int | None,
@@ -70,6 +75,10 @@ def predict(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="PNG: log-mel spectrogram with the scores over time.")
     ] = None,
+    save_dir: Annotated[
+        Path | None,
+        typer.Option("--save-dir", help="--format npy: the folder for the .npy files (default: here)."),
+    ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Files run at once.")] = 1,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="Threads per runtime.")] = None,
     progress: Annotated[
@@ -105,11 +114,18 @@ def predict(
         jobs=jobs,
         threads=threads,
         progress=progress,
+        save_dir=save_dir,
     )
     if bundle is not None:
         if name is not None or output_dir is not None:
             raise UsageError("--bundle runs a model inside the bundle: give --model NAME, not --name or -o.")
         with from_bundle(bundle, model, artifact, public_key) as chosen:
+            if chosen.manifest.chain is not None:
+                raise UsageError(
+                    f"--bundle: {chosen.manifest.name} is a composite ({chosen.manifest.chain.embedder} runs "
+                    "first), and a bundle holds it alone; predict it from an output folder (-o) where both "
+                    "are converted."
+                )
             text, code = run_predict(chosen, request)
     else:
         if name is None:
@@ -118,8 +134,15 @@ def predict(
             )
         if model is not None or public_key is not None:
             raise UsageError("--model and --public-key go with --bundle.")
-        manifest = catalog(manifests).get(name)
-        chosen = from_output(manifest, output_dir or default_output_dir(), artifact, reference_weights)
+        entries = catalog(manifests)
+        manifest = entries.get(name)
+        out = output_dir or default_output_dir()
+        if manifest.chain is not None:  # a composite: its embedder's artifact in front of its own
+            from zoo.composite.runner import chosen_chain
+
+            chosen = chosen_chain(manifest, entries, out, artifact, reference_weights)
+        else:
+            chosen = from_output(manifest, out, artifact, reference_weights)
         text, code = run_predict(chosen, request)
     typer.echo(text, nl=False)
     raise typer.Exit(code)

@@ -207,6 +207,21 @@ def print_verify_table(reports: list[dict[str, Any]]) -> None:
                 f"top {item['top_k']}",
                 state,
             )
+        chain = report.get("chain")
+        if chain and chain.get("checked"):  # a composite, end to end (zoo.composite.verify)
+            for kind, entry in chain["artifacts"].items():
+                table.add_row(
+                    report["model"],
+                    f"chain {kind}",
+                    f"{chain['embedder']} first",
+                    number(entry["error"]),
+                    *[""] * 8,
+                    f"allowed {number(entry['allowed'])} ({entry['used']:.2f} used), "
+                    f"{entry['codes_differ']} codes flipped",
+                    "pass" if entry["passed"] else "FAIL",
+                )
+        elif chain:
+            table.add_row(report["model"], "chain", "not checked", *[""] * 9, chain.get("reason", ""), "-")
     console().print(table)
 
 

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo.frontends import embeddings, image, librosa_mel, logmel, waveform  # noqa: F401 - their front ends register
+from zoo.frontends import (  # noqa: F401 - their front ends register
+    embeddings,
+    image,
+    librosa_mel,
+    logmel,
+    vggish,
+    waveform,
+)
 from zoo.frontends.base import Feeds, FrontEnd, Scaler, frontend_for, register_frontend
 
 if TYPE_CHECKING:

@@ -1,7 +1,8 @@
 """`vggish-embeddings` entries (AudioSet attention): the input is VGGish + PCA output, not audio.
 
-zoo has no VGGish, so these entries cannot be fed from audio; tests, verification, calibration
-and benchmarks use seeded synthetic embeddings drawn like the real ones.
+The entry alone cannot be fed from audio: its own verification, calibration and benchmarks use
+seeded synthetic embeddings drawn like the real ones. With a `chain` (zoo.composite), predict
+hands it waveform windows of `frames` VGGish examples, which the chained runner turns into codes.
 """
 
 from __future__ import annotations
@@ -32,10 +33,17 @@ class VggishEmbeddings(FrontEnd):
         self, manifest: Manifest, audio: np.ndarray, sample_rate: int, *, scaler: Scaler | None = None
     ) -> list[Feeds]:
         origin = f"{manifest.path or manifest.name}"
+        if manifest.chain is not None:  # a composite: the chained runner makes the codes
+            from zoo.composite.runner import WAVEFORM, window_geometry
+            from zoo.frontends.signal import resample, split_clips, to_mono
+
+            signal = resample(to_mono(audio), int(sample_rate), manifest.audio.sample_rate)
+            length, hop = window_geometry(manifest)
+            return [{WAVEFORM: clip} for clip in split_clips(signal, length, hop, "zero")]
         raise ZooError(
             f"{origin}: {manifest.name} takes VGGish + PCA embeddings (audio.features.kind: vggish-embeddings), "
-            "not audio, and zoo has no VGGish front end: feed it embeddings you computed with VGGish, "
-            "or use synthetic_feature_inputs() for tests."
+            "not audio, and its manifest names no chain (zoo.composite) to make them: feed it embeddings "
+            "you computed with VGGish, or use synthetic_feature_inputs() for tests."
         )
 
     def feeds(

@@ -70,6 +70,15 @@ def geometry(manifest: Manifest) -> Geometry:
         if clip is not None and clip.hop is not None:
             hop_frames = max(1, int(round(patch * clip.hop / clip.seconds)))
         return Geometry((patch - 1) * step + n_fft, hop_frames * step, rate)
+    if features.kind == "vggish-log-mel":
+        from zoo.frontends.vggish import EXAMPLE_HOP_SAMPLES, EXAMPLE_SAMPLES
+
+        return Geometry(EXAMPLE_SAMPLES, EXAMPLE_HOP_SAMPLES, rate)
+    if features.kind == "vggish-embeddings" and manifest.chain is not None:
+        from zoo.composite.runner import window_geometry
+
+        length, hop = window_geometry(manifest)
+        return Geometry(length, hop, rate)
     if features.kind == "librosa-mel":
         # centred frames every hop_length samples: a patch of P frames spans (P - 1) hops of samples
         step = int(features.params.get("hop_length", 512))

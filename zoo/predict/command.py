@@ -11,7 +11,7 @@ from zoo.audio_files import audio_files
 from zoo.errors import UsageError
 from zoo.predict.formats import FORMATS, render
 from zoo.predict.run import predict_files
-from zoo.predict.tasks import Options, task_of
+from zoo.predict.tasks import EMBEDDING, FileResult, Options, task_of
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
@@ -31,6 +31,7 @@ class Request:
     jobs: int = 1
     threads: int | None = None
     progress: bool = True
+    save_dir: Path | None = None  # --format npy: where the .npy files go (default: the current folder)
 
 
 def with_overlap(manifest: Manifest, overlap: float | None) -> Manifest:
@@ -73,6 +74,10 @@ def predict(chosen: Chosen, request: Request) -> tuple[str, int]:
         require_matplotlib()
     manifest = chosen.manifest
     task = task_of(manifest, request.options.average)
+    if request.fmt == "npy" and task != EMBEDDING:
+        raise UsageError(
+            f"--format npy saves embeddings; {manifest.name} is not an embedding model (use table, csv or json)."
+        )
     sys.stderr.write(f"zoo: {manifest.name}: {chosen.artifact} ({chosen.reason})\n")
     results, wall = predict_files(
         chosen, files, options, jobs=request.jobs, threads=request.threads, progress=request.progress
@@ -101,4 +106,37 @@ def predict(chosen: Chosen, request: Request) -> tuple[str, int]:
         "sample_rate": manifest.audio.sample_rate,
         "realtime_factor": round(factor, 3),
     }
+    if request.fmt == "npy":
+        return save_npy(results, request.save_dir or Path.cwd(), manifest.name), 0
     return render(request.fmt, task, results, options.windows, meta), 0
+
+
+def save_npy(results: list[FileResult], folder: Path, model: str) -> str:
+    """One `<file stem>.<model>.npy` per file, (windows, dims) float32, written atomically; a table of them."""
+    import io
+
+    import numpy as np
+
+    from zoo.atomic import write_bytes
+    from zoo.predict.formats import table
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--save-dir {folder}: not a folder.")
+    folder.mkdir(parents=True, exist_ok=True)
+    found = []
+    for result in results:
+        values = result.rows if result.rows is not None else np.zeros((0, 0), np.float32)
+        buffer = io.BytesIO()
+        np.save(buffer, values.astype(np.float32), allow_pickle=False)
+        target = folder / f"{result.path.stem}.{model}.npy"
+        write_bytes(target, buffer.getvalue())
+        found.append(
+            [
+                str(result.path),
+                str(values.shape[0]),
+                str(values.shape[1] if values.ndim == 2 else 0),
+                str(target),
+            ]
+        )
+    return table(["file", "windows", "dims", "saved"], found)

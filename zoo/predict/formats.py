@@ -16,14 +16,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from zoo.errors import UsageError
-from zoo.predict.tasks import CLASSIFICATION, DETECTION, VOICE_ACTIVITY, FileResult
+from zoo.predict.tasks import CLASSIFICATION, DETECTION, EMBEDDING, VOICE_ACTIVITY, FileResult
 
-FORMATS = ("table", "json", "csv", "birdnet", "raven")
+FORMATS = ("table", "json", "csv", "birdnet", "raven", "npy")
+#: embedding values shown per window in a table (csv and json carry them all)
+TABLE_VALUES = 4
 
 
 def rows(task: str, results: Sequence[FileResult], windows: bool) -> tuple[list[str], list[list[Any]]]:
     """(header, rows) of the task's table, numbers unformatted."""
     found: list[list[Any]] = []
+    if task == EMBEDDING:
+        width = 0
+        for r in results:
+            if r.rows is None or r.starts is None:
+                continue
+            width = max(width, r.rows.shape[1])
+            for start, values in zip(r.starts, r.rows, strict=True):
+                found.append([str(r.path), float(start), *[float(v) for v in values]])
+        return ["file", "start", *[f"e{i}" for i in range(width)]], found
     if task == DETECTION:
         for r in results:
             found += [[str(r.path), a, b, label, score] for a, b, label, score in r.detections]
@@ -62,6 +73,14 @@ def render(fmt: str, task: str, results: Sequence[FileResult], windows: bool, me
             )
             + "\n"
         )
+    if fmt == "npy":
+        raise UsageError("--format npy writes files; zoo predict saves them (zoo.predict.command).")
+    if task == EMBEDDING and fmt in ("table", "birdnet", "raven"):
+        if fmt != "table":
+            raise UsageError(
+                f"--format {fmt}: {meta.get('model')} gives embeddings (use table, csv, json or npy)."
+            )
+        return embedding_table(results)
     if fmt in ("birdnet", "raven") and task == CLASSIFICATION:
         raise UsageError(
             f"--format {fmt}: a table of detections, for detection and voice-activity models; "
@@ -88,9 +107,31 @@ def table(header: list[str], found: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def embedding_table(results: Sequence[FileResult]) -> str:
+    """Per window: its start, the embedding's L2 norm and its first values (csv/json/npy: all of them)."""
+    header = ["file", "start", "dims", "norm", *[f"e{i}" for i in range(TABLE_VALUES)]]
+    found = []
+    for r in results:
+        if r.rows is None or r.starts is None:
+            continue
+        for start, values in zip(r.starts, r.rows, strict=True):
+            found.append(
+                [str(r.path), f"{start:.2f}", str(values.size), f"{float((values**2).sum()) ** 0.5:.4f}"]
+                + [f"{float(v):.4f}" for v in values[:TABLE_VALUES]]
+            )
+    return table(header, found)
+
+
 def as_dict(task: str, r: FileResult, windows: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {"file": str(r.path), "seconds": round(r.seconds, 6), "windows": r.windows}
-    if task == CLASSIFICATION:
+    if task == EMBEDDING:
+        rows_: Any = r.rows if r.rows is not None else []
+        starts: Any = r.starts if r.starts is not None else []
+        entry["embeddings"] = [
+            {"start": float(s), "values": [float(v) for v in row]}
+            for s, row in zip(starts, rows_, strict=True)
+        ]
+    elif task == CLASSIFICATION:
         entry["top"] = [{"label": label, "score": score} for label, score in r.top]
         if windows:
             entry["timeline"] = r.timeline

@@ -24,15 +24,18 @@ if TYPE_CHECKING:
 CLASSIFICATION = "classification"
 DETECTION = "detection"
 VOICE_ACTIVITY = "voice-activity"
+EMBEDDING = "embedding"
 
 #: default --threshold per task (BirdNET's analyzer reports from 0.1; silero-vad decides at 0.5)
-DEFAULT_THRESHOLD = {CLASSIFICATION: 0.0, DETECTION: 0.1, VOICE_ACTIVITY: 0.5}
+DEFAULT_THRESHOLD = {CLASSIFICATION: 0.0, DETECTION: 0.1, VOICE_ACTIVITY: 0.5, EMBEDDING: 0.0}
 DEFAULT_TOP_K = 5
 
 
 def task_of(manifest: Manifest, average: bool = False) -> str:
     """What predict reports for this entry; *average* (--average) turns a detection model whose
     windows average (Kahl's AED, as upstream's AED_test.py does) into one clip-level top-k."""
+    if manifest.task == "audio-embedding":
+        return EMBEDDING
     if manifest.task == "voice-activity-detection" or (
         manifest.audio.streaming and manifest.num_classes == 1
     ):
@@ -112,6 +115,10 @@ class Collector:
         return round(start, 6), round(end, 6)
 
     def add(self, index: int, raw: np.ndarray) -> None:
+        if self.task == EMBEDDING:  # the values themselves, one row per window (0.96 s for VGGish)
+            self.count += 1
+            self.kept.append(np.asarray(raw, dtype=np.float32).reshape(-1))
+            return
         scores = window_scores(self.manifest, raw)
         self.count += 1
         if self.options.keep_rows or self.task == VOICE_ACTIVITY:

@@ -327,6 +327,10 @@ def measure(
                 f"at {item['rank']}, expected within the top {item['top_k']}"
             )
 
+    if manifest.chain is not None:  # a composite: the chain end to end, when its stages are converted here
+        chain = _chain_section(manifest, out, seed, threads, log)
+        failures_text += chain.pop("failures")
+
     given = sets["probes"].given
     flat = [
         (probes.names[p], c, given[p][c], reference.outputs[p][c])
@@ -382,6 +386,8 @@ def measure(
         "threads": threads,
         "machine": machine(),  # the CPU and the kernel restrictions (ISA variables) this run had
     }
+    if manifest.chain is not None:
+        report["chain"] = chain
     if "audio" in sets:
         recordings = sets["audio"].inputs
         report["audio"] = {
@@ -392,6 +398,19 @@ def measure(
         }
     Report.model_validate(report).write(layout.report)
     return report
+
+
+def _chain_section(manifest: Manifest, out: Path, seed: int, threads: int | None, log: Log) -> dict[str, Any]:
+    """zoo.composite.verify's section of the report (with its failures under "failures")."""
+    from zoo.composite.verify import chain_failures, verify_chain
+
+    try:
+        section = verify_chain(manifest, out, seed=seed, threads=threads, log=log)
+    except UsageError as exc:  # the embedder is not in this catalog, or its outputs are incomplete
+        section = {"checked": False, "reason": exc.message}
+    if not section["checked"]:
+        log(f"{manifest.name}: chain not checked: {section['reason']}")
+    return {**section, "failures": chain_failures(manifest, section) if section["checked"] else []}
 
 
 def _open(kind: str, path: Path, threads: int | None, hint: str | None, exact: bool) -> Runner:
