@@ -181,3 +181,34 @@ def test_lasagne_batch_norm_formula():
     shape = (1, 3, 1, 1)
     expected = (x - mean.reshape(shape)) * (gamma * inv_std).reshape(shape) + beta.reshape(shape)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_attention_weights_keep_their_relative_accuracy_in_the_onnx_export(tmp_path):
+    """The single-attention head divides sigmoid weights by their sum, so tiny weights need relative
+    accuracy; the export writes the sigmoid so ONNX Runtime keeps it (its Sigmoid op does not).
+
+    Logits from -20 to -10 (weights 2e-9 to 4.5e-5, the clamp at 1e-7 in between): the exported
+    head must match PyTorch within float32 rounding of a 10-term normalised sum, 1e-5 relative.
+    """
+    import onnxruntime as ort
+
+    from converters.networks.audioset_attention import Attention
+
+    torch.manual_seed(0)
+    block = Attention(4, 3, att_activation="sigmoid", cla_activation="sigmoid").eval()
+    with torch.no_grad():  # attention logits = the first input channel, over the region in question
+        block.att.weight.zero_()
+        block.att.bias.zero_()
+        block.att.weight[:, 0, 0, 0] = 1.0
+    x = torch.zeros(1, 4, 10, 1)
+    x[0, 0, :, 0] = torch.linspace(-20.0, -10.0, 10)
+    x[0, 1:, :, 0] = torch.randn(3, 10)
+    path = tmp_path / "attention.onnx"
+    torch.onnx.export(
+        block, (x,), str(path), input_names=["x"], output_names=["y"], opset_version=17, dynamo=False
+    )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    exported = session.run(None, {"x": x.numpy()})[0]
+    with torch.no_grad():
+        expected = block.double()(x.double()).numpy()
+    np.testing.assert_allclose(exported, expected, rtol=1e-5, atol=0)
