@@ -20,30 +20,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from converters import quiet_tensorflow
+from converters import quiet_tensorflow, tf2onnx_opset
 from converters.spectral import rdft_as_convolution
-from zoo.errors import ManifestError, UsageError, ZooError
-from zoo.plugins import Converter, KerasNetwork, network_entry, register_converter, weights_path
+from zoo.errors import ManifestError, ZooError
+from zoo.plugins import Converter, KerasNetwork, declared_network, register_converter, weights_path
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
 
-#: tf2onnx 1.17 emits opsets up to this one
-MAX_TF2ONNX_OPSET = 18
-
 
 def keras_network(manifest: Manifest) -> KerasNetwork:
     """The rebuilt Keras architecture named by the manifest's `network.name` (a declared keras network)."""
-    network = manifest.network
-    if network is None:
-        raise ManifestError(
-            f"{manifest.path}: field network.name: the keras converter needs a rebuilt network."
-        )
-    try:
-        entry = network_entry(network.name, network.variant, framework="keras")
-    except UsageError as exc:
-        raise ManifestError(f"{manifest.path}: {exc.message}") from exc
-    network_class: KerasNetwork = entry.factory
+    network_class: KerasNetwork = declared_network(manifest, "keras", "keras")
     return network_class
 
 
@@ -286,11 +274,7 @@ class KerasConverter(Converter[KerasSourceModel]):
 
         from zoo.atomic import write_bytes
 
-        opset = manifest.convert.onnx.opset
-        if opset > MAX_TF2ONNX_OPSET:
-            raise ManifestError(
-                f"{manifest.path}: field convert.onnx.opset: tf2onnx emits opsets up to {MAX_TF2ONNX_OPSET}, got {opset}."
-            )
+        opset = tf2onnx_opset(manifest)
         try:
             proto, _ = tf2onnx.convert.from_function(
                 source.function, input_signature=source.signature, opset=opset

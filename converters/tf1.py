@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from converters import tf1_freeze
+from converters import tf1_freeze, tf2onnx_opset
 from zoo.errors import ManifestError, UsageError
 from zoo.plugins import Converter, ThreadsAtLoad, register_converter
 
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 #: the parts of a TF1 (V2-format) checkpoint, by file-name ending
 SHARD = re.compile(r"\.data-[0-9]{5}-of-[0-9]{5}$")
 PREFIX = "model"
-#: tf2onnx 1.17 emits opsets up to this one
-MAX_TF2ONNX_OPSET = 18
 
 
 def graph_spec(manifest: Manifest) -> Tf1Graph:
@@ -114,12 +112,7 @@ class Tf1CheckpointConverter(ThreadsAtLoad, Converter[Tf1Source]):
         """tf2onnx on the frozen graph; no If/Loop may be left; a symbolic first dimension named as the manifest's."""
         from zoo.atomic import write_bytes
 
-        opset = manifest.convert.onnx.opset
-        if opset > MAX_TF2ONNX_OPSET:
-            raise ManifestError(
-                f"{manifest.path}: field convert.onnx.opset: tf2onnx emits opsets up to {MAX_TF2ONNX_OPSET}, "
-                f"got {opset}."
-            )
+        opset = tf2onnx_opset(manifest)
         proto = tf1_freeze.export_onnx(
             source.graph_def, source.input_names, source.output_names, opset, manifest.name
         )

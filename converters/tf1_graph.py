@@ -23,30 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from converters import quiet_tensorflow
+from converters import quiet_tensorflow, tf2onnx_opset
 from converters.tf1_freeze import FrozenGraph, export_onnx, freeze, frozen_pb_model, rename_ports
-from zoo.errors import ManifestError, UsageError, ZooError
-from zoo.plugins import Converter, ThreadsAtLoad, network_entry, register_converter, weights_path
+from zoo.errors import ManifestError, ZooError
+from zoo.plugins import Converter, ThreadsAtLoad, declared_network, register_converter, weights_path
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
 
-#: tf2onnx 1.17 emits opsets up to this one
-MAX_TF2ONNX_OPSET = 18
-
 
 def tf1_network(manifest: Manifest) -> Any:
     """The rebuilt TF1 graph named by the manifest's `network.name` (a declared tf1 network)."""
-    network = manifest.network
-    if network is None:
-        raise ManifestError(
-            f"{manifest.path}: field network.name: the tf1-graph converter needs a rebuilt graph."
-        )
-    try:
-        entry = network_entry(network.name, network.variant, framework="tf1")
-    except UsageError as exc:
-        raise ManifestError(f"{manifest.path}: {exc.message}") from exc
-    return entry.factory
+    return declared_network(manifest, "tf1", "tf1-graph")
 
 
 def check_checkpoint(path: Path, wanted: dict[str, tuple[int, ...]], origin: str) -> None:
@@ -219,11 +207,7 @@ class Tf1GraphConverter(ThreadsAtLoad, Converter[Tf1Source]):
     def export_onnx(self, source: Tf1Source, path: str | Path, manifest: Manifest) -> None:
         from zoo.atomic import write_bytes
 
-        opset = manifest.convert.onnx.opset
-        if opset > MAX_TF2ONNX_OPSET:
-            raise ManifestError(
-                f"{manifest.path}: field convert.onnx.opset: tf2onnx emits opsets up to {MAX_TF2ONNX_OPSET}, got {opset}."
-            )
+        opset = tf2onnx_opset(manifest)
         proto = export_onnx(source.graph_def, source.input_names, source.output_names, opset, manifest.name)
         proto.doc_string = (
             f"{manifest.name} {manifest.version}: converted by zoo from a TF1 checkpoint with tf2onnx"

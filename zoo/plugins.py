@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from zoo.errors import UsageError, ZooError
+from zoo.errors import ManifestError, UsageError, ZooError
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
@@ -322,3 +322,18 @@ def network_entry(name: str, variant: str | None = None, framework: str | None =
             f"not {framework}, so this converter cannot use it."
         )
     return entry
+
+
+def declared_network(manifest: Manifest, framework: str, converter: str) -> Any:
+    """The rebuilt network a manifest's `network.name` names among those declared for *framework*;
+    a missing or unknown one is a manifest error (exit 2) naming the field."""
+    network = manifest.network
+    if network is None:
+        raise ManifestError(
+            f"{manifest.path}: field network.name: the {converter} converter needs a rebuilt network."
+        )
+    try:
+        entry = network_entry(network.name, network.variant, framework=framework)
+    except UsageError as exc:
+        raise ManifestError(f"{manifest.path}: {exc.message}") from exc
+    return entry.factory
