@@ -23,7 +23,14 @@ import numpy as np
 from converters import quiet_tensorflow, tf2onnx_opset
 from converters.spectral import rdft_as_convolution
 from zoo.errors import ManifestError, ZooError
-from zoo.plugins import Converter, KerasNetwork, declared_network, register_converter, weights_path
+from zoo.plugins import (
+    Converter,
+    KerasNetwork,
+    declared_network,
+    reference_weights_name,
+    register_converter,
+    weights_path,
+)
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
@@ -256,16 +263,12 @@ class KerasConverter(Converter[KerasSourceModel]):
     ) -> dict[str, Path]:
         """Seeded weights in upstream's file format: Keras 2 HDF5 with upstream layer names and shapes."""
         network = keras_network(manifest)
-        names = [f.name for f in manifest.files if f.role == "weights"]
-        if not names:
-            raise ManifestError(
-                f"{manifest.path}: field files: no file with role 'weights' to write reference weights as."
-            )
+        name = reference_weights_name(manifest)
         model = build_model(manifest)
         network.set_reference_weights(model, seed)
-        target = Path(directory) / names[0]
+        target = Path(directory) / name
         save_weights(model, target)
-        return {names[0]: target}
+        return {name: target}
 
     def export_onnx(self, source: KerasSourceModel, path: str | Path, manifest: Manifest) -> None:
         """tf2onnx on the traced model, front end included; inputs and outputs named as the manifest says."""

@@ -26,7 +26,14 @@ import numpy as np
 from converters import quiet_tensorflow, tf2onnx_opset
 from converters.tf1_freeze import FrozenGraph, export_onnx, freeze, frozen_pb_model, rename_ports
 from zoo.errors import ManifestError, ZooError
-from zoo.plugins import Converter, ThreadsAtLoad, declared_network, register_converter, weights_path
+from zoo.plugins import (
+    Converter,
+    ThreadsAtLoad,
+    declared_network,
+    reference_weights_name,
+    register_converter,
+    weights_path,
+)
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
@@ -190,17 +197,13 @@ class Tf1GraphConverter(ThreadsAtLoad, Converter[Tf1Source]):
     ) -> dict[str, Path]:
         """Seeded variables as upstream's V1 checkpoint, and the network's auxiliary files."""
         network = tf1_network(manifest)
-        weights = [f.name for f in manifest.files if f.role == "weights"]
-        if not weights:
-            raise ManifestError(
-                f"{manifest.path}: field files: no file with role 'weights' to write reference weights as."
-            )
+        name = reference_weights_name(manifest)
         folder = Path(directory)
         values = network.reference_variables(seed)
-        written = {weights[0]: save_v1_checkpoint(manifest, values, folder / weights[0])}
+        written = {name: save_v1_checkpoint(manifest, values, folder / name)}
         auxiliary = [f.name for f in manifest.files if f.role == "auxiliary"]
         if auxiliary and hasattr(network, "write_auxiliary"):
-            source = Tf1Source(restored_graph_def(manifest, values), manifest, written[weights[0]])
+            source = Tf1Source(restored_graph_def(manifest, values), manifest, written[name])
             written.update(network.write_auxiliary(source, manifest, folder, auxiliary, seed))
         return written
 

@@ -337,3 +337,13 @@ def declared_network(manifest: Manifest, framework: str, converter: str) -> Any:
     except UsageError as exc:
         raise ManifestError(f"{manifest.path}: {exc.message}") from exc
     return entry.factory
+
+
+def reference_weights_name(manifest: Manifest) -> str:
+    """The file name reference weights are written under: the manifest's weights file."""
+    for entry in manifest.files:
+        if entry.role == "weights":
+            return entry.name
+    raise ManifestError(
+        f"{manifest.path}: field files: no file with role 'weights' to write reference weights as."
+    )
