@@ -5,7 +5,9 @@ speech), never inside it; without them the test is skipped. silero-vad's INT8 re
 in float by structure, accuracy control on decision agreement) must keep 99.5 % of the chunk
 decisions of the source on its speech probes and on the soundscapes streamed in 512-sample chunks.
 Every fourth recording is used, spread over the twelve hours, to keep the test to minutes.
-YAMNet and BirdNET do not reach their bounds yet (see their manifests); they are not asserted here.
+BirdNET's INT8 (asymmetric activations, calibrated on other recordings of the same site) keeps
+the source's top species in 99 % of the windows where the source is sure; its detections and
+YAMNet's top-1 do not reach their bounds (see their manifests) and are not asserted here.
 """
 
 from __future__ import annotations
@@ -57,3 +59,43 @@ def test_silero_vad_int8_holds_its_decisions_on_real_audio(tmp_path):
     )  # 10 s at 16 kHz in 512-sample chunks, the last padded
     assert report["passed"], report["failures"]
     assert verify.returncode == 0
+
+
+@pytest.mark.slow
+def test_birdnet_int8_keeps_the_confident_top_species_on_held_out_recordings(tmp_path):
+    if not SOUNDSCAPE.is_dir():
+        pytest.skip(f"the real recordings are not beside the repository ({SOUNDSCAPE} is absent)")
+    recordings = sorted(SOUNDSCAPE.glob("*.wav"))
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for path in recordings[0::4]:
+        (calibration / path.name).symlink_to(path)
+    held_out = recordings[2::4]  # never calibrated on
+    assert len(held_out) >= 10
+    out = tmp_path / "out"
+    env = {"ZOO_CACHE": str(tmp_path / "cache")}
+    result = run_zoo(
+        "quantize",
+        "--name",
+        "birdnet-v2.4",
+        "-o",
+        str(out),
+        "--calibration",
+        str(calibration),
+        "--json",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    facts = result.json()[0]
+    assert facts["preset"] == "mixed" and facts["calibration"].startswith(f"{len(recordings[0::4])} files")
+    verify = run_zoo(
+        "verify", "--name", "birdnet-v2.4", "-o", str(out), "--json",
+        *[a for r in held_out for a in ("--audio", str(r))], env=env,
+    )  # fmt: skip
+    report = verify.json()
+    audio = report["audio"]["artifacts"]["INT8"]["metrics"]
+    assert report["audio"]["calls"] == len(held_out) * 4  # 10 s in 3 s windows, the last padded
+    assert audio["confident_windows"] >= 5, audio  # the dawn chorus is among them
+    assert audio["top1_confident"] >= 0.99, audio
+    # the detections' minimum is out of reach (the manifest says why): the only failures
+    assert all("INT8" in f and "detection" in f for f in report["failures"]), report["failures"]

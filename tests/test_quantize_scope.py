@@ -140,3 +140,56 @@ def test_the_same_front_end_in_the_onnx_export(yamnet_ir):
     producer = {o: n.name for n in model.graph.node for o in n.output}
     assert producer["log_mel_spectrogram"] in found
     assert set(found) <= set(ignored_scope(manifest, model, onnx=True).names)
+
+
+def test_edge_layers_kept_in_float_by_position(yamnet_ir):
+    """quantize.float_first_layers / float_last_layers count weighted layers after the front end."""
+    import nncf
+    import openvino as ov
+
+    from converters.spectral import FOLDED_TAG
+    from zoo.manifest import load_manifest
+    from zoo.quantize.nncf_run import quantized_ops, recipe
+    from zoo.quantize.scope import edge_layers
+
+    manifest = load_manifest(MANIFESTS / "yamnet.yaml")
+    model = ov.Core().read_model(str(yamnet_ir))
+    settings = manifest.quantize.model_copy(update={"float_first_layers": 2, "float_last_layers": 1})
+    edged = manifest.model_copy(update={"quantize": settings})
+    found = edge_layers(model, edged)
+    weighted = [
+        op
+        for op in model.get_ordered_ops()
+        if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul")
+        and not op.get_friendly_name().endswith(FOLDED_TAG)
+        and "log_mel_features" not in op.get_friendly_name()
+    ]
+    # the first convolution, the first depthwise one, and the classifier's MatMul
+    assert found == [
+        weighted[0].get_friendly_name(),
+        weighted[1].get_friendly_name(),
+        "yamnet_frames/logits/MatMul",
+    ]
+    assert [op.get_type_name() for op in weighted[:2]] == ["Convolution", "GroupConvolution"]
+    rng = np.random.RandomState(0)
+    items = [{"waveform": (0.1 * rng.standard_normal(15600)).astype(np.float32)} for _ in range(4)]
+    quantized = nncf.quantize(model, nncf.Dataset(items), subset_size=len(items), **recipe(edged, model))
+    fed = quantized_ops(quantized)
+    assert not fed & set(found), fed & set(found)
+    assert weighted[2].get_friendly_name() in fed  # the layers after them are quantized
+
+
+def test_the_same_edge_layers_in_the_onnx_export(yamnet_ir):
+    import onnx
+
+    from zoo.manifest import load_manifest
+    from zoo.quantize.scope import ignored_scope, onnx_edge_layers
+
+    manifest = load_manifest(MANIFESTS / "yamnet.yaml")
+    settings = manifest.quantize.model_copy(update={"float_first_layers": 1, "float_last_layers": 1})
+    edged = manifest.model_copy(update={"quantize": settings})
+    model = onnx.load(str(yamnet_ir.parents[1] / "onnx" / "yamnet.onnx"))
+    found = onnx_edge_layers(model, edged)
+    kinds = {n.name: n.op_type for n in model.graph.node}
+    assert len(found) == 2 and kinds[found[0]] == "Conv" and kinds[found[1]] in ("MatMul", "Gemm"), found
+    assert set(found) <= set(ignored_scope(edged, model, onnx=True).names)

@@ -371,6 +371,14 @@ class Quantize(Strict):
         description="7-bit weights so CPUs without VNNI cannot saturate int16 sums: in every layer, "
         "the first only (NNCF's default), or none",
     )
+    float_first_layers: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="the first N weighted layers after the front end (convolutions, matrix products) kept in "
+        "float, counted in graph order, so renamed ops cannot escape",
+    )
+    float_last_layers: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="the last N weighted layers (the classifier head) kept in float, by position"
+    )
     max_drop: Annotated[float, Field(ge=0, lt=1)] | None = Field(
         default=None, description="accuracy control by default: largest absolute drop of the agreement metric"
     )

@@ -1,4 +1,4 @@
-"""What NNCF leaves in float: the in-graph front end by structure, and the manifest's own lists.
+"""What NNCF leaves in float: the in-graph front end and edge layers by structure, and the manifest's lists.
 
 Name patterns miss the ops a converter or OpenVINO renames (YAMNet's magnitude becomes `Power_*`,
 `ReduceSum_*`, `Sqrt_*` outside `log_mel_features/`), and quantizing a spectrogram ruins the
@@ -102,6 +102,65 @@ def onnx_front_end_nodes(model: Any, manifest: Manifest) -> list[str]:
     return [n.name for n in model.graph.node if n.name in seen and n.op_type != "Constant"]
 
 
+#: op types with weights NNCF quantizes, in OpenVINO and ONNX
+WEIGHTED = ("Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData")
+ONNX_WEIGHTED = ("Conv", "MatMul", "Gemm", "ConvTranspose")
+#: ops between a weight constant and its layer (decompression, layout)
+PASS_THROUGH = ("Convert", "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Multiply", "Subtract")
+
+
+def _has_weights(op: Any) -> bool:
+    """Whether one of the op's inputs is a constant (through decompression and layout ops)."""
+    for value in op.input_values():
+        node = value.get_node()
+        while node.get_type_name() in PASS_THROUGH and node.get_input_size() > 0:
+            node = node.input_value(0).get_node()
+        if node.get_type_name() == "Constant":
+            return True
+    return False
+
+
+def _ends(names: list[str], first: int, last: int) -> list[str]:
+    chosen = names[:first] + (names[-last:] if last else [])
+    return list(dict.fromkeys(chosen))
+
+
+def edge_layers(model: Any, manifest: Manifest) -> list[str]:
+    """The weighted layers quantize.float_first_layers / float_last_layers keep in float, by position.
+
+    Counted in graph order over the convolutions and matrix products with weights after the front
+    end: the first layers see the spectrogram's range, the last ones make the scores thresholds
+    are applied to; position survives the renaming a name pattern does not.
+    """
+    settings = manifest.quantize
+    if not settings.float_first_layers and not settings.float_last_layers:
+        return []
+    front = set(front_end_ops(model, manifest))
+    names = [
+        op.get_friendly_name()
+        for op in model.get_ordered_ops()
+        if op.get_type_name() in WEIGHTED and op.get_friendly_name() not in front and _has_weights(op)
+    ]
+    return _ends(names, settings.float_first_layers, settings.float_last_layers)
+
+
+def onnx_edge_layers(model: Any, manifest: Manifest) -> list[str]:
+    """The same layers in an ONNX graph (nodes in topological order, weights as initializers)."""
+    settings = manifest.quantize
+    if not settings.float_first_layers and not settings.float_last_layers:
+        return []
+    front = set(onnx_front_end_nodes(model, manifest))
+    constants = {i.name for i in model.graph.initializer} | {
+        out for n in model.graph.node if n.op_type == "Constant" for out in n.output
+    }
+    names = [
+        n.name
+        for n in model.graph.node
+        if n.op_type in ONNX_WEIGHTED and n.name not in front and any(i in constants for i in n.input[1:])
+    ]
+    return _ends(names, settings.float_first_layers, settings.float_last_layers)
+
+
 def ignored_scope(manifest: Manifest, model: Any = None, onnx: bool = False) -> Any:
     """quantize.ignored_scope plus the structural front end of *model*, as an nncf.IgnoredScope.
 
@@ -115,9 +174,9 @@ def ignored_scope(manifest: Manifest, model: Any = None, onnx: bool = False) -> 
     if onnx:
         types = sorted({ONNX_TYPES.get(t, t) for t in types})
         if model is not None:
-            names += onnx_front_end_nodes(model, manifest)
+            names += onnx_front_end_nodes(model, manifest) + onnx_edge_layers(model, manifest)
     elif model is not None:
-        names += front_end_ops(model, manifest)
+        names += front_end_ops(model, manifest) + edge_layers(model, manifest)
     # validate=False: a type the graph does not have (after the converter's fusions) is not an error
     return nncf.IgnoredScope(
         names=sorted(set(names)), patterns=list(scope.patterns), types=types, validate=False

@@ -187,6 +187,8 @@ def recipe_facts(manifest: Manifest) -> dict[str, Any]:
         "bias_correction": settings.bias_correction,
         "fast_bias_correction": settings.fast_bias_correction,
         "smooth_quant": settings.smooth_quant,
+        "float_first_layers": settings.float_first_layers,
+        "float_last_layers": settings.float_last_layers,
         "max_drop": settings.max_drop,
         "calibration": list(settings.calibration),
     }
