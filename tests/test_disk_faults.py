@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.catalogs import catalog_with_files, file_entry
-from tests.support.cli import zoo_on
+from tests.support.cli import download_aclnet, zoo_on
 
 
 @contextlib.contextmanager
@@ -37,17 +37,7 @@ def _tmpfs(target: Path, size: str = "1m"):
 
 
 def _download(tmp_path: Path, catalog: Path, out: Path, cache: Path, *extra: str):
-    return zoo_on(
-        "download",
-        "aclnet",
-        catalog,
-        "--progress",
-        "text",
-        *extra,
-        out=out,
-        cache=cache,
-        env={"ZOO_RETRY_BASE": "0.01"},
-    )
+    return download_aclnet(catalog, *extra, out=out, cache=cache)
 
 
 def _served(tmp_path: Path, server, size: int):

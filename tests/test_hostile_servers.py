@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.catalogs import catalog_with_files, file_entry
-from tests.support.cli import zoo_on
+from tests.support.cli import download_aclnet, zoo_on
 from tests.support.httpserver import Slow, Status
 
 SECRET = "root:$6$secret-hash-of-the-admin:19000:0:99999:7:::"
@@ -26,17 +26,7 @@ NO_LOCAL = {"ZOO_ALLOW_LOCAL": ""}
 
 
 def _download(tmp_path: Path, catalog: Path, *extra: str, env: dict | None = None):
-    return zoo_on(
-        "download",
-        "aclnet",
-        catalog,
-        "--progress",
-        "text",
-        *extra,
-        out=tmp_path / "out",
-        cache=tmp_path / "cache",
-        env={"ZOO_RETRY_BASE": "0.01", **(env or {})},
-    )
+    return download_aclnet(catalog, *extra, out=tmp_path / "out", cache=tmp_path / "cache", env=env)
 
 
 def _no_internal_error(result) -> None:

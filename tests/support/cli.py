@@ -172,3 +172,18 @@ def zoo_on(
         ["--cache-dir", str(cache)] if cache is not None else []
     )
     return run_zoo(command, "-n", name, "--manifests", str(catalog), *where, *args, env=env)
+
+
+def download_aclnet(catalog: Path, *extra: str, out: Path, cache: Path, env: dict | None = None):
+    """`zoo download -n aclnet` from *catalog* with text progress and quick retries (the fault tests)."""
+    return zoo_on(
+        "download",
+        "aclnet",
+        catalog,
+        "--progress",
+        "text",
+        *extra,
+        out=out,
+        cache=cache,
+        env={"ZOO_RETRY_BASE": "0.01", **(env or {})},
+    )
