@@ -148,6 +148,8 @@ def ir_saturation_risk(xml: Path) -> SaturationRisk:
     """The paired-product layers of an OpenVINO IR whose integer weights exceed 7 bits."""
     import openvino as ov
 
+    if 'type="FakeQuantize"' not in Path(xml).read_text(errors="replace"):
+        return SaturationRisk((), 0)  # a float IR: nothing quantizes activations (and no .bin read)
     model = ov.Core().read_model(str(xml))
     layers: list[str] = []
     largest = 0
