@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,7 @@ class ThroughputRow:
     windows_per_s: float | None = None
     audio_s_per_s: float | None = None
     versus_source: float | None = None  #: this subject's best over the source framework's best
-    tried: dict[str, float] | None = None  #: windows per second of every configuration tried
+    tried: dict[str, float] = field(default_factory=dict)  #: windows per second of each configuration
     error: str | None = None
 
 
@@ -126,8 +126,7 @@ def subject_throughput(
     runtime = (
         source_runtime(manifest) if path is None else ("openvino" if path.suffix == ".xml" else "onnxruntime")
     )
-    row = ThroughputRow(manifest.name, artifact, runtime, tried={})
-    assert row.tried is not None
+    row = ThroughputRow(manifest.name, artifact, runtime)
     try:
         for instances, threads in _configurations(cores):
             calls: list[Call] = []
@@ -184,10 +183,6 @@ def throughput_model(
     return rows
 
 
-def describe_options(cores: int, seconds: float, hint: str | None) -> dict[str, Any]:
-    return {"cores": cores, "seconds": seconds, "openvino_precision_hint": hint or "default"}
-
-
 def bench_throughput(
     manifests: list[Manifest],
     out: str | Path,
@@ -225,6 +220,11 @@ def bench_throughput(
             for k, v in versions().items()
             if k in ("zoo", "onnxruntime", "openvino", "tensorflow", "torch")
         },
-        "options": {"mode": "throughput", **describe_options(threads or os.cpu_count() or 1, seconds, hint)},
+        "options": {
+            "mode": "throughput",
+            "cores": threads or os.cpu_count() or 1,
+            "seconds": seconds,
+            "openvino_precision_hint": hint or "default",
+        },
         "rows": [asdict(r) for r in rows],
     }
