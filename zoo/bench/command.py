@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.bench.machine import load_average, machine, measure_peak_gflops
+from zoo.bench.machine import load_average, measure_peak_gflops, measured_on
 from zoo.bench.subjects import (
     Row,
     agreement_from_report,
@@ -257,22 +257,13 @@ def bench_summary(
     profile: int,
 ) -> dict[str, Any]:
     """The machine, versions and options beside the measured rows: what `--json` prints."""
-    from zoo.versions import versions
-
     counts = thread_counts(threads)
-    host = machine()
+    host, versions_used = measured_on(load_before)
     if peak and any(r.gflops for r in rows):
         peaks = {str(c or "default"): measure_peak_gflops(c) for c in counts}
         host["peak_gflops_f32"] = peaks[str(counts[0] or "default")]
         if len(counts) > 1:
             host["peak_gflops_f32_by_threads"] = peaks
-    # other work on the cores shows in every figure (OpenVINO's worker threads suffer most)
-    host["load_average"] = {"before": load_before, "after": load_average()}
-    versions_used = {
-        k: v
-        for k, v in versions().items()
-        if k in ("zoo", "torch", "onnxruntime", "openvino", "tensorflow", "nncf")
-    }
     return {
         "machine": host,
         "versions": versions_used,

@@ -43,3 +43,17 @@ def machine() -> dict[str, Any]:
     from zoo.versions import host
 
     return dict(host())
+
+
+#: the frameworks whose versions a bench result records
+BENCH_VERSIONS = ("zoo", "torch", "onnxruntime", "openvino", "tensorflow", "nncf")
+
+
+def measured_on(load_before: float | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """(machine, versions) for a bench result; the load average before and now, since other work
+    on the cores shows in every figure (OpenVINO's worker threads suffer most)."""
+    from zoo.versions import versions
+
+    host = machine()
+    host["load_average"] = {"before": load_before, "after": load_average()}
+    return host, {k: v for k, v in versions().items() if k in BENCH_VERSIONS}

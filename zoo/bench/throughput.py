@@ -196,8 +196,7 @@ def bench_throughput(
     """Throughput of every selected model's subjects; the result is what `--json` prints."""
     from dataclasses import asdict
 
-    from zoo.bench.machine import load_average, machine
-    from zoo.versions import versions
+    from zoo.bench.machine import load_average, measured_on
 
     load_before = load_average()
     rows: list[ThroughputRow] = []
@@ -211,15 +210,10 @@ def bench_throughput(
             seconds=seconds,
             hint=hint,
         )
-    host = machine()
-    host["load_average"] = {"before": load_before, "after": load_average()}
+    host, versions_used = measured_on(load_before)
     return {
         "machine": host,
-        "versions": {
-            k: v
-            for k, v in versions().items()
-            if k in ("zoo", "onnxruntime", "openvino", "tensorflow", "torch")
-        },
+        "versions": versions_used,
         "options": {
             "mode": "throughput",
             "cores": threads or os.cpu_count() or 1,

@@ -131,10 +131,10 @@ def bench_command(
     chosen_runtimes = parse_list(runtimes, RUNTIMES, "--runtimes")
     chosen_precisions = parse_list(precisions, PRECISIONS, "--precisions")
     if throughput:
-        if len(counts) > 1 or batch != 1 or profile or executor != "local":
+        if len(counts) > 1 or batch != 1 or profile or executor != "local" or part is not None:
             raise ZooError(
                 "--throughput runs on this machine with one --threads count, and takes neither "
-                "--batch, --profile nor --executor ray.",
+                "--batch, --profile, --shard nor --executor ray.",
                 EXIT_USAGE,
             )
         result = bench_throughput(

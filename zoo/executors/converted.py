@@ -29,14 +29,10 @@ class QuantizeJob(Job["list[QuantizeResult]"]):
         return Path(self.options.out)
 
     def local(self, manifests: list[Manifest], jobs: int) -> list[QuantizeResult]:
-        import sys
-
         from zoo.quantize import quantize_many
+        from zoo.stages.engine import log_stderr
 
-        def log(message: str) -> None:
-            sys.stderr.write(f"zoo: {message}\n")
-
-        return quantize_many(manifests, self.options, log)
+        return quantize_many(manifests, self.options, log_stderr)
 
     def prepare(self, manifests: list[Manifest]) -> None:
         from zoo.quantize.stage import check_quantize_inputs
@@ -47,13 +43,11 @@ class QuantizeJob(Job["list[QuantizeResult]"]):
             self.precisions[manifest.name] = self.chosen_precisions(manifest)
 
     def chosen_precisions(self, manifest: Manifest) -> list[str]:
-        """As `quantize_model` chooses: all the manifest's when nothing is converted yet, else FP32."""
+        """What `quantize_model` would convert before INT8 (chosen before any task converts)."""
         from zoo.layout import ModelLayout
-        from zoo.vocab import IR_PRECISIONS
+        from zoo.quantize.stage import int8_precisions
 
-        fresh = not ModelLayout(Path(self.options.out).resolve(), manifest.name).ir_xml("FP32").is_file()
-        wanted = manifest.convert.openvino.precisions if fresh else []
-        return [p for p in IR_PRECISIONS if p == "FP32" or p in wanted]
+        return int8_precisions(manifest, ModelLayout(Path(self.options.out).resolve(), manifest.name))
 
     def conversion(self, manifest: Manifest) -> ConvertJob:
         """The conversion stages INT8 needs, with the precisions the driver chose."""

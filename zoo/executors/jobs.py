@@ -189,7 +189,6 @@ class VerifyJob(Job["tuple[list[dict[str, Any]], list[str]]"]):
     command: ClassVar[str] = "verify"
     output: Path
     reference_weights: bool = False
-    seed: int = 0
     audio: list[Path] = field(default_factory=list)
     threads: int | None = None
 
@@ -198,21 +197,16 @@ class VerifyJob(Job["tuple[list[dict[str, Any]], list[str]]"]):
         return Path(self.output)
 
     def local(self, manifests: list[Manifest], jobs: int) -> tuple[list[dict[str, Any]], list[str]]:
-        import sys
-
+        from zoo.stages.engine import log_stderr
         from zoo.verify import verify_many
-
-        def log(message: str) -> None:
-            sys.stderr.write(f"zoo: {message}\n")
 
         return verify_many(
             manifests,
             self.output,
             reference_weights=self.reference_weights,
-            seed=self.seed,
             audio=self.audio,
             threads=self.threads,
-            log=log,
+            log=log_stderr,
         )
 
     def prepare(self, manifests: list[Manifest]) -> None:
@@ -234,7 +228,6 @@ class VerifyJob(Job["tuple[list[dict[str, Any]], list[str]]"]):
                 manifest,
                 self.output,
                 reference_weights=self.reference_weights,
-                seed=self.seed,
                 audio=self.audio,
                 threads=self.threads,
             )

@@ -194,6 +194,14 @@ def recipe_facts(manifest: Manifest) -> dict[str, Any]:
     }
 
 
+def int8_precisions(manifest: Manifest, layout: ModelLayout) -> list[str]:
+    """The IR precisions converted before INT8, which is quantized from the FP32 IR (the QDQ model
+    from the ONNX): an empty folder gets what `zoo convert` makes; a converted one only FP32."""
+    fresh = not layout.ir_xml("FP32").is_file()
+    wanted = manifest.convert.openvino.precisions if fresh else []
+    return [p for p in IR_PRECISIONS if p == "FP32" or p in wanted]
+
+
 def quantize_model(
     manifest: Manifest, options: QuantizeOptions, log: Callable[[str], None]
 ) -> QuantizeResult:
@@ -244,11 +252,7 @@ def quantize_model(
         (labelled, dataset_digest),
         parts,
     )
-    # the INT8 IR is quantized from the FP32 IR (the QDQ model from the ONNX): an empty folder gets
-    # what `zoo convert` makes; a converted one only what INT8 needs
-    fresh = not run.layout.ir_xml("FP32").is_file()
-    wanted = manifest.convert.openvino.precisions if fresh else []
-    precisions = [p for p in IR_PRECISIONS if p == "FP32" or p in wanted]
+    precisions = int8_precisions(manifest, run.layout)
     result = run_model(run, [*conversion_stages(manifest, precisions), int8])
     if result.error is not None:
         stage = result.failed_stage or "?"
