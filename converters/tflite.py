@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from converters import quiet_tensorflow
+from converters import quiet_tensorflow, tf2onnx_opset
 from converters.spectral import FOLDED_TAG, linear_frames, unwindowed
 from zoo.errors import ManifestError, UsageError, ZooError
 from zoo.plugins import Converter, ThreadsAtLoad, register_converter, weights_path
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from zoo.manifest import Manifest
 
 #: tf2onnx 1.17 emits opsets up to this one; ONNX DFT needs 17
-MIN_OPSET, MAX_OPSET = 17, 18
+#: ONNX DFT, which the TFLite export of RFFT2D needs, exists from this opset on
+MIN_OPSET = 17
 FRONT_END_PREFIX = "front_end/"
 #: the tensor name the IR gives the front end's output (the first convolution's input): the boundary
 #: the manifest's quantize.front_end names, so INT8 keeps every op before it in float
@@ -371,11 +372,11 @@ class TfliteConverter(ThreadsAtLoad, Converter[TfliteSourceModel]):
 
         from zoo.atomic import write_bytes
 
-        opset = manifest.convert.onnx.opset
-        if not MIN_OPSET <= opset <= MAX_OPSET:
+        opset = tf2onnx_opset(manifest)
+        if opset < MIN_OPSET:
             raise ManifestError(
-                f"{manifest.path}: field convert.onnx.opset: the TFLite export needs ONNX DFT (opset {MIN_OPSET}) "
-                f"and tf2onnx emits up to {MAX_OPSET}; got {opset}."
+                f"{manifest.path}: field convert.onnx.opset: the TFLite export needs ONNX DFT "
+                f"(opset {MIN_OPSET} or later); got {opset}."
             )
         shapes = {spec.name: [int(d) for d in spec.shape] for spec in manifest.inputs}
         try:

@@ -14,7 +14,6 @@ from zoo.evaluate import (
     mean_average_precision,
     read_audio,
     read_dataset,
-    speech_segments,
     top_k_accuracy,
 )
 
@@ -61,6 +60,16 @@ def test_mean_average_precision_skips_classes_without_positives():
 
 
 def test_speech_segments_follow_upstream_rules():
+    """evaluate's detection uses zoo.predict.vad's segments, unpadded; here in chunk indices."""
+    from zoo.predict.vad import VadRules
+    from zoo.predict.vad import speech_segments as in_samples
+
+    def speech_segments(probs, chunk_seconds, threshold):
+        chunk = round(chunk_seconds * 16000)
+        rules = VadRules(threshold=threshold, speech_pad_ms=0.0)
+        found = in_samples(np.asarray(probs), chunk, 16000, len(probs) * chunk, rules)
+        return [(a // chunk, b // chunk) for a, b in found]
+
     chunk = 512 / 16000  # 32 ms: 250 ms of speech is 8 chunks, 100 ms of silence 4 chunks
     assert speech_segments(np.r_[np.zeros(5), np.ones(7), np.zeros(10)], chunk, 0.5) == []
     assert speech_segments(np.r_[np.zeros(5), np.ones(8), np.zeros(10)], chunk, 0.5) == [(5, 13)]

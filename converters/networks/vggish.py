@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.composite.postprocess import EIGEN_VECTORS, MEANS
 from zoo.plugins import register_network
 
 NUM_FRAMES = 96
@@ -36,8 +37,6 @@ INPUT_TENSOR = INPUT_OP + ":0"
 OUTPUT_TENSOR = OUTPUT_OP + ":0"
 CHECKPOINT_NAME = "vggish_model.ckpt"
 PCA_PARAMS_NAME = "vggish_pca_params.npz"
-PCA_EIGEN_VECTORS = "pca_eigen_vectors"
-PCA_MEANS = "pca_means"
 #: typical size of a reference PCA component: codes spread over the 8-bit range without saturating
 PCA_SPREAD = 0.5
 
@@ -149,7 +148,7 @@ def reference_pca(embeddings: np.ndarray, seed: int) -> dict[str, np.ndarray]:
     spread = float(np.sqrt(np.mean((data - means) ** 2))) or 1.0
     # a rotation keeps the overall spread: components of about PCA_SPREAD, well inside [-2, 2]
     vectors = rotation.T * (PCA_SPREAD / spread)
-    return {PCA_EIGEN_VECTORS: vectors.astype(np.float32), PCA_MEANS: means.astype(np.float32)}
+    return {EIGEN_VECTORS: vectors.astype(np.float32), MEANS: means.astype(np.float32)}
 
 
 def write_auxiliary(source: Any, manifest: Any, folder: Path, names: list[str], seed: int) -> dict[str, Path]:
@@ -178,18 +177,11 @@ def write_auxiliary(source: Any, manifest: Any, folder: Path, names: list[str], 
     import io
 
     buffer = io.BytesIO()
-    np.savez(buffer, pca_eigen_vectors=arrays[PCA_EIGEN_VECTORS], pca_means=arrays[PCA_MEANS])
+    keyed: dict[str, Any] = {EIGEN_VECTORS: arrays[EIGEN_VECTORS], MEANS: arrays[MEANS]}
+    np.savez(buffer, **keyed)  # upstream's keys, as zoo.composite.postprocess reads them
     target = Path(folder) / PCA_PARAMS_NAME
     write_bytes(target, buffer.getvalue())
     return {PCA_PARAMS_NAME: target}
-
-
-def checkpoint_variables(path: Path) -> dict[str, tuple[int, ...]]:
-    """{variable name: shape} stored in a TF checkpoint (V1 single file or V2 prefix)."""
-    import tensorflow as tf
-
-    reader = tf.compat.v1.train.NewCheckpointReader(str(path))
-    return {name: tuple(shape) for name, shape in reader.get_variable_to_shape_map().items()}
 
 
 @register_network("vggish", framework="tf1")
@@ -198,10 +190,8 @@ class Vggish:
 
     input_tensor = INPUT_TENSOR
     output_tensor = OUTPUT_TENSOR
-    checkpoint_name = CHECKPOINT_NAME
 
     build_graph = staticmethod(build_graph)
     variable_shapes = staticmethod(variable_shapes)
     reference_variables = staticmethod(reference_variables)
-    reference_pca = staticmethod(reference_pca)
     write_auxiliary = staticmethod(write_auxiliary)

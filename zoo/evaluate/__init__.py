@@ -47,7 +47,6 @@ from zoo.evaluate.predict import (
     is_multi_label,
     predict,
     score_results,
-    speech_segments,
 )
 
 __all__ = [
@@ -76,7 +75,6 @@ __all__ = [
     "read_classes",
     "read_dataset",
     "score_results",
-    "speech_segments",
     "top_k_accuracy",
     "top_k_hits",
 ]

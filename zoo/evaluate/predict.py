@@ -20,11 +20,6 @@ if TYPE_CHECKING:
     from zoo.manifest import Manifest
     from zoo.runtimes import Runner
 
-#: upstream silero-vad get_speech_timestamps defaults
-VAD_NEG_OFFSET = 0.15
-VAD_MIN_SPEECH_S = 0.25
-VAD_MIN_SILENCE_S = 0.1
-
 
 def is_detector(manifest: Manifest) -> bool:
     """One output score with a decision threshold: voice activity and similar detectors."""
@@ -56,38 +51,6 @@ def aggregate(manifest: Manifest, rows: np.ndarray) -> np.ndarray:
     return scores
 
 
-def speech_segments(
-    probabilities: np.ndarray, chunk_seconds: float, threshold: float
-) -> list[tuple[int, int]]:
-    """Speech segments (first chunk, end chunk) by upstream silero-vad's hysteresis rules.
-
-    A segment starts at a chunk with p >= threshold, ends after VAD_MIN_SILENCE_S of chunks with
-    p < threshold - 0.15, and is kept when it lasts at least VAD_MIN_SPEECH_S.
-    """
-    low = max(threshold - VAD_NEG_OFFSET, 0.01)
-    min_speech = VAD_MIN_SPEECH_S / chunk_seconds
-    min_silence = VAD_MIN_SILENCE_S / chunk_seconds
-    segments = []
-    start = silence = None
-    for index, p in enumerate(np.asarray(probabilities, dtype=np.float64).reshape(-1)):
-        if p >= threshold:
-            silence = None
-            if start is None:
-                start = index
-        elif start is not None and p < low:
-            if silence is None:
-                silence = index
-            if index + 1 - silence >= min_silence:
-                if silence - start >= min_speech:
-                    segments.append((start, silence))
-                start = silence = None
-    if start is not None:
-        end = silence if silence is not None else len(probabilities)
-        if end - start >= min_speech:
-            segments.append((start, end))
-    return segments
-
-
 def decision_threshold(manifest: Manifest) -> float:
     return manifest.verify.decision_threshold or 0.5
 
@@ -110,8 +73,15 @@ def predict(model: Runner, manifest: Manifest, feeds: list[dict[str, np.ndarray]
     result = FileResult(aggregate(manifest, rows), rows)
     if is_detector(manifest):
         threshold = decision_threshold(manifest)
-        if manifest.audio.streaming:
-            result.detected = bool(speech_segments(rows[:, 0], chunk_seconds(manifest), threshold))
+        if manifest.audio.streaming:  # speech by the rules `zoo predict` segments with, unpadded
+            from zoo.predict.vad import VadRules, speech_segments
+
+            chunk = round(chunk_seconds(manifest) * manifest.audio.sample_rate)
+            found = speech_segments(
+                rows[:, 0], chunk, manifest.audio.sample_rate, len(rows) * chunk,
+                VadRules(threshold=threshold, speech_pad_ms=0.0),
+            )  # fmt: skip
+            result.detected = bool(found)
         else:
             result.detected = bool(result.scores[0] >= threshold)
     return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,6 @@ class Chosen:
     path: Path | None  # the artifact file; None for the source model
     reason: str
     out: Path | None = None  # the output folder (the source model lives there)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def open(self, threads: int | None = None) -> Runner:
         """A Runner with verify's settings: ONNX/FP32/FP16 exact float32, INT8 its own kernels."""

@@ -21,15 +21,12 @@ class VadRules:
     """The thresholds and durations, in silero-vad's usual defaults (durations in milliseconds)."""
 
     threshold: float = 0.5
-    neg_threshold: float | None = None
     min_speech_ms: float = 250.0
     min_silence_ms: float = 100.0
     speech_pad_ms: float = 30.0
 
     @property
     def low(self) -> float:
-        if self.neg_threshold is not None:
-            return self.neg_threshold
         return max(self.threshold - 0.15, 0.01)
 
 
