@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from converters import tf1_freeze, tf2onnx_opset
+from converters import tf1_freeze
 from zoo.errors import ManifestError, UsageError
 from zoo.plugins import Converter, ThreadsAtLoad, register_converter
 
@@ -87,13 +87,11 @@ def freeze_checkpoint(files: dict[str, Path], manifest: Manifest) -> Any:
 
 
 class Tf1Source(tf1_freeze.FrozenGraph):
-    """The frozen checkpoint run by TensorFlow; `openvino` caches the IR front end's conversion."""
-
-    openvino: Any = None
+    """The frozen checkpoint run by TensorFlow."""
 
 
 @register_converter
-class Tf1CheckpointConverter(ThreadsAtLoad, Converter[Tf1Source]):
+class Tf1CheckpointConverter(tf1_freeze.FrozenGraphExports, ThreadsAtLoad, Converter[Tf1Source]):
     """A TF1 checkpoint frozen with is_training bound; ONNX by tf2onnx, IR from the frozen .pb file."""
 
     frameworks = ("tf1-checkpoint",)
@@ -107,31 +105,3 @@ class Tf1CheckpointConverter(ThreadsAtLoad, Converter[Tf1Source]):
         if self.threads is not None:
             source.set_threads(self.threads)
         return source
-
-    def export_onnx(self, source: Tf1Source, path: str | Path, manifest: Manifest) -> None:
-        """tf2onnx on the frozen graph; no If/Loop may be left; a symbolic first dimension named as the manifest's."""
-        from zoo.atomic import write_bytes
-
-        opset = tf2onnx_opset(manifest)
-        proto = tf1_freeze.export_onnx(
-            source.graph_def, source.input_names, source.output_names, opset, manifest.name
-        )
-        specs = {s.name: s for s in (*manifest.inputs, *manifest.outputs)}
-        for value in [*proto.graph.input, *proto.graph.output]:
-            dims = value.type.tensor_type.shape.dim
-            first = specs[value.name].shape[0] if value.name in specs else None
-            if dims and isinstance(first, str) and not dims[0].HasField("dim_value"):
-                dims[0].dim_param = first  # tf2onnx's 'unk__148' becomes the manifest's 'batch'
-        proto.doc_string = (
-            f"{manifest.name} {manifest.version}: converted by zoo from a TF1 checkpoint with tf2onnx"
-        )
-        write_bytes(path, proto.SerializeToString())
-
-    def to_openvino(self, source: Tf1Source, files: dict[str, Path], manifest: Manifest) -> Any:
-        """OpenVINO's TensorFlow front end on the frozen graph written as a .pb file."""
-        if source.openvino is None:
-            source.openvino = tf1_freeze.frozen_pb_model(
-                source.graph_def, source.input_names, source.output_names, manifest.name
-            )
-        # each caller gets its own copy: saving one precision must not change the next
-        return source.openvino.clone()

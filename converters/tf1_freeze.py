@@ -25,12 +25,15 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from converters import quiet_tensorflow
 from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from zoo.manifest import Manifest
 
 #: ONNX ops that mean a TF control-flow construct survived conversion (training conds not folded)
 CONTROL_FLOW_OPS = ("If", "Loop")
@@ -194,6 +197,9 @@ def _port(tensor: str) -> str:
 class FrozenGraph:
     """A frozen GraphDef run by a TF1 session: the source model every artifact is checked against."""
 
+    #: OpenVINO's conversion of the frozen .pb, made once (FrozenGraphExports.to_openvino)
+    openvino: Any = None
+
     def __init__(self, graph_def: Any, input_names: Sequence[str], output_names: Sequence[str], origin: str):
         quiet_tensorflow()
         import tensorflow as tf
@@ -353,3 +359,35 @@ def frozen_pb_model(graph_def: Any, inputs: Sequence[str], outputs: Sequence[str
         path = write_pb(graph_def, Path(folder) / "frozen.pb")
         model = openvino_from_pb(path, inputs, outputs, origin)
         return model.clone()
+
+
+class FrozenGraphExports:
+    """`export_onnx` and `to_openvino` of the converters whose source model is a FrozenGraph."""
+
+    def export_onnx(self, source: FrozenGraph, path: str | Path, manifest: Manifest) -> None:
+        """tf2onnx on the frozen graph; no If/Loop may be left; a symbolic first dimension named as the manifest's."""
+        from converters import tf2onnx_opset
+        from zoo.atomic import write_bytes
+
+        proto = export_onnx(
+            source.graph_def, source.input_names, source.output_names, tf2onnx_opset(manifest), manifest.name
+        )
+        specs = {s.name: s for s in (*manifest.inputs, *manifest.outputs)}
+        for value in [*proto.graph.input, *proto.graph.output]:
+            dims = value.type.tensor_type.shape.dim
+            first = specs[value.name].shape[0] if value.name in specs else None
+            if dims and isinstance(first, str) and not dims[0].HasField("dim_value"):
+                dims[0].dim_param = first  # tf2onnx's 'unk__148' becomes the manifest's 'batch'
+        proto.doc_string = (
+            f"{manifest.name} {manifest.version}: converted by zoo from a TF1 checkpoint with tf2onnx"
+        )
+        write_bytes(path, proto.SerializeToString())
+
+    def to_openvino(self, source: FrozenGraph, files: dict[str, Path], manifest: Manifest) -> Any:
+        """OpenVINO's TensorFlow front end on the frozen graph written as a .pb file, converted once."""
+        if source.openvino is None:
+            source.openvino = frozen_pb_model(
+                source.graph_def, source.input_names, source.output_names, manifest.name
+            )
+        # each caller gets its own copy: saving one precision must not change the next
+        return source.openvino.clone()

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from converters import quiet_tensorflow, tf2onnx_opset
-from converters.tf1_freeze import FrozenGraph, export_onnx, freeze, frozen_pb_model, rename_ports
+from converters import quiet_tensorflow
+from converters.tf1_freeze import FrozenGraph, FrozenGraphExports, freeze, rename_ports
 from zoo.errors import ManifestError, ZooError
 from zoo.plugins import (
     Converter,
@@ -66,19 +66,14 @@ def check_checkpoint(path: Path, wanted: dict[str, tuple[int, ...]], origin: str
         raise ZooError(f"{path}: variables of the wrong shape for {origin}: {', '.join(wrong[:4])}.")
 
 
-class Tf1Source:
+class Tf1Source(FrozenGraph):
     """The frozen graph of the restored checkpoint, ports named as the manifest: the reference."""
 
     def __init__(self, graph_def: Any, manifest: Manifest, checkpoint: Path):
+        inputs = [spec.name for spec in manifest.inputs]
+        super().__init__(graph_def, inputs, [spec.name for spec in manifest.outputs], manifest.name)
         self.manifest = manifest
         self.checkpoint = checkpoint
-        self.graph_def = graph_def
-        self.input_names = [spec.name for spec in manifest.inputs]
-        self.output_names = [spec.name for spec in manifest.outputs]
-        self.frozen = FrozenGraph(graph_def, self.input_names, self.output_names, manifest.name)
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.frozen.run(feeds)
 
 
 def restored_graph_def(manifest: Manifest, values: dict[str, np.ndarray] | Path) -> Any:
@@ -171,7 +166,7 @@ class Tf1Float64:
 
 
 @register_converter
-class Tf1GraphConverter(ThreadsAtLoad, Converter[Tf1Source]):
+class Tf1GraphConverter(FrozenGraphExports, ThreadsAtLoad, Converter[Tf1Source]):
     """A TF1 checkpoint restored into a rebuilt graph; frozen, exported through converters.tf1_freeze."""
 
     frameworks = ("tf1-graph",)
@@ -183,7 +178,7 @@ class Tf1GraphConverter(ThreadsAtLoad, Converter[Tf1Source]):
         check_checkpoint(path, network.variable_shapes(), f"{manifest.name} ({network.__name__})")
         source = Tf1Source(restored_graph_def(manifest, path), manifest, path)
         if self.threads:
-            source.frozen.set_threads(self.threads)
+            source.set_threads(self.threads)
         return source
 
     def float64_model(
@@ -206,16 +201,3 @@ class Tf1GraphConverter(ThreadsAtLoad, Converter[Tf1Source]):
             source = Tf1Source(restored_graph_def(manifest, values), manifest, written[name])
             written.update(network.write_auxiliary(source, manifest, folder, auxiliary, seed))
         return written
-
-    def export_onnx(self, source: Tf1Source, path: str | Path, manifest: Manifest) -> None:
-        from zoo.atomic import write_bytes
-
-        opset = tf2onnx_opset(manifest)
-        proto = export_onnx(source.graph_def, source.input_names, source.output_names, opset, manifest.name)
-        proto.doc_string = (
-            f"{manifest.name} {manifest.version}: converted by zoo from a TF1 checkpoint with tf2onnx"
-        )
-        write_bytes(path, proto.SerializeToString())
-
-    def to_openvino(self, source: Tf1Source, files: dict[str, Path], manifest: Manifest) -> Any:
-        return frozen_pb_model(source.graph_def, source.input_names, source.output_names, manifest.name)
