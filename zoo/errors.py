@@ -45,8 +45,11 @@ class NoSpace(ZooError):
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """Whether an OSError says the disk, a quota or the file size limit is exhausted."""
+    """Whether an error says the disk, a quota or the file size limit is exhausted: an OSError by
+    its code, or a framework's own error around one (they keep only the text)."""
     import errno
 
     codes = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
-    return isinstance(exc, OSError) and exc.errno in codes
+    if isinstance(exc, OSError) and exc.errno in codes:
+        return True
+    return "No space left on device" in str(exc)

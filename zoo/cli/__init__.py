@@ -17,7 +17,7 @@ import typer
 from zoo import __version__
 from zoo.cli import bundles, catalog, convert, fetching, measure, predict, runs
 from zoo.cli.options import select, state
-from zoo.errors import EXIT_FAILED, EXIT_USAGE, ZooError, is_disk_full
+from zoo.errors import EXIT_FAILED, EXIT_USAGE, NoSpace, ZooError, is_disk_full
 
 app = typer.Typer(
     name="zoo",
@@ -83,9 +83,7 @@ def main() -> None:
             traceback.print_exc()
         where = exc.filename or "the output disk"
         if is_disk_full(exc):
-            sys.stderr.write(
-                f"zoo: error: no space left on {where} ({exc.strerror}); free some space and run again.\n"
-            )
+            sys.stderr.write(f"zoo: error: {NoSpace(where, f' ({exc.strerror})').message}\n")
         else:
             sys.stderr.write(f"zoo: error: {where}: {exc.strerror}.\n")
         sys.exit(EXIT_FAILED)

@@ -146,11 +146,11 @@ class SaturationRisk:
 
 def ir_saturation_risk(xml: Path) -> SaturationRisk:
     """The paired-product layers of an OpenVINO IR whose integer weights exceed 7 bits."""
-    import openvino as ov
+    from zoo.runtimes.openvino import read_ir
 
     if 'type="FakeQuantize"' not in Path(xml).read_text(errors="replace"):
         return SaturationRisk((), 0)  # a float IR: nothing quantizes activations (and no .bin read)
-    model = ov.Core().read_model(str(xml))
+    model = read_ir(xml)
     layers: list[str] = []
     largest = 0
     ops = model.get_ordered_ops()

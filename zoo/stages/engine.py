@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from zoo.errors import EXIT_FAILED, ZooError, is_disk_full
+from zoo.errors import EXIT_FAILED, NoSpace, ZooError, is_disk_full
 from zoo.layout import ModelLayout
 from zoo.stamps import read_stamp, sha256_file, why_stale, write_stamp
 
@@ -254,12 +254,9 @@ def run_model(run: ModelRun, stages: Sequence[Stage]) -> ModelResult:
     except Exception as exc:  # a bug or a framework failure: say which model, keep the others going
         if run.options.debug:
             traceback.print_exc()
-        if is_disk_full(exc) or "No space left on device" in str(
-            exc
-        ):  # frameworks wrap ENOSPC in their own errors
-            where = getattr(exc, "filename", None) or run.layout.root
-            run.result.error = f"no space left on {where}; free some space and run again"
-            run.result.exit_code = EXIT_FAILED
+        if is_disk_full(exc):
+            full = NoSpace(getattr(exc, "filename", None) or run.layout.root)
+            run.result.error, run.result.exit_code = full.message, full.exit_code
         else:
             run.result.error = f"internal error: {type(exc).__name__}: {exc}"
             run.result.exit_code = 3
