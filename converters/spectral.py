@@ -166,3 +166,183 @@ def _zero_pad_at_end(pad: Any) -> bool:
     fill = float(np.asarray(values[3].get_node().get_data())) if len(values) > 3 else 0.0
     mode = pad.get_attributes().get("pad_mode", "constant")
     return mode == "constant" and fill == 0.0 and not begin.any() and not end[:-1].any()
+
+
+#: elementwise ops of one input: they commute with any permutation of their tensor's elements
+_UNARY = ("Abs", "Sqrt", "Exp", "Log", "Relu", "Sigmoid", "Tanh", "Negative", "Floor", "Ceiling", "Convert")
+#: elementwise ops of two inputs: they commute with a permutation when the constant side is
+#: permuted with it
+_BINARY = ("Add", "Subtract", "Multiply", "Divide", "Power", "Maximum", "Minimum")
+
+
+def _single_use(value: Any) -> bool:
+    return len(value.get_target_inputs()) == 1
+
+
+def _constant_operand(node: Any) -> tuple[int, np.ndarray] | None:
+    """(index of the non-constant input, the constant) for a binary elementwise op, else None."""
+    kinds = [v.get_node().get_type_name() for v in node.input_values()]
+    if len(kinds) != 2 or kinds.count("Constant") != 1:
+        return None
+    constant = node.input_value(kinds.index("Constant")).get_node()
+    return 1 - kinds.index("Constant"), np.asarray(constant.get_data())
+
+
+def _static(value: Any) -> list[int] | None:
+    shape = value.get_partial_shape()
+    return [int(d) for d in shape.to_shape()] if shape.is_static else None
+
+
+def _unit_axes_only(before: list[int], after: list[int]) -> bool:
+    """A reshape between these shapes only adds or drops axes of length 1."""
+    return [d for d in before if d != 1] == [d for d in after if d != 1]
+
+
+def _reversed(value: Any, axis: int, apply: bool) -> bool:
+    """Whether *value* reversed along *axis* can be had by moving the reversal up to the output
+    channels of a folded front-end convolution, through ops that commute with it; with *apply*,
+    move it (reverse that kernel and the constants on the way). Every value passed through must
+    have this one use, so nothing else sees the new order."""
+    import openvino.opset13 as ops
+
+    node, shape = value.get_node(), _static(value)
+    kind = node.get_type_name()
+    if shape is None or not _single_use(value):
+        return False
+    if kind == "Convolution" and node.get_friendly_name().endswith(FOLDED_TAG):
+        kernel = node.input_value(1).get_node()
+        if axis != 1 or kernel.get_type_name() != "Constant":
+            return False
+        if apply:
+            flipped = np.ascontiguousarray(np.asarray(kernel.get_data())[::-1])
+            node.input(1).replace_source_output(ops.constant(flipped).output(0))
+        return True
+    if kind in _UNARY:
+        return _reversed(node.input_value(0), axis, apply)
+    if kind in _BINARY:
+        operand = _constant_operand(node)
+        if operand is None or not _reversed(node.input_value(operand[0]), axis, apply):
+            return False
+        index, constant = operand
+        full = constant.reshape((1,) * (len(shape) - constant.ndim) + constant.shape)
+        if apply and full.shape[axis] > 1:
+            flipped = ops.constant(np.ascontiguousarray(np.flip(full, axis)))
+            node.input(1 - index).replace_source_output(flipped.output(0))
+        return True
+    if kind == "Transpose" and node.input_value(1).get_node().get_type_name() == "Constant":
+        perm = np.asarray(node.input_value(1).get_node().get_data()).ravel()
+        return _reversed(node.input_value(0), int(perm[axis]), apply)
+    if kind in ("Reshape", "Squeeze", "Unsqueeze"):
+        before = _static(node.input_value(0))
+        # only a reshape that adds or drops unit axes keeps the reversed axis whole
+        if before is None or not _unit_axes_only(before, shape) or shape[axis] == 1:
+            return False
+        position = [i for i, d in enumerate(shape) if d != 1].index(axis)
+        return _reversed(node.input_value(0), [i for i, d in enumerate(before) if d != 1][position], apply)
+    return False
+
+
+def fold_band_reversals(model: Any) -> int:
+    """Fold each whole-axis reversal of the front end (BirdNET flips its mel bands so the highest
+    comes first) into the output channels of the folded convolution that makes those bands.
+
+    OpenVINO runs ReverseSequence with its reference kernel; reordering the rows of a constant
+    matrix costs nothing at run time and changes no value: every op between is elementwise (or
+    moves axes), so it commutes with the permutation. Returns the number folded.
+    """
+    folded = 0
+    for op in [o for o in model.get_ordered_ops() if o.get_type_name() == "ReverseSequence"]:
+        data = op.input_value(0)
+        dims = _static(data)
+        lengths = op.input_value(1).get_node()
+        if dims is None or lengths.get_type_name() != "Constant":
+            continue
+        axis = int(op.get_attributes()["seq_axis"]) % len(dims)
+        if np.any(np.asarray(lengths.get_data()) != dims[axis]):
+            continue  # a partial reversal is not a permutation of whole rows
+        if not _reversed(data, axis, apply=False):
+            continue
+        _reversed(data, axis, apply=True)
+        for target in list(op.output(0).get_target_inputs()):
+            target.replace_source_output(data)
+        folded += 1
+    if folded:
+        model.validate_nodes_and_infer_types()
+    return folded
+
+
+def _transposed(value: Any, perm: list[int], apply: bool) -> Any | None:
+    """Transpose(*value*, *perm*) without a Transpose: the permutation moved up through
+    elementwise ops, concatenations and unit-axis reshapes until it cancels against a transpose
+    there. None where it cannot; with *apply* the ops on the way are rewired (each value passed
+    through has this one use) and the equal output returned."""
+    import openvino.opset13 as ops
+
+    if perm == list(range(len(perm))):
+        return value
+    node, shape = value.get_node(), _static(value)
+    kind = node.get_type_name()
+    if shape is None or not _single_use(value):
+        return None
+    result: Any | None = None
+    if kind == "Transpose" and node.input_value(1).get_node().get_type_name() == "Constant":
+        earlier = [int(a) for a in np.asarray(node.input_value(1).get_node().get_data()).ravel()]
+        return _transposed(node.input_value(0), [earlier[a] for a in perm], apply)
+    if kind in _UNARY:
+        result = _transposed(node.input_value(0), perm, apply)
+        if result is not None and apply:
+            node.input(0).replace_source_output(result)
+    elif kind in _BINARY and _constant_operand(node) is not None:
+        index, constant = _constant_operand(node)  # type: ignore[misc]
+        result = _transposed(node.input_value(index), perm, apply)
+        if result is not None and apply:
+            full = constant.reshape((1,) * (len(perm) - constant.ndim) + constant.shape)
+            moved = ops.constant(np.ascontiguousarray(np.transpose(full, perm)))
+            node.input(index).replace_source_output(result)
+            node.input(1 - index).replace_source_output(moved.output(0))
+    elif kind == "Concat":
+        parts = [_transposed(v, perm, apply) for v in node.input_values()]
+        if all(part is not None for part in parts):
+            axis = int(node.get_attributes()["axis"]) % len(perm)
+            result = ops.concat(parts, perm.index(axis)).output(0) if apply else value
+        return result
+    elif kind in ("Reshape", "Squeeze", "Unsqueeze"):
+        before = _static(node.input_value(0))
+        if before is None or not _unit_axes_only(before, shape):
+            return None
+        # only unit axes come or go: the data's order is the order of the other axes
+        kept_after = [i for i, d in enumerate(shape) if d != 1]
+        kept_before = [i for i, d in enumerate(before) if d != 1]
+        order = [kept_before[kept_after.index(a)] for a in perm if shape[a] != 1]
+        inner = node.input_value(0)
+        if order != kept_before:  # a permutation of unit axes moves no data
+            units = [i for i, d in enumerate(before) if d == 1]
+            inner = _transposed(inner, units + order, apply)
+            if inner is None:
+                return None
+        target = np.array([shape[a] for a in perm], dtype=np.int64)
+        return ops.reshape(inner, ops.constant(target), False).output(0) if apply else value
+    if result is not None and apply:
+        node.validate_and_infer_types()
+        return node.output(0)
+    return result
+
+
+def cancel_front_end_transposes(boundary: Any) -> bool:
+    """Move the transpose that feeds the network (*boundary*, an input port) up the front end
+    until it cancels against the transposes there; nothing changes unless it cancels fully.
+
+    A front end that computes bands x frames, turns them into frames x bands for elementwise
+    steps, concatenates on a new last axis and turns the result back (BirdNET) spends its time
+    moving memory: OpenVINO runs that concatenation with its reference kernel. The same
+    elementwise steps on the untransposed tensor give the same values.
+    """
+    value = boundary.get_source_output()
+    node = value.get_node()
+    if node.get_type_name() != "Transpose" or node.input_value(1).get_node().get_type_name() != "Constant":
+        return False
+    perm = [int(a) for a in np.asarray(node.input_value(1).get_node().get_data()).ravel()]
+    if _transposed(node.input_value(0), perm, apply=False) is None:
+        return False
+    boundary.replace_source_output(_transposed(node.input_value(0), perm, apply=True))
+    return True

@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from converters import quiet_tensorflow, tf2onnx_opset
-from converters.spectral import FOLDED_TAG, linear_frames, unwindowed
+from converters.spectral import (
+    FOLDED_TAG,
+    cancel_front_end_transposes,
+    fold_band_reversals,
+    linear_frames,
+    unwindowed,
+)
 from zoo.errors import ManifestError, UsageError, ZooError
 from zoo.plugins import Converter, ThreadsAtLoad, register_converter, weights_path
 
@@ -432,9 +438,13 @@ class TfliteConverter(ThreadsAtLoad, Converter[TfliteSourceModel]):
             if fold_linear_front_end(converted):
                 converted.validate_nodes_and_infer_types()
                 folding.run_passes(converted)  # the shape reads of the replaced DFT
+            # the band flips into the folded matrices, and no transposes between bands and network
+            fold_band_reversals(converted)
+            first = first_convolution(converted)
+            if first is not None and cancel_front_end_transposes(first.input(0)):
+                converted.validate_nodes_and_infer_types()
             for op in front_end_nodes(converted):
                 op.set_friendly_name(FRONT_END_PREFIX + op.get_friendly_name())
-            first = first_convolution(converted)
             if first is not None:
                 first.input_value(0).get_tensor().add_names({FRONT_END_TENSOR})
             name_ports(converted, manifest)

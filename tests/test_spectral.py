@@ -95,3 +95,90 @@ def test_an_rdft_on_another_axis_is_left_alone():
     model, _, _ = stft_graph(framed=False, axis_last=False)
     assert rdft_as_convolution(model) == 0
     assert "RDFT" in [op.get_type_name() for op in model.get_ops()]
+
+
+BANDS, TAPS, STRIDE = 12, 64, 16
+
+
+def banded_front_end(lengths: int = BANDS, shared: bool = False):
+    """BirdNET's layout: two folded convolutions make bands x frames, turned frames x bands for
+    |x| ** p and a band flip, stacked on a new last axis, scaled per channel, turned back to
+    [batch, 2, bands, frames] for the network's first convolution."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from converters.spectral import FOLDED_TAG
+
+    rng = np.random.RandomState(1)
+    signal = ops.parameter([1, 1024], np.float32, name="signal")
+    branches, extra = [], []
+    for index, exponent in enumerate((0.46, 0.38)):
+        wave = ops.reshape(signal, ops.constant(np.array([1, 1, 1024], np.int64)), False)
+        kernel = ops.constant(rng.standard_normal((BANDS, 1, TAPS)).astype(np.float32))
+        conv = ops.convolution(wave, kernel, [STRIDE], [0], [0], [1])
+        conv.set_friendly_name(f"bank{index}/{FOLDED_TAG}")
+        frames_first = ops.transpose(conv, ops.constant(np.array([0, 2, 1], np.int64)))
+        if shared and index == 0:
+            extra.append(ops.reduce_sum(frames_first, ops.constant(np.array([1], np.int64)), False))
+        power = ops.power(ops.abs(frames_first), ops.constant(np.array([[[exponent]]], np.float32)))
+        flipped = ops.reverse_sequence(power, ops.constant(np.array([lengths], np.int64)), 0, 2)
+        branches.append(ops.unsqueeze(flipped, ops.constant(np.array(3, np.int64))))
+    stacked = ops.concat(branches, 3)
+    scaled = ops.add(
+        ops.multiply(stacked, ops.constant(np.array([[[[0.5, 2.0]]]], np.float32))),
+        ops.constant(np.array([[[[-1.0, 0.25]]]], np.float32)),
+    )
+    image = ops.transpose(scaled, ops.constant(np.array([0, 3, 2, 1], np.int64)))
+    network = ops.convolution(
+        image,
+        ops.constant(rng.standard_normal((4, 2, 3, 3)).astype(np.float32)),
+        [1, 1],
+        [0, 0],
+        [0, 0],
+        [1, 1],
+    )
+    return ov.Model([network, *extra], [signal]), network
+
+
+def kinds(model) -> list[str]:
+    return [op.get_type_name() for op in model.get_ops()]
+
+
+def test_band_flips_and_transposes_leave_the_front_end_with_every_value_unchanged():
+    from converters.spectral import cancel_front_end_transposes, fold_band_reversals
+
+    model, network = banded_front_end()
+    audio = np.random.RandomState(2).standard_normal((1, 1024)).astype(np.float32)
+    before = run(model, audio)
+    assert fold_band_reversals(model) == 2
+    assert cancel_front_end_transposes(network.input(0))
+    model.validate_nodes_and_infer_types()
+    assert "ReverseSequence" not in kinds(model) and "Transpose" not in kinds(model)
+    # a permutation of rows and of axes: the same products and the same elementwise steps, so
+    # the same bits (any tolerance would hide a band put in the wrong place)
+    assert np.array_equal(run(model, audio), before)
+
+
+def test_partial_flips_and_values_read_elsewhere_are_left_alone():
+    from converters.spectral import cancel_front_end_transposes, fold_band_reversals
+
+    model, network = banded_front_end(lengths=BANDS - 1)  # flips only the first 11 bands
+    assert fold_band_reversals(model) == 0
+    assert kinds(model).count("ReverseSequence") == 2
+    # the frames-first tensor of one branch is also read by another output: neither pass may
+    # reorder it, and the graph stays as it was
+    model, network = banded_front_end(shared=True)
+    audio = np.random.RandomState(3).standard_normal((1, 1024)).astype(np.float32)
+    before = [run_output(model, audio, i) for i in (0, 1)]
+    assert fold_band_reversals(model) == 1
+    assert not cancel_front_end_transposes(network.input(0))
+    assert kinds(model).count("Transpose") == 3  # one per branch and the one before the network
+    for index, expected in enumerate(before):
+        assert np.array_equal(run_output(model, audio, index), expected)
+
+
+def run_output(model, data: np.ndarray, index: int) -> np.ndarray:
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return compiled({0: data})[index]
