@@ -7,7 +7,8 @@ never at module level, so discovering the converters stays cheap.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from zoo.manifest import Manifest
@@ -40,3 +41,31 @@ def tf2onnx_opset(manifest: Manifest) -> int:
             f"got {opset}."
         )
     return opset
+
+
+def name_openvino_ports(
+    model: Any, inputs: Sequence[str], outputs: Sequence[str], origin: str, *, inputs_in_order: bool = False
+) -> None:
+    """Give each port of an OpenVINO model exactly its expected name and no other.
+
+    Front ends add aliases the manifest does not know (TensorFlow's 'x:0', graph-internal tensor
+    names), and zoo reads ports by the manifest's names. A port matches the name it carries ('n'
+    or 'n:0'); *inputs_in_order* takes the inputs by position instead, for front ends that name
+    them after the traced function's arguments.
+    """
+    from zoo.errors import ZooError
+
+    for direction, ports, names in (("input", model.inputs, inputs), ("output", model.outputs, outputs)):
+        if direction == "input" and inputs_in_order:
+            for port, name in zip(ports, names, strict=True):
+                port.get_tensor().set_names({name})
+            continue
+        for port in ports:
+            carried = port.get_names()
+            match = [n for n in names if n in carried or f"{n}:0" in carried]
+            if len(match) != 1:
+                raise ZooError(
+                    f"{origin}: cannot tell which {direction} the OpenVINO port {sorted(carried)} is "
+                    f"(expected one of {list(names)})."
+                )
+            port.get_tensor().set_names({match[0]})

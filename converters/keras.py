@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from converters import quiet_tensorflow, tf2onnx_opset
+from converters import name_openvino_ports, quiet_tensorflow, tf2onnx_opset
 from converters.spectral import rdft_as_convolution
 from zoo.errors import ManifestError, ZooError
 from zoo.plugins import (
@@ -222,20 +222,6 @@ def order_outputs(proto: Any, names: list[str], manifest: Manifest) -> None:
     proto.graph.output.extend(copies)
 
 
-def name_ports(model: Any, input_names: list[str], output_names: list[str], manifest: Manifest) -> None:
-    """Give each port exactly its manifest name (the front end adds graph-internal aliases)."""
-    for port, name in zip(model.inputs, input_names, strict=True):
-        port.get_tensor().set_names({name})
-    for port in model.outputs:
-        match = [n for n in output_names if n in port.get_names()]
-        if len(match) != 1:
-            raise ZooError(
-                f"{manifest.name}: cannot tell which manifest output the OpenVINO output "
-                f"{sorted(port.get_names())} is (manifest outputs: {output_names})."
-            )
-        port.get_tensor().set_names({match[0]})
-
-
 @register_converter
 class KerasConverter(Converter[KerasSourceModel]):
     """Keras 2 HDF5 weights on a rebuilt tf_keras network; ONNX by tf2onnx, IR by OpenVINO's TF front end."""
@@ -302,7 +288,9 @@ class KerasConverter(Converter[KerasSourceModel]):
                 converted = ov.convert_model(source.function)
             except Exception as exc:  # the front end raises generic errors with its own text
                 raise ZooError(f"{manifest.name}: OpenVINO cannot convert the Keras model: {exc}") from exc
-            name_ports(converted, [manifest.inputs[0].name], source.output_names, manifest)
+            name_openvino_ports(
+                converted, [manifest.inputs[0].name], source.output_names, manifest.name, inputs_in_order=True
+            )
             if rdft_as_convolution(converted):  # the STFT as one strided convolution (converters.spectral)
                 converted.validate_nodes_and_infer_types()
             source.openvino = converted

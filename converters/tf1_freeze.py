@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from converters import quiet_tensorflow
+from converters import name_openvino_ports, quiet_tensorflow
 from zoo.errors import ZooError
 
 if TYPE_CHECKING:
@@ -324,7 +324,7 @@ def openvino_from_pb(path: Path, inputs: Sequence[str], outputs: Sequence[str], 
         raise ZooError(
             f"{origin}: OpenVINO cannot convert the frozen graph {Path(path).name}: {exc}"
         ) from exc
-    _name_openvino_ports(model, inputs, outputs, origin)
+    name_openvino_ports(model, inputs, outputs, origin)
     return model
 
 
@@ -336,21 +336,8 @@ def openvino_from_onnx(path: Path, inputs: Sequence[str], outputs: Sequence[str]
         model = ov.convert_model(str(path))
     except Exception as exc:  # the front end raises generic errors with its own text
         raise ZooError(f"{origin}: OpenVINO cannot convert {Path(path).name}: {exc}") from exc
-    _name_openvino_ports(model, inputs, outputs, origin)
+    name_openvino_ports(model, inputs, outputs, origin)
     return model
-
-
-def _name_openvino_ports(model: Any, inputs: Sequence[str], outputs: Sequence[str], origin: str) -> None:
-    """Each port carries exactly its name ('x' and not also 'x:0'): the manifest's names."""
-    for port in [*model.inputs, *model.outputs]:
-        names = port.get_names()
-        match = [n for n in (*inputs, *outputs) if n in names or f"{n}:0" in names]
-        if len(match) != 1:
-            raise ZooError(
-                f"{origin}: cannot tell which port the OpenVINO port {sorted(names)} is "
-                f"(expected one of {[*inputs, *outputs]})."
-            )
-        port.get_tensor().set_names({match[0]})
 
 
 def frozen_pb_model(graph_def: Any, inputs: Sequence[str], outputs: Sequence[str], origin: str) -> Any:

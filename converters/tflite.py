@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from converters import quiet_tensorflow, tf2onnx_opset
+from converters import name_openvino_ports, quiet_tensorflow, tf2onnx_opset
 from converters.spectral import (
     FOLDED_TAG,
     cancel_front_end_transposes,
@@ -336,22 +336,6 @@ def power_without_square(model: Any) -> int:
     return rewritten
 
 
-def name_ports(model: Any, manifest: Manifest) -> None:
-    """Each port keeps exactly its manifest name (the front end adds graph-internal aliases)."""
-    for direction, ports, specs in (
-        ("input", model.inputs, manifest.inputs),
-        ("output", model.outputs, manifest.outputs),
-    ):
-        for spec in specs:
-            matching = [p for p in ports if spec.name in p.get_names()]
-            if len(matching) != 1:
-                raise ZooError(
-                    f"{manifest.name}: the OpenVINO model has no {direction} named {spec.name!r} "
-                    f"(it has {[sorted(p.get_names()) for p in ports]})."
-                )
-            matching[0].get_tensor().set_names({spec.name})
-
-
 @register_converter
 class TfliteConverter(ThreadsAtLoad, Converter[TfliteSourceModel]):
     """The TFLite interpreter as reference; ONNX by tf2onnx's TFLite path, IR by OpenVINO's TFLite front end."""
@@ -447,7 +431,12 @@ class TfliteConverter(ThreadsAtLoad, Converter[TfliteSourceModel]):
                 op.set_friendly_name(FRONT_END_PREFIX + op.get_friendly_name())
             if first is not None:
                 first.input_value(0).get_tensor().add_names({FRONT_END_TENSOR})
-            name_ports(converted, manifest)
+            name_openvino_ports(
+                converted,
+                [s.name for s in manifest.inputs],
+                [s.name for s in manifest.outputs],
+                manifest.name,
+            )
             source.openvino = converted
         # each caller gets its own copy: saving one precision must not change the next
         return source.openvino.clone()
