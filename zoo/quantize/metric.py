@@ -34,7 +34,7 @@ def call_agreement(
     the five best classes (those scoring at least `floor`, when given); all three must hold, so the value is the top-5 overlap where the
     others agree and 0 where they do not. Without verify.agreement: the same top-1 class.
     """
-    from zoo.verify.metrics import TOP_K, scores_of, visible_top5
+    from zoo.verify.metrics import scores_of, top_overlap
 
     settings = manifest.verify.agreement
     ref = scores_of(clip_scores(manifest, reference), settings.scores)
@@ -45,15 +45,9 @@ def call_agreement(
     same_top = ref.argmax(axis=1) == got.argmax(axis=1)
     if settings.confident is None and settings.detect is None:
         return [float(a) for a in same_top]
-    k = min(TOP_K, ref.shape[1])
     values = []
     for r, g, top in zip(ref, got, same_top, strict=True):
-        if settings.floor is not None:
-            value = visible_top5(r[None], g[None], settings.floor)
-        else:
-            best_r = set(np.argsort(-r, kind="stable")[:k].tolist())
-            best_g = set(np.argsort(-g, kind="stable")[:k].tolist())
-            value = len(best_r & best_g) / k
+        value = top_overlap(r, g, settings.floor)
         if settings.confident is not None and r.max() >= settings.confident and not top:
             value = 0.0
         if settings.detect is not None and not np.array_equal(r >= settings.detect, g >= settings.detect):

@@ -53,20 +53,27 @@ def scores_of(array: np.ndarray, activation: str) -> np.ndarray:
     return values
 
 
-def visible_top5(reference: np.ndarray, candidate: np.ndarray, floor: float) -> float:
-    """Mean over windows of |A & B| / max(|A|, |B|), A and B each model's five best classes scoring >= floor.
+def top_overlap(reference: np.ndarray, candidate: np.ndarray, floor: float | None = None) -> float:
+    """One window's |A & B| / k, A and B each model's k = TOP_K best classes.
 
-    Windows where neither model scores any class at the floor agree fully: their order of
-    near-zero scores is float rounding, not an answer.
+    With *floor*, only classes scoring at least *floor* count: |A & B| / max(|A|, |B|), and 1
+    when neither model scores any class at the floor (their order of near-zero scores is float
+    rounding, not an answer).
     """
-    k = min(TOP_K, reference.shape[1])
-    total = 0.0
-    for r, g in zip(reference, candidate, strict=True):
-        best_r = {int(c) for c in np.argsort(-r, kind="stable")[:k] if r[c] >= floor}
-        best_g = {int(c) for c in np.argsort(-g, kind="stable")[:k] if g[c] >= floor}
-        size = max(len(best_r), len(best_g))
-        total += len(best_r & best_g) / size if size else 1.0
-    return total / len(reference)
+    k = min(TOP_K, reference.shape[-1])
+    best_r = np.argsort(-reference, kind="stable")[:k]
+    best_g = np.argsort(-candidate, kind="stable")[:k]
+    if floor is None:
+        return len(set(best_r.tolist()) & set(best_g.tolist())) / k
+    seen_r = {int(c) for c in best_r if reference[c] >= floor}
+    seen_g = {int(c) for c in best_g if candidate[c] >= floor}
+    size = max(len(seen_r), len(seen_g))
+    return len(seen_r & seen_g) / size if size else 1.0
+
+
+def visible_top5(reference: np.ndarray, candidate: np.ndarray, floor: float) -> float:
+    """Mean over windows of top_overlap with *floor*."""
+    return sum(top_overlap(r, g, floor) for r, g in zip(reference, candidate, strict=True)) / len(reference)
 
 
 def window_agreement(
@@ -146,13 +153,10 @@ def compare(
                 ref_windows.append(_rows(scores_of(ref, activation), classes))
                 got_windows.append(_rows(scores_of(got, activation), classes))
             if classes > 1:
-                k = min(TOP_K, classes)
                 for r, g in zip(_rows(ref, classes), _rows(got, classes), strict=True):
                     rows += 1
                     top1_hits += float(np.argmax(r) == np.argmax(g))
-                    top_r = set(np.argsort(-r, kind="stable")[:k].tolist())
-                    top_g = set(np.argsort(-g, kind="stable")[:k].tolist())
-                    top5_overlap += len(top_r & top_g) / k
+                    top5_overlap += top_overlap(r, g)
             if threshold is not None:
                 decisions += ref.size
                 decisions_same += float(np.count_nonzero((ref >= threshold) == (got >= threshold)))
