@@ -41,6 +41,14 @@ class FrontEnd(ABC):
     ) -> list[Feeds]:
         """Feeds for *signal*, already at the manifest's rate."""
 
+    def window(self, manifest: Manifest) -> tuple[int, int]:
+        """(samples one network call covers, samples between calls) at the manifest's rate: how
+        `feeds` cuts a long signal, so a reader of long files (zoo predict) cuts it the same way."""
+        raise UsageError(
+            f"{manifest.path or manifest.name}: {manifest.name} takes {self.kind} as input, not audio; "
+            "zoo predict runs models that take audio."
+        )
+
     def synthetic_inputs(self, manifest: Manifest, count: int, seed: int = 0) -> list[Feeds]:
         """Seeded, plausible inputs: seeded noise at random levels through `prepare`."""
         rng = np.random.RandomState(seed)
@@ -52,6 +60,15 @@ class FrontEnd(ABC):
             noise = (rng.standard_normal(int(seconds * rate)) * level).astype(np.float32)
             feeds.extend(self.prepare(manifest, noise, rate))
         return feeds[:count]
+
+
+def patch_hop(manifest: Manifest, patch: int) -> int:
+    """Frames between spectrogram patches of *patch* frames: audio.clip.hop as a share of
+    audio.clip.seconds, or back to back."""
+    clip = manifest.audio.clip
+    if clip is None or clip.hop is None:
+        return patch
+    return max(1, int(round(patch * clip.hop / clip.seconds)))
 
 
 F = TypeVar("F", bound=type[FrontEnd])

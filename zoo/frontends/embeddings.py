@@ -29,16 +29,24 @@ class VggishEmbeddings(FrontEnd):
     kind = "vggish-embeddings"
     takes_audio = False
 
+    def window(self, manifest: Manifest) -> tuple[int, int]:
+        """A composite's window (its chained VGGish examples); embeddings alone are not audio."""
+        if manifest.chain is None:
+            return super().window(manifest)
+        from zoo.composite.runner import window_geometry
+
+        return window_geometry(manifest)
+
     def prepare(
         self, manifest: Manifest, audio: np.ndarray, sample_rate: int, *, scaler: Scaler | None = None
     ) -> list[Feeds]:
         origin = f"{manifest.path or manifest.name}"
         if manifest.chain is not None:  # a composite: the chained runner makes the codes
-            from zoo.composite.runner import WAVEFORM, window_geometry
+            from zoo.composite.runner import WAVEFORM
             from zoo.frontends.signal import resample, split_clips, to_mono
 
             signal = resample(to_mono(audio), int(sample_rate), manifest.audio.sample_rate)
-            length, hop = window_geometry(manifest)
+            length, hop = self.window(manifest)
             return [{WAVEFORM: clip} for clip in split_clips(signal, length, hop, "zero")]
         raise ZooError(
             f"{origin}: {manifest.name} takes VGGish + PCA embeddings (audio.features.kind: vggish-embeddings), "

@@ -60,15 +60,18 @@ class StftImage(FrontEnd):
 
     kind = "stft-magnitude-image"
 
+    def window(self, manifest: Manifest) -> tuple[int, int]:
+        clip, rate = manifest.audio.clip, manifest.audio.sample_rate
+        length = int(round((clip.seconds if clip else 3.0) * rate))
+        return length, int(round(clip.hop * rate)) if clip and clip.hop else length
+
     def feeds(
         self, manifest: Manifest, signal: np.ndarray, input_spec: TensorSpec, scaler: Scaler | None
     ) -> list[Feeds]:
         assert manifest.audio.features is not None  # frontend_for chose this class by it
         params = dict(manifest.audio.features.params)
-        clip = manifest.audio.clip
         rate = manifest.audio.sample_rate
-        length = int(round((clip.seconds if clip else 3.0) * rate))
-        hop = int(round(clip.hop * rate)) if clip and clip.hop else length
+        length, hop = self.window(manifest)
         minimum = int(round(float(params.get("min_seconds", MIN_CHUNK_SECONDS)) * rate))
         feeds = []
         for chunk in split_chunks_upstream(signal, length, hop, minimum):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.errors import UsageError
-from zoo.frontends.base import Feeds, FrontEnd, Scaler, register_frontend
+from zoo.frontends.base import Feeds, FrontEnd, Scaler, patch_hop, register_frontend
 from zoo.frontends.logmel import mel_filters
 from zoo.frontends.signal import reshape_input
 
@@ -100,6 +100,13 @@ class LibrosaMel(FrontEnd):
 
     kind = "librosa-mel"
 
+    def window(self, manifest: Manifest) -> tuple[int, int]:
+        """Centred frames every hop_length samples: a patch of P frames spans (P - 1) hops."""
+        assert manifest.audio.features is not None  # frontend_for chose this class by it
+        step = int(manifest.audio.features.params.get("hop_length", DEFAULTS["hop_length"]))
+        patch = int(manifest.inputs[0].shape[-2])
+        return (patch - 1) * step, patch_hop(manifest, patch) * step
+
     def feeds(
         self, manifest: Manifest, signal: np.ndarray, input_spec: TensorSpec, scaler: Scaler | None
     ) -> list[Feeds]:
@@ -114,9 +121,7 @@ class LibrosaMel(FrontEnd):
             )
         frames = melspectrogram(signal, manifest.audio.sample_rate, params)
         clip = manifest.audio.clip
-        hop = length
-        if clip is not None and clip.hop is not None:
-            hop = max(1, int(round(length * clip.hop / clip.seconds)))
+        hop = patch_hop(manifest, length)
         pad = clip.pad if clip is not None else "zero"
         # what silence gives, for padding: every input yields at least one patch
         silent = melspectrogram(np.zeros(2 * int(params["n_fft"])), manifest.audio.sample_rate, params)[0]

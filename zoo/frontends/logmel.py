@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.errors import UsageError, ZooError
-from zoo.frontends.base import Feeds, FrontEnd, Scaler, register_frontend
+from zoo.frontends.base import Feeds, FrontEnd, Scaler, patch_hop, register_frontend
 from zoo.frontends.signal import pad_clip, reshape_input
 
 if TYPE_CHECKING:
@@ -107,6 +107,14 @@ class LogMel(FrontEnd):
 
     kind = "log-mel"
 
+    def window(self, manifest: Manifest) -> tuple[int, int]:
+        """A patch of P frames spans (P - 1) hops plus one FFT of samples."""
+        assert manifest.audio.features is not None  # frontend_for chose this class by it
+        params = manifest.audio.features.params
+        n_fft, step = int(params.get("n_fft", 2048)), int(params.get("hop", 1024))
+        patch = int(manifest.inputs[0].shape[-2])
+        return (patch - 1) * step + n_fft, patch_hop(manifest, patch) * step
+
     def feeds(
         self, manifest: Manifest, signal: np.ndarray, input_spec: TensorSpec, scaler: Scaler | None
     ) -> list[Feeds]:
@@ -123,10 +131,7 @@ class LogMel(FrontEnd):
                 f"{manifest.path}: audio.features.params.mel_bins gives {frames.shape[1]} bins but input "
                 f"{input_spec.name!r} expects {bins}."
             )
-        hop_frames = patch_frames
-        if manifest.audio.clip is not None and manifest.audio.clip.hop is not None:
-            ratio = manifest.audio.clip.hop / manifest.audio.clip.seconds
-            hop_frames = max(1, int(round(patch_frames * ratio)))
+        hop_frames = patch_hop(manifest, patch_frames)
         pad = manifest.audio.clip.pad if manifest.audio.clip is not None else "zero"
         feeds = []
         for start in patch_starts(frames.shape[0], patch_frames, hop_frames):

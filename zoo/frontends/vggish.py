@@ -100,6 +100,9 @@ class VggishLogMel(FrontEnd):
 
     kind = "vggish-log-mel"
 
+    def window(self, manifest: Manifest) -> tuple[int, int]:
+        return EXAMPLE_SAMPLES, EXAMPLE_HOP_SAMPLES
+
     def feeds(
         self, manifest: Manifest, signal: np.ndarray, input_spec: TensorSpec, scaler: Scaler | None
     ) -> list[Feeds]:

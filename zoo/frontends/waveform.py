@@ -43,6 +43,10 @@ class WaveformClips(FrontEnd):
 
     kind = None
 
+    def window(self, manifest: Manifest) -> tuple[int, int]:
+        length = clip_samples(manifest, manifest.inputs[0])
+        return length, length if manifest.audio.streaming else hop_samples(manifest, length)
+
     def feeds(
         self, manifest: Manifest, signal: np.ndarray, input_spec: TensorSpec, scaler: Scaler | None
     ) -> list[Feeds]:

@@ -47,50 +47,11 @@ class Geometry:
 
 
 def geometry(manifest: Manifest) -> Geometry:
-    """The window length and hop the manifest's front end uses (its own rules, in samples)."""
-    from zoo.frontends.waveform import clip_samples, hop_samples
+    """The window length and hop the manifest's front end uses (its own rule, in samples)."""
+    from zoo.frontends import frontend_for
 
-    spec = manifest.audio
-    rate = spec.sample_rate
-    features = spec.features
-    if features is None:
-        length = clip_samples(manifest, manifest.inputs[0])
-        hop = length if spec.streaming else hop_samples(manifest, length)
-        return Geometry(length, hop, rate)
-    clip = spec.clip
-    if features.kind == "stft-magnitude-image":
-        length = int(round((clip.seconds if clip else 3.0) * rate))
-        hop = int(round(clip.hop * rate)) if clip and clip.hop else length
-        return Geometry(length, hop, rate)
-    if features.kind == "log-mel":
-        params = features.params
-        n_fft, step = int(params.get("n_fft", 2048)), int(params.get("hop", 1024))
-        patch = int(manifest.inputs[0].shape[-2])
-        hop_frames = patch
-        if clip is not None and clip.hop is not None:
-            hop_frames = max(1, int(round(patch * clip.hop / clip.seconds)))
-        return Geometry((patch - 1) * step + n_fft, hop_frames * step, rate)
-    if features.kind == "vggish-log-mel":
-        from zoo.frontends.vggish import EXAMPLE_HOP_SAMPLES, EXAMPLE_SAMPLES
-
-        return Geometry(EXAMPLE_SAMPLES, EXAMPLE_HOP_SAMPLES, rate)
-    if features.kind == "vggish-embeddings" and manifest.chain is not None:
-        from zoo.composite.runner import window_geometry
-
-        length, hop = window_geometry(manifest)
-        return Geometry(length, hop, rate)
-    if features.kind == "librosa-mel":
-        # centred frames every hop_length samples: a patch of P frames spans (P - 1) hops of samples
-        step = int(features.params.get("hop_length", 512))
-        patch = int(manifest.inputs[0].shape[-2])
-        hop_frames = patch
-        if clip is not None and clip.hop is not None:
-            hop_frames = max(1, int(round(patch * clip.hop / clip.seconds)))
-        return Geometry((patch - 1) * step, hop_frames * step, rate)
-    raise UsageError(
-        f"{manifest.path or manifest.name}: {manifest.name} takes {features.kind} as input, not audio; "
-        "zoo predict runs models that take audio."
-    )
+    length, hop = frontend_for(manifest).window(manifest)
+    return Geometry(length, hop, manifest.audio.sample_rate)
 
 
 @dataclass(frozen=True)
