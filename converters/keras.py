@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from converters import name_openvino_ports, quiet_tensorflow, tf2onnx_opset
-from converters.spectral import rdft_as_convolution
+from converters.spectral import band_limited_magnitudes, rdft_as_convolution
 from zoo.errors import ManifestError, ZooError
 from zoo.plugins import (
     Converter,
@@ -293,6 +293,7 @@ class KerasConverter(Converter[KerasSourceModel]):
             )
             if rdft_as_convolution(converted):  # the STFT as one strided convolution (converters.spectral)
                 converted.validate_nodes_and_infer_types()
+                band_limited_magnitudes(converted)  # ... of the bins the mel matrix uses
             source.openvino = converted
         # each caller gets its own copy: saving one precision must not change the next
         return source.openvino.clone()

@@ -346,3 +346,145 @@ def cancel_front_end_transposes(boundary: Any) -> bool:
         return False
     boundary.replace_source_output(_transposed(node.input_value(0), perm, apply=True))
     return True
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    return (
+        a.get_node().get_friendly_name() == b.get_node().get_friendly_name()
+        and a.get_index() == b.get_index()
+    )
+
+
+def _only_consumer(value: Any) -> Any | None:
+    """The one op that reads *value* (through one or more of its inputs), else None."""
+    readers = {t.get_node().get_friendly_name(): t.get_node() for t in value.get_target_inputs()}
+    return next(iter(readers.values())) if len(readers) == 1 else None
+
+
+def _bins_by_pairs(conv: Any) -> tuple[Any, int] | None:
+    """(the value holding the DFT as [frames, bins, 2], bins) when *conv*'s [1, 2 bins, frames]
+    output only goes through a transpose to frames-first and reshapes that split (re, im) pairs."""
+    shape = _static(conv.output(0))
+    if shape is None or len(shape) != 3 or shape[0] != 1 or shape[1] % 2:
+        return None
+    frames, bins = shape[2], shape[1] // 2
+    node = _only_consumer(conv.output(0))
+    if node is None or node.get_type_name() != "Transpose":
+        return None
+    perm = node.input_value(1).get_node()
+    if perm.get_type_name() != "Constant" or np.asarray(perm.get_data()).ravel().tolist() != [0, 2, 1]:
+        return None
+    value = node.output(0)
+    while True:
+        dims = [d for d in (_static(value) or [0]) if d != 1]
+        if dims == [frames, bins, 2]:
+            return value, bins
+        if dims != [frames, 2 * bins]:
+            return None
+        node = _only_consumer(value)
+        if node is None or node.get_type_name() != "Reshape":
+            return None
+        value = node.output(0)
+
+
+def band_limited_magnitudes(model: Any) -> int:
+    """Make each folded DFT whose magnitudes only feed a mel MatMul compute just the bins the mel
+    matrix uses, real parts and imaginary parts in two blocks, magnitudes bins x frames.
+
+    TensorFlow's STFT magnitude comes out as interleaved (re, im) pairs for every bin, squared
+    and summed over a last axis of 2 (a strided reduction), then multiplied by a mel matrix whose
+    rows for bins outside its band are zero. Here the convolution computes the used bins only,
+    the squares add two contiguous blocks, and one MatMul maps bins x frames to frames x mels.
+    The dropped bins contributed exact zeros. Returns the number rewritten.
+    """
+    import openvino.opset13 as ops
+
+    rewritten = 0
+    for conv in [op for op in model.get_ordered_ops() if op.get_friendly_name().endswith(FOLDED_TAG)]:
+        found = _bins_by_pairs(conv)
+        if found is None:
+            continue
+        value, bins = found
+        node = _only_consumer(value)
+        while node is not None and node.get_type_name() == "Convert":
+            node = _only_consumer(node.output(0))
+        # |z|^2: Power(x, 2) or x * x, then the sum over the pair axis
+        if node is None or node.get_type_name() not in ("Power", "Multiply"):
+            continue
+        operand = _constant_operand(node)
+        if node.get_type_name() == "Power" and (
+            operand is None or operand[0] != 0 or np.any(np.asarray(operand[1]) != 2.0)
+        ):
+            continue
+        if node.get_type_name() == "Multiply" and not _same_value(node.input_value(0), node.input_value(1)):
+            continue
+        total = _only_consumer(node.output(0))
+        if total is None or total.get_type_name() != "ReduceSum" or total.get_attributes().get("keep_dims"):
+            continue
+        axes = total.input_value(1).get_node()
+        rank = len(_static(node.output(0)) or [])
+        if axes.get_type_name() != "Constant" or [
+            int(a) % rank for a in np.asarray(axes.get_data()).ravel()
+        ] != [rank - 1]:
+            continue
+        root = _only_consumer(total.output(0))
+        if root is None or root.get_type_name() != "Sqrt":
+            continue
+        mel = _only_consumer(root.output(0))
+        while mel is not None and mel.get_type_name() == "Convert":
+            mel = _only_consumer(mel.output(0))
+        if (
+            mel is None
+            or mel.get_type_name() != "MatMul"
+            or mel.input_value(1).get_node().get_type_name() != "Constant"
+        ):
+            continue
+        attributes = mel.get_attributes()
+        matrix = np.asarray(mel.input_value(1).get_node().get_data(), dtype=np.float32)
+        if attributes.get("transpose_b"):
+            matrix = matrix.T
+        if (
+            attributes.get("transpose_a")
+            or matrix.shape[0] != bins
+            or mel.output(0).get_element_type().get_type_name() != "f32"
+        ):
+            continue
+        given = _static(mel.output(0))
+        if given is None:
+            continue
+        used = np.flatnonzero(np.abs(matrix).sum(axis=1) > 0)
+        kernel = np.asarray(conv.input_value(1).get_node().get_data())
+        rows = np.concatenate([kernel[2 * used], kernel[2 * used + 1]])  # re block, then im block
+        name = mel.get_friendly_name()
+        attributes = conv.get_attributes()
+        narrow = ops.convolution(
+            conv.input_value(0),
+            ops.constant(np.ascontiguousarray(rows)),
+            attributes["strides"],
+            attributes["pads_begin"],
+            attributes["pads_end"],
+            attributes["dilations"],
+        )
+        narrow.set_friendly_name(conv.get_friendly_name())
+        halves = ops.split(narrow, ops.constant(np.array(1, np.int64)), 2)
+        real, imaginary = halves.outputs()
+        squares = [ops.multiply(real, real), ops.multiply(imaginary, imaginary)]
+        power = ops.add(*squares)
+        magnitude = ops.sqrt(power)
+        frames = int(_static(conv.output(0))[2])  # type: ignore[index]
+        flat = ops.reshape(magnitude, ops.constant(np.array([len(used), frames], np.int64)), False)
+        product = ops.matmul(flat, ops.constant(np.ascontiguousarray(matrix[used])), True, False)
+        made = [halves, *squares, power, magnitude, flat, product]
+        if given != [frames, matrix.shape[1]]:
+            product = ops.reshape(product, ops.constant(np.array(given, np.int64)), False)
+            made.append(product)
+        # under the replaced MatMul's name, so name patterns for the front end still match
+        for index, op in enumerate(made[:-1]):
+            op.set_friendly_name(f"{name}/band_limited/{index}")
+        product.set_friendly_name(name)
+        for target in list(mel.output(0).get_target_inputs()):
+            target.replace_source_output(product.output(0))
+        rewritten += 1
+    if rewritten:
+        model.validate_nodes_and_infer_types()
+    return rewritten

@@ -182,3 +182,63 @@ def run_output(model, data: np.ndarray, index: int) -> np.ndarray:
 
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return compiled({0: data})[index]
+
+
+def magnitude_mel_graph(power_op: str = "power"):
+    """stft_graph's spectrum -> |z| as TensorFlow's abs of a complex tensor lowers it (square,
+    sum over the (re, im) axis, sqrt) -> a mel-like matrix whose rows outside 20..200 are zero."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    model, _, count = stft_graph(framed=True)
+    spectrum = model.get_results()[0].input_value(0)
+    squared = (
+        ops.power(spectrum, ops.constant(np.array([[[2.0]]], np.float32)))
+        if power_op == "power"
+        else ops.multiply(spectrum, spectrum)
+    )
+    magnitude = ops.sqrt(ops.reduce_sum(squared, ops.constant(np.array(-1, np.int64)), False))
+    bins = SIZE // 2 + 1
+    matrix = np.abs(np.random.RandomState(4).standard_normal((bins, 16))).astype(np.float32)
+    matrix[:20] = 0.0
+    matrix[200:] = 0.0
+    mel = ops.matmul(magnitude, ops.constant(matrix.T.copy()), False, True)
+    return ov.Model([mel], model.get_parameters()), count
+
+
+@pytest.mark.parametrize("power_op", ["power", "multiply"])
+def test_magnitudes_are_computed_for_the_mel_band_only_and_keep_their_values(power_op):
+    from converters.spectral import FOLDED_TAG, band_limited_magnitudes, rdft_as_convolution
+
+    model, _ = magnitude_mel_graph(power_op)
+    rng = np.random.RandomState(5)
+    signal = (0.3 * rng.standard_normal(SAMPLES) + np.sin(0.05 * np.arange(SAMPLES))).astype(np.float32)
+    assert rdft_as_convolution(model) == 1
+    before = run(model, signal)
+    assert band_limited_magnitudes(model) == 1
+    kinds_after = [op.get_type_name() for op in model.get_ops()]
+    assert "ReduceSum" not in kinds_after
+    (conv,) = [op for op in model.get_ops() if op.get_friendly_name().endswith(FOLDED_TAG)]
+    assert [int(d) for d in conv.get_output_partial_shape(0).to_shape()][1] == 2 * 180  # bins 20..199
+    after = run(model, signal)
+    assert after.shape == before.shape
+    # the same products regrouped: float32 rounding of the FRAME-long DFT sums, carried through
+    # the magnitude and the 180-long mel sums (zoo.numerics' floor, 4 standard deviations)
+    bound = floor32(float(np.abs(before).max()), (FRAME, 180))
+    assert float(np.abs(after - before).max()) < bound
+
+
+def test_magnitudes_read_elsewhere_keep_every_bin():
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from converters.spectral import band_limited_magnitudes, rdft_as_convolution
+
+    model, _ = magnitude_mel_graph()
+    mel = model.get_results()[0].input_value(0).get_node()
+    magnitude = mel.input_value(0)
+    model = ov.Model(
+        [mel, ops.reduce_max(magnitude, ops.constant(np.array([1], np.int64)), False)], model.get_parameters()
+    )
+    assert rdft_as_convolution(model) == 1
+    assert band_limited_magnitudes(model) == 0
