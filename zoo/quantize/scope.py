@@ -125,7 +125,7 @@ def _ends(names: list[str], first: int, last: int) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
-def edge_layers(model: Any, manifest: Manifest) -> list[str]:
+def edge_layers(model: Any, manifest: Manifest, front: list[str] | None = None) -> list[str]:
     """The weighted layers quantize.float_first_layers / float_last_layers keep in float, by position.
 
     Counted in graph order over the convolutions and matrix products with weights after the front
@@ -135,28 +135,28 @@ def edge_layers(model: Any, manifest: Manifest) -> list[str]:
     settings = manifest.quantize
     if not settings.float_first_layers and not settings.float_last_layers:
         return []
-    front = set(front_end_ops(model, manifest))
+    skipped = set(front_end_ops(model, manifest) if front is None else front)
     names = [
         op.get_friendly_name()
         for op in model.get_ordered_ops()
-        if op.get_type_name() in WEIGHTED and op.get_friendly_name() not in front and _has_weights(op)
+        if op.get_type_name() in WEIGHTED and op.get_friendly_name() not in skipped and _has_weights(op)
     ]
     return _ends(names, settings.float_first_layers, settings.float_last_layers)
 
 
-def onnx_edge_layers(model: Any, manifest: Manifest) -> list[str]:
+def onnx_edge_layers(model: Any, manifest: Manifest, front: list[str] | None = None) -> list[str]:
     """The same layers in an ONNX graph (nodes in topological order, weights as initializers)."""
     settings = manifest.quantize
     if not settings.float_first_layers and not settings.float_last_layers:
         return []
-    front = set(onnx_front_end_nodes(model, manifest))
+    skipped = set(onnx_front_end_nodes(model, manifest) if front is None else front)
     constants = {i.name for i in model.graph.initializer} | {
         out for n in model.graph.node if n.op_type == "Constant" for out in n.output
     }
     names = [
         n.name
         for n in model.graph.node
-        if n.op_type in ONNX_WEIGHTED and n.name not in front and any(i in constants for i in n.input[1:])
+        if n.op_type in ONNX_WEIGHTED and n.name not in skipped and any(i in constants for i in n.input[1:])
     ]
     return _ends(names, settings.float_first_layers, settings.float_last_layers)
 
@@ -174,9 +174,11 @@ def ignored_scope(manifest: Manifest, model: Any = None, onnx: bool = False) -> 
     if onnx:
         types = sorted({ONNX_TYPES.get(t, t) for t in types})
         if model is not None:
-            names += onnx_front_end_nodes(model, manifest) + onnx_edge_layers(model, manifest)
+            front = onnx_front_end_nodes(model, manifest)
+            names += front + onnx_edge_layers(model, manifest, front)
     elif model is not None:
-        names += front_end_ops(model, manifest) + edge_layers(model, manifest)
+        front = front_end_ops(model, manifest)
+        names += front + edge_layers(model, manifest, front)
     # validate=False: a type the graph does not have (after the converter's fusions) is not an error
     return nncf.IgnoredScope(
         names=sorted(set(names)), patterns=list(scope.patterns), types=types, validate=False
