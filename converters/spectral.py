@@ -176,6 +176,8 @@ _BINARY = ("Add", "Subtract", "Multiply", "Divide", "Power", "Maximum", "Minimum
 
 
 def _single_use(value: Any) -> bool:
+    """Whether exactly one input port reads *value*: what a rewrite may rewire in place (a value
+    read twice, even by one op, would be rewired twice)."""
     return len(value.get_target_inputs()) == 1
 
 
@@ -361,9 +363,10 @@ def _only_consumer(value: Any) -> Any | None:
     return next(iter(readers.values())) if len(readers) == 1 else None
 
 
-def _bins_by_pairs(conv: Any) -> tuple[Any, int] | None:
-    """(the value holding the DFT as [frames, bins, 2], bins) when *conv*'s [1, 2 bins, frames]
-    output only goes through a transpose to frames-first and reshapes that split (re, im) pairs."""
+def _bins_by_pairs(conv: Any) -> tuple[Any, int, int] | None:
+    """(the value holding the DFT as [frames, bins, 2], frames, bins) when *conv*'s [1, 2 bins,
+    frames] output only goes through a transpose to frames-first and reshapes that split (re, im)
+    pairs."""
     shape = _static(conv.output(0))
     if shape is None or len(shape) != 3 or shape[0] != 1 or shape[1] % 2:
         return None
@@ -378,13 +381,54 @@ def _bins_by_pairs(conv: Any) -> tuple[Any, int] | None:
     while True:
         dims = [d for d in (_static(value) or [0]) if d != 1]
         if dims == [frames, bins, 2]:
-            return value, bins
+            return value, frames, bins
         if dims != [frames, 2 * bins]:
             return None
         node = _only_consumer(value)
         if node is None or node.get_type_name() != "Reshape":
             return None
         value = node.output(0)
+
+
+def _past_converts(node: Any | None) -> Any | None:
+    while node is not None and node.get_type_name() == "Convert":
+        node = _only_consumer(node.output(0))
+    return node
+
+
+def _squares(node: Any) -> bool:
+    """Whether *node* squares its input: Power(x, 2) or x * x."""
+    if node.get_type_name() == "Multiply":
+        return _same_value(node.input_value(0), node.input_value(1))
+    operand = _constant_operand(node) if node.get_type_name() == "Power" else None
+    return operand is not None and operand[0] == 0 and bool(np.all(np.asarray(operand[1]) == 2.0))
+
+
+def _mel_of_magnitudes(pairs: Any) -> Any | None:
+    """The MatMul with a constant matrix that the magnitudes of *pairs* ([..., 2], re and im) feed
+    alone, as TensorFlow's abs of a complex tensor lowers: square, sum over the pair axis, sqrt."""
+    square = _past_converts(_only_consumer(pairs))
+    if square is None or not _squares(square):
+        return None
+    total = _only_consumer(square.output(0))
+    if total is None or total.get_type_name() != "ReduceSum" or total.get_attributes().get("keep_dims"):
+        return None
+    axes, rank = total.input_value(1).get_node(), len(_static(square.output(0)) or [])
+    if axes.get_type_name() != "Constant" or [int(a) % rank for a in np.asarray(axes.get_data()).ravel()] != [
+        rank - 1
+    ]:
+        return None
+    root = _only_consumer(total.output(0))
+    mel = (
+        _past_converts(_only_consumer(root.output(0)))
+        if root is not None and root.get_type_name() == "Sqrt"
+        else None
+    )
+    if mel is None or mel.get_type_name() != "MatMul" or mel.get_attributes().get("transpose_a"):
+        return None
+    if mel.input_value(1).get_node().get_type_name() != "Constant" or _static(mel.output(0)) is None:
+        return None
+    return mel if mel.output(0).get_element_type().get_type_name() == "f32" else None
 
 
 def band_limited_magnitudes(model: Any) -> int:
@@ -402,68 +446,26 @@ def band_limited_magnitudes(model: Any) -> int:
     rewritten = 0
     for conv in [op for op in model.get_ordered_ops() if op.get_friendly_name().endswith(FOLDED_TAG)]:
         found = _bins_by_pairs(conv)
-        if found is None:
+        mel = _mel_of_magnitudes(found[0]) if found is not None else None
+        if found is None or mel is None:
             continue
-        value, bins = found
-        node = _only_consumer(value)
-        while node is not None and node.get_type_name() == "Convert":
-            node = _only_consumer(node.output(0))
-        # |z|^2: Power(x, 2) or x * x, then the sum over the pair axis
-        if node is None or node.get_type_name() not in ("Power", "Multiply"):
-            continue
-        operand = _constant_operand(node)
-        if node.get_type_name() == "Power" and (
-            operand is None or operand[0] != 0 or np.any(np.asarray(operand[1]) != 2.0)
-        ):
-            continue
-        if node.get_type_name() == "Multiply" and not _same_value(node.input_value(0), node.input_value(1)):
-            continue
-        total = _only_consumer(node.output(0))
-        if total is None or total.get_type_name() != "ReduceSum" or total.get_attributes().get("keep_dims"):
-            continue
-        axes = total.input_value(1).get_node()
-        rank = len(_static(node.output(0)) or [])
-        if axes.get_type_name() != "Constant" or [
-            int(a) % rank for a in np.asarray(axes.get_data()).ravel()
-        ] != [rank - 1]:
-            continue
-        root = _only_consumer(total.output(0))
-        if root is None or root.get_type_name() != "Sqrt":
-            continue
-        mel = _only_consumer(root.output(0))
-        while mel is not None and mel.get_type_name() == "Convert":
-            mel = _only_consumer(mel.output(0))
-        if (
-            mel is None
-            or mel.get_type_name() != "MatMul"
-            or mel.input_value(1).get_node().get_type_name() != "Constant"
-        ):
-            continue
-        attributes = mel.get_attributes()
+        _, frames, bins = found
         matrix = np.asarray(mel.input_value(1).get_node().get_data(), dtype=np.float32)
-        if attributes.get("transpose_b"):
+        if mel.get_attributes().get("transpose_b"):
             matrix = matrix.T
-        if (
-            attributes.get("transpose_a")
-            or matrix.shape[0] != bins
-            or mel.output(0).get_element_type().get_type_name() != "f32"
-        ):
-            continue
-        given = _static(mel.output(0))
-        if given is None:
+        if matrix.shape[0] != bins:
             continue
         used = np.flatnonzero(np.abs(matrix).sum(axis=1) > 0)
         kernel = np.asarray(conv.input_value(1).get_node().get_data())
         rows = np.concatenate([kernel[2 * used], kernel[2 * used + 1]])  # re block, then im block
-        name = mel.get_friendly_name()
-        attributes = conv.get_attributes()
+        layout = conv.get_attributes()
         narrow = ops.convolution(
             conv.input_value(0),
             ops.constant(np.ascontiguousarray(rows)),
-            attributes["strides"],
-            attributes["pads_begin"],
-            attributes["pads_end"],
-            attributes["dilations"],
+            layout["strides"],
+            layout["pads_begin"],
+            layout["pads_end"],
+            layout["dilations"],
         )
         narrow.set_friendly_name(conv.get_friendly_name())
         halves = ops.split(narrow, ops.constant(np.array(1, np.int64)), 2)
@@ -471,14 +473,15 @@ def band_limited_magnitudes(model: Any) -> int:
         squares = [ops.multiply(real, real), ops.multiply(imaginary, imaginary)]
         power = ops.add(*squares)
         magnitude = ops.sqrt(power)
-        frames = int(_static(conv.output(0))[2])  # type: ignore[index]
         flat = ops.reshape(magnitude, ops.constant(np.array([len(used), frames], np.int64)), False)
         product = ops.matmul(flat, ops.constant(np.ascontiguousarray(matrix[used])), True, False)
         made = [halves, *squares, power, magnitude, flat, product]
+        given = _static(mel.output(0))
         if given != [frames, matrix.shape[1]]:
             product = ops.reshape(product, ops.constant(np.array(given, np.int64)), False)
             made.append(product)
         # under the replaced MatMul's name, so name patterns for the front end still match
+        name = mel.get_friendly_name()
         for index, op in enumerate(made[:-1]):
             op.set_friendly_name(f"{name}/band_limited/{index}")
         product.set_friendly_name(name)

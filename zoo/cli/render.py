@@ -11,6 +11,7 @@ import typer
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
     from zoo.pipeline import ModelResult
     from zoo.quantize import QuantizeResult
@@ -48,6 +49,21 @@ def _bounded(text: str) -> str:
     return (
         f"{text[:DESCRIPTION_CHARS]}... ({len(text) - DESCRIPTION_CHARS:,} more characters; --json shows all)"
     )
+
+
+#: columns of names, left-aligned; every other column of a measurement table holds figures
+_NAME_COLUMNS = ("model", "artifact", "runtime")
+
+
+def _figure_columns(table: Table, columns: Sequence[str]) -> None:
+    """Add *columns* to a measurement table: names left-aligned, figures right-aligned."""
+    for column in columns:
+        table.add_column(column, justify="left" if column in _NAME_COLUMNS else "right")
+
+
+def _model_ends(rows: Sequence[dict[str, Any]]) -> list[bool]:
+    """Per row: whether it is the last of its model's rows (where the table draws a rule)."""
+    return [i == len(rows) - 1 or rows[i + 1]["model"] != row["model"] for i, row in enumerate(rows)]
 
 
 def print_info(console: Console, item: dict[str, Any]) -> None:
@@ -271,16 +287,9 @@ def print_evaluate_table(reports: list[dict[str, Any]]) -> None:
         return "-" if value is None else f"{100 * value:.2f} %"
 
     table = Table(title="zoo evaluate")
-    for column in (
-        "model",
-        "artifact",
-        "files",
-        "top-1 / accuracy",
-        "top-5",
-        "mAP",
-        "same call as reference",
-    ):
-        table.add_column(column, justify="left" if column in ("model", "artifact") else "right")
+    _figure_columns(
+        table, ("model", "artifact", "files", "top-1 / accuracy", "top-5", "mAP", "same call as reference")
+    )
     for report in reports:
         items = list(report["results"].items())
         for index, (artifact, entry) in enumerate(items):
@@ -324,24 +333,24 @@ def print_bench_table(result: dict[str, Any]) -> None:
         f"{options['seconds']:g} s each in {options['rounds']} interleaved rounds, "
         f"OpenVINO precision {options['openvino_precision_hint']})"
     )
-    for column in (
-        "model",
-        *(["threads"] if several else []),
-        "artifact",
-        "runtime",
-        "size MB",
-        "p50 ms",
-        "p90 ms",
-        "python ms",
-        "items/s",
-        "speed-up",
-        "GFLOP/s",
-        "agreement",
-    ):
-        table.add_column(column, justify="left" if column in ("model", "artifact", "runtime") else "right")
-    models = [r["model"] for r in result["rows"]]
-    for index, row in enumerate(result["rows"]):
-        last = index == len(models) - 1 or models[index + 1] != row["model"]
+    _figure_columns(
+        table,
+        (
+            "model",
+            *(["threads"] if several else []),
+            "artifact",
+            "runtime",
+            "size MB",
+            "p50 ms",
+            "p90 ms",
+            "python ms",
+            "items/s",
+            "speed-up",
+            "GFLOP/s",
+            "agreement",
+        ),
+    )
+    for row, last in zip(result["rows"], _model_ends(result["rows"]), strict=True):
         # a source framework that keeps its own thread count shows "default"
         lead = [row["model"], *([str(row["threads"] or "default")] if several else [])]
         if row["error"]:
@@ -422,19 +431,10 @@ def print_throughput_table(result: dict[str, Any]) -> None:
         title=f"zoo bench --throughput ({options['cores']} cores, {options['seconds']:g} s per configuration, "
         f"OpenVINO precision {options['openvino_precision_hint']})"
     )
-    for column in (
-        "model",
-        "artifact",
-        "runtime",
-        "best configuration",
-        "windows/s",
-        "audio s/s",
-        "vs source",
-    ):
-        table.add_column(column, justify="left" if column in ("model", "artifact", "runtime") else "right")
-    models = [r["model"] for r in result["rows"]]
-    for index, row in enumerate(result["rows"]):
-        last = index == len(models) - 1 or models[index + 1] != row["model"]
+    _figure_columns(
+        table, ("model", "artifact", "runtime", "best configuration", "windows/s", "audio s/s", "vs source")
+    )
+    for row, last in zip(result["rows"], _model_ends(result["rows"]), strict=True):
         if row["error"]:
             table.add_row(row["model"], row["artifact"], row["runtime"], "error", row["error"][:80], "", "")
             continue
