@@ -149,8 +149,13 @@ def test_openvino_front_end_is_one_matrix_computed_in_float64(tiny, monkeypatch)
     # frames at a fixed hop of one signal: a strided convolution with the (bands x 1 x frame) matrix
     assert weights == [("Convolution", (16, 1, 256))], weights
     assert "Gather" not in kinds  # no frames are materialised
-    powers = [op for op in model.get_ops() if op.get_type_name() == "Power"]
-    assert [p.input_value(0).get_node().get_type_name() for p in powers] == ["Abs"]  # no squared intermediate
+    # (x*x)**p as exp(2p ln|x|): no squared intermediate, and no Power kernel
+    assert "Power" not in kinds
+    exps = [op for op in model.get_ops() if op.get_type_name() == "Exp"]
+    chain = [exps[0].input_value(0).get_node()]
+    while chain[-1].get_type_name() not in ("Abs", "Parameter"):
+        chain.append(next(v.get_node() for v in chain[-1].input_values() if v.get_node().get_type_name() != "Constant"))
+    assert [op.get_type_name() for op in chain] == ["Multiply", "Log", "Abs"]
 
     def converted_with(module, name: str, replacement) -> object:
         monkeypatch.setattr(module, name, replacement)
@@ -175,6 +180,62 @@ def test_openvino_front_end_is_one_matrix_computed_in_float64(tiny, monkeypatch)
         bound = floor32(float(np.abs(expected).max()), (256, 2))
         for variant in (model, gathered, unfolded):
             assert float(np.abs(compiled(variant)({0: audio})[0] - expected).max()) < bound, name
+
+
+def _power_graph(exponent: float, *, absolute: bool = True):
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    x = ops.parameter([4, 1000], np.float32)
+    base = ops.abs(x) if absolute else ops.relu(x)
+    power = ops.power(base, ops.constant(np.array([[exponent]], np.float32)))
+    return ov.Model([power], [x])
+
+
+def _values(model, x):
+    import openvino as ov
+
+    return ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})({0: x})[0]
+
+
+@pytest.mark.parametrize("exponent", [0.45904818, 0.3810546, -0.7])
+def test_fractional_powers_become_exp_of_a_scaled_log_within_their_rounding(exponent):
+    from converters import tflite
+    from zoo.numerics import U32
+
+    rng = np.random.default_rng(1)
+    # band values over ten decades, signs and exact zeros included
+    x = (rng.standard_normal((4, 1000)) * 10.0 ** rng.uniform(-5, 5, (4, 1000))).astype(np.float32)
+    x[0, :10] = 0.0
+    with np.errstate(divide="ignore"):  # 0 ** -0.7 is inf, as the IR must give too
+        expected = np.abs(x.astype(np.float64)) ** np.float64(np.float32(exponent))
+
+    def error(model) -> np.ndarray:
+        got = _values(model, x).astype(np.float64)
+        assert np.array_equal(got == 0, expected == 0) and np.array_equal(np.isinf(got), np.isinf(expected))
+        finite = np.isfinite(expected) & (expected > 0)
+        # the docstring's derivation: (1.5 |p ln x| + 1) ulps, one more ulp for each kernel's own
+        # rounding (Log, Exp), relative to the exact value
+        ulps = 1.5 * np.abs(exponent * np.log(np.abs(x[finite].astype(np.float64)))) + 3.0
+        return np.abs(got[finite] - expected[finite]) / expected[finite] / (ulps * U32)
+
+    model = _power_graph(exponent)
+    assert tflite.powers_by_exp_log(list(model.get_ordered_ops())) == 1
+    kinds = [op.get_type_name() for op in model.get_ordered_ops()]
+    assert "Power" not in kinds and {"Exp", "Log", "Abs"} <= set(kinds)
+    assert error(model).max() <= 1.0
+    # a planted defect, the exponent's low bits lost (p rounded to half precision): caught
+    planted = _power_graph(float(np.float16(exponent)))
+    assert tflite.powers_by_exp_log(list(planted.get_ordered_ops())) == 1
+    assert error(planted).max() > 1.0
+
+
+def test_whole_powers_and_bases_that_may_be_negative_keep_their_power():
+    from converters import tflite
+
+    for model in (_power_graph(2.0), _power_graph(0.5, absolute=False)):
+        assert tflite.powers_by_exp_log(list(model.get_ordered_ops())) == 0
+        assert "Power" in [op.get_type_name() for op in model.get_ordered_ops()]
 
 
 def test_a_manifest_naming_another_input_is_refused(tiny):
