@@ -154,7 +154,9 @@ def test_openvino_front_end_is_one_matrix_computed_in_float64(tiny, monkeypatch)
     exps = [op for op in model.get_ops() if op.get_type_name() == "Exp"]
     chain = [exps[0].input_value(0).get_node()]
     while chain[-1].get_type_name() not in ("Abs", "Parameter"):
-        chain.append(next(v.get_node() for v in chain[-1].input_values() if v.get_node().get_type_name() != "Constant"))
+        chain.append(
+            next(v.get_node() for v in chain[-1].input_values() if v.get_node().get_type_name() != "Constant")
+        )
     assert [op.get_type_name() for op in chain] == ["Multiply", "Log", "Abs"]
 
     def converted_with(module, name: str, replacement) -> object:
