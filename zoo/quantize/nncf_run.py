@@ -59,7 +59,9 @@ def count_quantizers(model: Any) -> int:
     return quantizers
 
 
-def recipe(manifest: Manifest, model: Any, onnx: bool = False) -> dict[str, Any]:
+def recipe(
+    manifest: Manifest, model: Any, onnx: bool = False, front: list[str] | None = None
+) -> dict[str, Any]:
     """The manifest's INT8 recipe as keyword arguments of nncf.quantize (and its accuracy-control twin).
 
     The ignored scope holds the front end found by structure; bias correction (fast or full, or
@@ -82,7 +84,7 @@ def recipe(manifest: Manifest, model: Any, onnx: bool = False) -> dict[str, Any]
         else AdvancedSmoothQuantParameters(matmul=-1, convolution=-1),
     )
     found: dict[str, Any] = {
-        "ignored_scope": ignored_scope(manifest, model, onnx=onnx),
+        "ignored_scope": ignored_scope(manifest, model, onnx=onnx, front=front),
         "fast_bias_correction": settings.fast_bias_correction,
         "advanced_parameters": advanced,
     }
@@ -132,8 +134,8 @@ def quantize_ir(
     reference = compile_f32(fp32_model)
     mode = manifest.quantize.mode
     result = QuantizeResult(manifest.name, "done", mode=mode, subset_size=subset_size, preset=preset)
-    settings = recipe(manifest, fp32_model)
-    result.front_end = front_end_ops(fp32_model, manifest)
+    result.front_end = front_end_ops(fp32_model, manifest)  # walked once: the scope and the report
+    settings = recipe(manifest, fp32_model, front=result.front_end)
     items = calibration_items(reference, manifest, samples, subset_size) if mode == "full" else []
     nncf_preset = nncf.QuantizationPreset.MIXED if preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
 

@@ -161,10 +161,13 @@ def onnx_edge_layers(model: Any, manifest: Manifest, front: list[str] | None = N
     return _ends(names, settings.float_first_layers, settings.float_last_layers)
 
 
-def ignored_scope(manifest: Manifest, model: Any = None, onnx: bool = False) -> Any:
+def ignored_scope(
+    manifest: Manifest, model: Any = None, onnx: bool = False, front: list[str] | None = None
+) -> Any:
     """quantize.ignored_scope plus the structural front end of *model*, as an nncf.IgnoredScope.
 
-    *model* is the ov.Model (or, with onnx=True, the ONNX ModelProto) NNCF will quantize.
+    *model* is the ov.Model (or, with onnx=True, the ONNX ModelProto) NNCF will quantize; *front*,
+    when the caller has already walked it, is that model's front end (else it is found here).
     """
     import nncf
 
@@ -174,10 +177,10 @@ def ignored_scope(manifest: Manifest, model: Any = None, onnx: bool = False) -> 
     if onnx:
         types = sorted({ONNX_TYPES.get(t, t) for t in types})
         if model is not None:
-            front = onnx_front_end_nodes(model, manifest)
+            front = onnx_front_end_nodes(model, manifest) if front is None else front
             names += front + onnx_edge_layers(model, manifest, front)
     elif model is not None:
-        front = front_end_ops(model, manifest)
+        front = front_end_ops(model, manifest) if front is None else front
         names += front + edge_layers(model, manifest, front)
     # validate=False: a type the graph does not have (after the converter's fusions) is not an error
     return nncf.IgnoredScope(
