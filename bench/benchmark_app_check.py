@@ -5,10 +5,11 @@
 synchronous request, f32 inference precision, the same thread count). The medians of both are
 printed side by side with their ratio; the script exits 1 when any IR differs by more than
 ``--within`` (10 % by default), i.e. when `zoo bench` reports something that is not the runtime's
-own latency. Stateful models are timed with their initial state by both.
+own latency. The two tools take ``--repeats`` turns each and keep their fastest median, so a slow
+spell of a shared machine does not fall on one tool alone. Stateful models are timed with their initial state by both.
 
     .venv/bin/python bench/benchmark_app_check.py --name silero-vad,aclnet,yamnet,birdnet-v2.4 \
-        -o zoo-out [--threads 1] [--seconds 5] [--within 0.10]
+        -o zoo-out [--threads 1] [--seconds 5] [--within 0.10] [--repeats 2]
 
 Run it on a quiet machine: both tools measure whatever else the cores are doing.
 """
@@ -70,6 +71,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--within", type=float, default=0.10, help="largest relative difference allowed")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="alternations of the two tools; each keeps its fastest median"
+    )
     args = parser.parse_args()
 
     from zoo.layout import ModelLayout
@@ -77,15 +81,24 @@ def main() -> None:
     misses = 0
     print(f"{'model':<16} {'IR':<5} {'zoo bench ms':>13} {'benchmark_app ms':>17} {'ratio':>6}")
     for name in [n for n in args.name.split(",") if n]:
-        for row in zoo_bench(name, args.output_dir, args.threads, args.seconds):
-            precision = row["artifact"]
-            xml = ModelLayout(Path(args.output_dir), name).artifact(precision)
-            reference = benchmark_app(xml, args.threads, args.seconds)
-            ratio = row["p50_ms"] / reference
+        # the tools take turns, and each keeps its fastest median: a shared machine that slows for a
+        # while (on 2 vCPUs, sub-millisecond calls at 2 threads came out 1.5x slower for minutes)
+        # then slows both tools' slow turns, not one tool's only measurement
+        ours: dict[str, list[float]] = {}
+        theirs: dict[str, list[float]] = {}
+        for _ in range(max(1, args.repeats)):
+            for row in zoo_bench(name, args.output_dir, args.threads, args.seconds):
+                precision = row["artifact"]
+                xml = ModelLayout(Path(args.output_dir), name).artifact(precision)
+                ours.setdefault(precision, []).append(row["p50_ms"])
+                theirs.setdefault(precision, []).append(benchmark_app(xml, args.threads, args.seconds))
+        for precision, figures in ours.items():
+            mine, reference = min(figures), min(theirs[precision])
+            ratio = mine / reference
             miss = abs(ratio - 1.0) > args.within
             misses += miss
             print(
-                f"{name:<16} {precision:<5} {row['p50_ms']:>13.4f} {reference:>17.4f} {ratio:>6.2f}"
+                f"{name:<16} {precision:<5} {mine:>13.4f} {reference:>17.4f} {ratio:>6.2f}"
                 + ("  MISS" if miss else "")
             )
     if misses:

@@ -216,8 +216,7 @@ def test_fractional_powers_become_exp_of_a_scaled_log_within_their_rounding(expo
         got = _values(model, x).astype(np.float64)
         assert np.array_equal(got == 0, expected == 0) and np.array_equal(np.isinf(got), np.isinf(expected))
         finite = np.isfinite(expected) & (expected > 0)
-        # the docstring's derivation: (1.5 |p ln x| + 1) ulps, one more ulp for each kernel's own
-        # rounding (Log, Exp), relative to the exact value
+        # the docstring's derivation: (1.5 |p ln x| + 3) ulps relative to the exact value
         ulps = 1.5 * np.abs(exponent * np.log(np.abs(x[finite].astype(np.float64)))) + 3.0
         return np.abs(got[finite] - expected[finite]) / expected[finite] / (ulps * U32)
 
