@@ -239,10 +239,18 @@ def test_openvino_model_has_its_stft_as_one_convolution_and_matches_tensorflow(y
     model = yamnet["openvino"]
     kinds = {op.get_type_name() for op in model.get_ops()}
     assert "RDFT" not in kinds  # framing, window and RDFT folded (converters.spectral)
-    folded = [op for op in model.get_ops() if op.get_friendly_name().endswith(FOLDED_TAG)]
-    # (re, im) rows for the bins the mel matrix uses only (converters.spectral.band_limited_magnitudes)
-    assert [tuple(op.input_value(1).get_shape()) for op in folded] == [(2 * mel_band_bins(), 1, 400)]
-    assert "log_mel_features" in folded[0].get_friendly_name()  # front-end name patterns still match
+    # the Hann window is symmetric about each frame's middle sample: the bins the mel matrix uses,
+    # and only those, come from the frame's folded halves, 200 rows each for cosines and sines
+    # (converters.spectral.band_limited_magnitudes), not from a strided convolution
+    assert not [op for op in model.get_ops() if op.get_friendly_name().endswith(FOLDED_TAG)]
+    halves = [
+        op
+        for op in model.get_ops()
+        if op.get_type_name() == "MatMul" and tuple(op.input_value(1).get_shape()) == (200, mel_band_bins())
+    ]
+    assert len(halves) == 2
+    # front-end name patterns still match
+    assert all("log_mel_features" in op.get_friendly_name() for op in halves)
     assert sorted(n for p in model.outputs for n in p.get_names()) == [
         "embeddings",
         "log_mel_spectrogram",
@@ -282,9 +290,9 @@ def test_fp16_keeps_the_front_end_in_fp32_and_survives_loud_probes(yamnet, manif
     )
     assert kept["fp16_keep_fp32"], "the manifest's fp16_keep_fp32 patterns match no op"
     consts = _consts(tmp_path / "kept" / "yamnet.xml")
-    # the windowed DFT matrix (as a convolution kernel) and the mel matrix
+    # the windowed DFT's cosine and sine halves (one shape, both kept) and the mel matrix
     used = mel_band_bins()
-    assert consts[(2 * used, 1, 400)] == "f32" and consts[(used, 64)] == "f32"
+    assert consts[(200, used)] == "f32" and consts[(used, 64)] == "f32"
     assert {consts.get((1024, 521)), consts.get((521, 1024))} - {None} == {
         "f16"
     }  # the classifier is compressed

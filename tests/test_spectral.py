@@ -18,13 +18,16 @@ SAMPLES, FRAME, HOP, SIZE = 4000, 400, 160, 512
 PIECE = 80  # gcd(FRAME, HOP): TensorFlow gathers pieces of this length
 
 
-def stft_graph(framed: bool = True, axis_last: bool = True):
-    """[SAMPLES] -> frames (gathered pieces) x Hann -> zero pad to SIZE -> RDFT -> [frames, bins, 2]."""
+def stft_graph(framed: bool = True, axis_last: bool = True, periodic: bool = True):
+    """[SAMPLES] -> frames (gathered pieces) x Hann -> zero pad to SIZE -> RDFT -> [frames, bins, 2].
+
+    The periodic Hann (TensorFlow's) is symmetric about the frame's middle sample; numpy's
+    symmetric one (periodic=False) is symmetric about a point between two samples."""
     import openvino as ov
     import openvino.opset13 as ops
 
     count = (SAMPLES - FRAME) // HOP + 1
-    window = np.hanning(FRAME + 1)[:-1].astype(np.float32)
+    window = (np.hanning(FRAME + 1)[:-1] if periodic else np.hanning(FRAME)).astype(np.float32)
     if framed:
         signal = ops.parameter([SAMPLES], np.float32, name="signal")
         pieces = ops.reshape(signal, ops.constant(np.array([SAMPLES // PIECE, PIECE], np.int64)), False)
@@ -184,13 +187,13 @@ def run_output(model, data: np.ndarray, index: int) -> np.ndarray:
     return compiled({0: data})[index]
 
 
-def magnitude_mel_graph(power_op: str = "power"):
+def magnitude_mel_graph(power_op: str = "power", periodic: bool = True):
     """stft_graph's spectrum -> |z| as TensorFlow's abs of a complex tensor lowers it (square,
     sum over the (re, im) axis, sqrt) -> a mel-like matrix whose rows outside 20..200 are zero."""
     import openvino as ov
     import openvino.opset13 as ops
 
-    model, _, count = stft_graph(framed=True)
+    model, _, count = stft_graph(framed=True, periodic=periodic)
     spectrum = model.get_results()[0].input_value(0)
     squared = (
         ops.power(spectrum, ops.constant(np.array([[[2.0]]], np.float32)))
@@ -206,11 +209,15 @@ def magnitude_mel_graph(power_op: str = "power"):
     return ov.Model([mel], model.get_parameters()), count
 
 
-@pytest.mark.parametrize("power_op", ["power", "multiply"])
-def test_magnitudes_are_computed_for_the_mel_band_only_and_keep_their_values(power_op):
+@pytest.mark.parametrize(
+    "power_op, periodic",
+    [("power", True), ("multiply", True), ("power", False)],
+    ids=["power-centred", "multiply-centred", "power-convolution"],
+)
+def test_magnitudes_are_computed_for_the_mel_band_only_and_keep_their_values(power_op, periodic):
     from converters.spectral import FOLDED_TAG, band_limited_magnitudes, rdft_as_convolution
 
-    model, _ = magnitude_mel_graph(power_op)
+    model, _ = magnitude_mel_graph(power_op, periodic)
     rng = np.random.RandomState(5)
     signal = (0.3 * rng.standard_normal(SAMPLES) + np.sin(0.05 * np.arange(SAMPLES))).astype(np.float32)
     assert rdft_as_convolution(model) == 1
@@ -218,8 +225,19 @@ def test_magnitudes_are_computed_for_the_mel_band_only_and_keep_their_values(pow
     assert band_limited_magnitudes(model) == 1
     kinds_after = [op.get_type_name() for op in model.get_ops()]
     assert "ReduceSum" not in kinds_after
-    (conv,) = [op for op in model.get_ops() if op.get_friendly_name().endswith(FOLDED_TAG)]
-    assert [int(d) for d in conv.get_output_partial_shape(0).to_shape()][1] == 2 * 180  # bins 20..199
+    folded = [op for op in model.get_ops() if op.get_friendly_name().endswith(FOLDED_TAG)]
+    weights = sorted(
+        tuple(op.input_value(1).get_node().get_output_shape(0))
+        for op in model.get_ops()
+        if op.get_type_name() in ("MatMul", "Convolution")
+        and op is not model.get_results()[0].input_value(0).get_node()
+    )
+    if periodic:  # bins 20..199 from the frame's folded halves: two (FRAME / 2) x 180 matrices
+        assert not folded and weights == [(FRAME // 2, 180), (FRAME // 2, 180)]
+    else:  # not centred on a sample: the strided convolution of the used (re, im) rows
+        assert [tuple(op.input_value(1).get_node().get_output_shape(0)) for op in folded] == [
+            (2 * 180, 1, FRAME)
+        ]
     after = run(model, signal)
     assert after.shape == before.shape
     # the same products regrouped: float32 rounding of the FRAME-long DFT sums, carried through
