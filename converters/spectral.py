@@ -444,6 +444,8 @@ def _centred_halves(kernel: np.ndarray, used: np.ndarray, bins: int) -> tuple[np
     x[c+m] + x[c-m] against the cosine half and the differences against the sine half: half the
     multiplies. The rows are rotated in float64 from the float32 kernel.
     """
+    from zoo.numerics.budget import U32
+
     length = kernel.shape[-1]
     if length % 2:
         return None
@@ -460,7 +462,7 @@ def _centred_halves(kernel: np.ndarray, used: np.ndarray, bins: int) -> tuple[np
     # (TensorFlow's Hann: 0.5 - 0.5 cos), allowed 4 u of error per sample: 8 u more per pair.
     # The halves take each pair's mean, so the IR's window is symmetric where the model's was
     # off by that rounding.
-    limit = 12.0 * 2.0**-24 * float(np.abs(rows).max())
+    limit = 12.0 * U32 * float(np.abs(rows).max())
     if (
         max(
             float(np.abs(real_c[:, half + m] - real_c[:, half - m]).max()),
@@ -479,9 +481,11 @@ def _centred_halves(kernel: np.ndarray, used: np.ndarray, bins: int) -> tuple[np
     return even.astype(np.float32), odd.astype(np.float32)
 
 
-def _centred_spectrum(conv: Any, halves: tuple[np.ndarray, np.ndarray], frames: int) -> list[Any] | None:
-    """The ops that make (real, imaginary) [frames, bins] of *conv*'s frames from its signal with
-    the centred halves: two Gathers of the samples after and before each frame's middle, their
+def _centred_spectrum(
+    conv: Any, halves: tuple[np.ndarray, np.ndarray], frames: int
+) -> tuple[list[Any], Any, Any] | None:
+    """(the ops made, real, imaginary): [frames, bins] parts of *conv*'s frames made from its signal
+    with the centred halves: two Gathers of the samples after and before each frame's middle, their
     sum and difference, and one MatMul each. None when the convolution is not a plain framing."""
     import openvino.opset13 as ops
 
@@ -502,12 +506,12 @@ def _centred_spectrum(conv: Any, halves: tuple[np.ndarray, np.ndarray], frames: 
     sums, differences = ops.add(after, before), ops.subtract(after, before)
     real = ops.matmul(sums, ops.constant(np.ascontiguousarray(even)), False, False)
     imaginary = ops.matmul(differences, ops.constant(np.ascontiguousarray(odd)), False, False)
-    return [flat, after, before, sums, differences, real, imaginary]
+    return [flat, after, before, sums, differences, real, imaginary], real.output(0), imaginary.output(0)
 
 
 def band_limited_magnitudes(model: Any) -> int:
     """Make each folded DFT whose magnitudes only feed a mel MatMul compute just the bins the mel
-    matrix uses, real parts and imaginary parts in two blocks, magnitudes bins x frames.
+    matrix uses, real parts and imaginary parts apart, with as few multiplies as the window allows.
 
     TensorFlow's STFT magnitude comes out as interleaved (re, im) pairs for every bin, squared
     and summed over a last axis of 2 (a strided reduction), then multiplied by a mel matrix whose
@@ -539,8 +543,8 @@ def band_limited_magnitudes(model: Any) -> int:
         spectrum = _centred_spectrum(conv, centred, frames) if centred is not None else None
         made: list[Any]
         if spectrum is not None:  # frames x bins, from half the multiplies
-            real, imaginary = spectrum[-2].output(0), spectrum[-1].output(0)
-            made, bins_first = spectrum, False
+            made, real, imaginary = spectrum
+            bins_first = False
         else:  # bins x frames, from the strided convolution of the used rows
             rows = np.concatenate([kernel[2 * used], kernel[2 * used + 1]])  # re block, then im block
             layout = conv.get_attributes()

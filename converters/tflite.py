@@ -350,8 +350,8 @@ def powers_by_exp_log(nodes: list[Any]) -> int:
     rounding (allowed 3 ulps: OpenVINO documents no bound for its kernels). So the result is off
     by at most (1.5 |p ln x| + 3) float32 ulps relative: ~13 ulps for the band values a front
     end makes (|p ln x| < 7), no more than the relative rounding of the 2048-long frame sums
-    that produced x (zoo.numerics' floor: u * sqrt(n / 3) = 26 ulps per sigma). A base that is not an Abs is left alone: ln of a negative number is NaN, where a
-    Power with a whole exponent is not.
+    that produced x (zoo.numerics' floor: u * sqrt(n / 3) = 26 ulps per sigma). A base that is not
+    an Abs is left alone: ln of a negative number is NaN, where a Power with a whole exponent is not.
     """
     import openvino.opset13 as ops
 
