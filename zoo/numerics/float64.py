@@ -4,7 +4,8 @@
   the module deep-copied and ``.double()``, inputs in float64;
 - Keras: the rebuild built again under tf_keras' float64 policy, weights cast, traced once;
 - TFLite and ONNX sources: the ONNX graph made float64 (``onnx_to_float64``) on ONNX Runtime,
-  or on ``onnx.reference.ReferenceEvaluator`` where ONNX Runtime lacks a float64 kernel (Conv).
+  or on ``onnx.reference.ReferenceEvaluator`` where ONNX Runtime lacks a float64 kernel (Conv),
+  with whole-array pools (zoo.numerics.reference_pools) in place of its per-element ones.
 
 ``weights="float16"`` rounds the weights to float16 first: the FP16 yardstick.
 """
@@ -215,8 +216,10 @@ class OnnxGraph(Float64Model):
         if engine == "reference":
             from onnx.reference import ReferenceEvaluator
 
+            from zoo.numerics.reference_pools import pool_ops
+
             try:
-                self.evaluator = ReferenceEvaluator(proto)
+                self.evaluator = ReferenceEvaluator(proto, new_ops=pool_ops())
             except Exception as exc:  # an op neither engine evaluates
                 raise _no_float64(self.source_path, exc) from exc
 

@@ -1,0 +1,146 @@
+"""Whole-array MaxPool and AveragePool for onnx.reference, the engine of the float64 yardsticks.
+
+onnx.reference computes a pool one output element at a time in Python. For BirdNET, whose two
+stem pools read a 96 x 511 map per channel, that loop took about 80 % of `zoo verify`. These
+kernels take every window at once from a strided view of the padded input and reduce it with
+numpy, for the attribute sets they cover: explicit or VALID padding, floor rounding, any kernel,
+strides and dilations, one output. Anything else (SAME padding, ceil rounding, MaxPool's indices
+output, integer inputs) goes to onnx's own implementation. The windows are the same; a mean may
+round differently from onnx's in the last float64 bit (another summation order), which is 2^-29
+of a float32 unit and no yardstick can see.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def pool_windows(
+    x: np.ndarray,
+    kernel: list[int],
+    strides: list[int],
+    dilations: list[int],
+    pads: list[int],
+    fill: float,
+) -> np.ndarray:
+    """A strided view [N, C, *outputs, *kernel] of every pooling window of *x* [N, C, *spatial].
+
+    *pads* lists the leading pads of each spatial axis, then the trailing ones (ONNX's order); the
+    padded cells hold *fill*. Output lengths round down, as ONNX's ``ceil_mode=0``.
+    """
+    spatial = x.ndim - 2
+    widths = [(0, 0), (0, 0)] + [(pads[i], pads[i + spatial]) for i in range(spatial)]
+    padded = np.pad(x, widths, constant_values=fill)
+    spans = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    view = sliding_window_view(padded, spans, axis=tuple(range(2, x.ndim)))
+    step = tuple(slice(None, None, s) for s in strides) + tuple(slice(None, None, d) for d in dilations)
+    return view[(slice(None), slice(None), *step)]
+
+
+def max_pool(
+    x: np.ndarray, kernel: list[int], strides: list[int], dilations: list[int], pads: list[int]
+) -> np.ndarray:
+    """ONNX MaxPool (floor rounding): padded cells never win."""
+    windows = pool_windows(x, kernel, strides, dilations, pads, -np.inf)
+    return np.asarray(windows.max(axis=tuple(range(x.ndim, windows.ndim))), dtype=x.dtype)
+
+
+def average_pool(
+    x: np.ndarray,
+    kernel: list[int],
+    strides: list[int],
+    dilations: list[int],
+    pads: list[int],
+    count_include_pad: bool,
+) -> np.ndarray:
+    """ONNX AveragePool (floor rounding): each window's sum over its cell count, padded cells
+    counted only with *count_include_pad*."""
+    axes = tuple(range(x.ndim, 2 * x.ndim - 2))
+    sums = pool_windows(x, kernel, strides, dilations, pads, 0.0).sum(axis=axes)
+    if count_include_pad:
+        return np.asarray(sums / float(np.prod(kernel)), dtype=x.dtype)
+    ones = np.ones((1, 1, *x.shape[2:]), dtype=x.dtype)
+    counts = pool_windows(ones, kernel, strides, dilations, pads, 0.0).sum(axis=axes)
+    return np.asarray(sums / counts, dtype=x.dtype)
+
+
+def _covered(
+    x: np.ndarray, auto_pad: Any, ceil_mode: Any, kernel_shape: Any, pads: Any, strides: Any, dilations: Any
+) -> tuple[list[int], list[int], list[int], list[int]] | None:
+    """(kernel, strides, dilations, pads) when these kernels compute this node, else None."""
+    mode = auto_pad.decode() if isinstance(auto_pad, bytes) else (auto_pad or "NOTSET")
+    if mode not in ("NOTSET", "VALID") or ceil_mode or not kernel_shape or x.ndim < 3:
+        return None
+    if not np.issubdtype(x.dtype, np.floating):
+        return None
+    spatial = x.ndim - 2
+    kernel = [int(k) for k in kernel_shape]
+    stride = [int(s) for s in strides] if strides else [1] * spatial
+    dilation = [int(d) for d in dilations] if dilations else [1] * spatial
+    pad = [int(p) for p in pads] if pads and mode == "NOTSET" else [0] * (2 * spatial)
+    if (
+        len(kernel) != spatial
+        or len(stride) != spatial
+        or len(dilation) != spatial
+        or len(pad) != 2 * spatial
+    ):
+        return None
+    return kernel, stride, dilation, pad
+
+
+@cache
+def pool_ops() -> list[type]:
+    """The two op classes for ``ReferenceEvaluator(new_ops=...)``; each defers to onnx's own
+    implementation for what it does not cover."""
+    from onnx.reference.ops.op_average_pool import AveragePool_19
+    from onnx.reference.ops.op_max_pool import MaxPool as OnnxMaxPool
+
+    class AveragePool(AveragePool_19):
+        op_domain = ""
+
+        def _run(  # type: ignore[override]
+            self,
+            x: np.ndarray,
+            auto_pad: Any = None,
+            ceil_mode: Any = None,
+            dilations: Any = None,
+            kernel_shape: Any = None,
+            pads: Any = None,
+            strides: Any = None,
+            count_include_pad: Any = None,
+        ) -> tuple[np.ndarray]:
+            covered = _covered(x, auto_pad, ceil_mode, kernel_shape, pads, strides, dilations)
+            if covered is None:
+                result: tuple[np.ndarray] = super()._run(
+                    x, auto_pad, ceil_mode, dilations, kernel_shape, pads, strides, count_include_pad
+                )
+                return result
+            return (average_pool(x, *covered, bool(count_include_pad)),)
+
+    class MaxPool(OnnxMaxPool):
+        op_domain = ""
+
+        def _run(  # type: ignore[override]
+            self,
+            x: np.ndarray,
+            auto_pad: Any = None,
+            ceil_mode: Any = None,
+            dilations: Any = None,
+            kernel_shape: Any = None,
+            pads: Any = None,
+            storage_order: Any = None,
+            strides: Any = None,
+        ) -> tuple[np.ndarray, ...]:
+            covered = _covered(x, auto_pad, ceil_mode, kernel_shape, pads, strides, dilations)
+            if covered is None or len(self.onnx_node.output) > 1:
+                result: tuple[np.ndarray, ...] = super()._run(
+                    x, auto_pad, ceil_mode, dilations, kernel_shape, pads, storage_order, strides
+                )
+                return result
+            return (max_pool(x, *covered),)
+
+    return [AveragePool, MaxPool]
