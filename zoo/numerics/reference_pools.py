@@ -68,12 +68,30 @@ def average_pool(
     return np.asarray(sums / counts, dtype=x.dtype)
 
 
+#: the attributes of MaxPool and AveragePool up to opset 22 (storage_order orders only the indices)
+_KNOWN = {
+    "auto_pad",
+    "ceil_mode",
+    "count_include_pad",
+    "dilations",
+    "kernel_shape",
+    "pads",
+    "storage_order",
+    "strides",
+}
+
+
 def _covered(
-    x: np.ndarray, auto_pad: Any, ceil_mode: Any, kernel_shape: Any, pads: Any, strides: Any, dilations: Any
+    x: np.ndarray, attributes: dict[str, Any]
 ) -> tuple[list[int], list[int], list[int], list[int]] | None:
-    """(kernel, strides, dilations, pads) when these kernels compute this node, else None."""
+    """(kernel, strides, dilations, pads) when these kernels compute a pool of *x* with these ONNX
+    attributes, else None."""
+    auto_pad, kernel_shape = attributes.get("auto_pad"), attributes.get("kernel_shape")
+    strides, dilations, pads = (attributes.get(k) for k in ("strides", "dilations", "pads"))
+    if {k for k, v in attributes.items() if v is not None} - _KNOWN:
+        return None  # an attribute of a newer schema: its meaning is onnx's to apply
     mode = auto_pad.decode() if isinstance(auto_pad, bytes) else (auto_pad or "NOTSET")
-    if mode not in ("NOTSET", "VALID") or ceil_mode or not kernel_shape or x.ndim < 3:
+    if mode not in ("NOTSET", "VALID") or attributes.get("ceil_mode") or not kernel_shape or x.ndim < 3:
         return None
     if not np.issubdtype(x.dtype, np.floating):
         return None
@@ -95,52 +113,30 @@ def _covered(
 @cache
 def pool_ops() -> list[type]:
     """The two op classes for ``ReferenceEvaluator(new_ops=...)``; each defers to onnx's own
-    implementation for what it does not cover."""
+    implementation (its base class) for what it does not cover. onnx.reference passes every
+    attribute of the op's schema by name."""
     from onnx.reference.ops.op_average_pool import AveragePool_19
     from onnx.reference.ops.op_max_pool import MaxPool as OnnxMaxPool
+
+    def run(op: Any, base: Any, x: np.ndarray, attributes: dict[str, Any]) -> tuple[np.ndarray, ...]:
+        covered = _covered(x, attributes)
+        if covered is None or len(op.onnx_node.output) > 1:
+            result: tuple[np.ndarray, ...] = base._run(op, x, **attributes)
+            return result
+        if base is OnnxMaxPool:
+            return (max_pool(x, *covered),)
+        return (average_pool(x, *covered, bool(attributes.get("count_include_pad"))),)
 
     class AveragePool(AveragePool_19):
         op_domain = ""
 
-        def _run(  # type: ignore[override]
-            self,
-            x: np.ndarray,
-            auto_pad: Any = None,
-            ceil_mode: Any = None,
-            dilations: Any = None,
-            kernel_shape: Any = None,
-            pads: Any = None,
-            strides: Any = None,
-            count_include_pad: Any = None,
-        ) -> tuple[np.ndarray]:
-            covered = _covered(x, auto_pad, ceil_mode, kernel_shape, pads, strides, dilations)
-            if covered is None:
-                result: tuple[np.ndarray] = super()._run(
-                    x, auto_pad, ceil_mode, dilations, kernel_shape, pads, strides, count_include_pad
-                )
-                return result
-            return (average_pool(x, *covered, bool(count_include_pad)),)
+        def _run(self, x: np.ndarray, **attributes: Any) -> tuple[np.ndarray, ...]:  # type: ignore[override]
+            return run(self, AveragePool_19, x, attributes)
 
     class MaxPool(OnnxMaxPool):
         op_domain = ""
 
-        def _run(  # type: ignore[override]
-            self,
-            x: np.ndarray,
-            auto_pad: Any = None,
-            ceil_mode: Any = None,
-            dilations: Any = None,
-            kernel_shape: Any = None,
-            pads: Any = None,
-            storage_order: Any = None,
-            strides: Any = None,
-        ) -> tuple[np.ndarray, ...]:
-            covered = _covered(x, auto_pad, ceil_mode, kernel_shape, pads, strides, dilations)
-            if covered is None or len(self.onnx_node.output) > 1:
-                result: tuple[np.ndarray, ...] = super()._run(
-                    x, auto_pad, ceil_mode, dilations, kernel_shape, pads, storage_order, strides
-                )
-                return result
-            return (max_pool(x, *covered),)
+        def _run(self, x: np.ndarray, **attributes: Any) -> tuple[np.ndarray, ...]:  # type: ignore[override]
+            return run(self, OnnxMaxPool, x, attributes)
 
     return [AveragePool, MaxPool]
