@@ -11,7 +11,9 @@ framework's OWN float32 error, measured against a float64 evaluation of the same
 - TFLite and ONNX sources (no float64 path of their own): the ONNX graph (the exported
   or the published file) with every float tensor type, initializer, constant and cast
   made float64, run by ONNX Runtime, or by ``onnx.reference.ReferenceEvaluator`` when
-  ONNX Runtime has no float64 kernel for an op (``engine="reference"`` forces it).
+  ONNX Runtime has no float64 kernel for an op (``engine="reference"`` forces it); its pools
+  are replaced by whole-array ones (``reference_pools``), its per-element loops being the
+  slowest part of a verify.
 
 The budget rule, per probe and per output, for an error measured against the source::
 
