@@ -24,6 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from zoo.bench.timing import FIGURE_PRECISION
+
 MEDIAN = re.compile(r"Median:\s+([0-9.]+)\s*(ms|us)")
 
 
@@ -70,7 +72,9 @@ def main() -> None:
     parser.add_argument("-o", "--output-dir", default="zoo-out")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--within", type=float, default=0.10, help="largest relative difference allowed")
+    parser.add_argument(
+        "--within", type=float, default=FIGURE_PRECISION, help="largest relative difference allowed"
+    )
     parser.add_argument(
         "--repeats", type=int, default=2, help="alternations of the two tools; each keeps its fastest median"
     )

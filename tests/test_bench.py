@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import run_zoo
 from tests.int8_models import GROUP, env, quantized, verified, zoo_ok
 from zoo.bench import Timing, time_calls
+from zoo.bench.timing import FIGURE_PRECISION, round_medians
 
 pytestmark = pytest.mark.xdist_group(GROUP)
 
@@ -42,6 +43,26 @@ def test_time_calls_warms_up_then_measures():
     assert timing.wall >= 0.05 and ticks[-1] == 1.0
     bounded = time_calls(lambda: None, seconds=10, warmup_seconds=0.0, max_calls=7)
     assert bounded.calls == 7
+
+
+def test_round_medians_tell_a_change_of_speed_from_chance():
+    rng = np.random.default_rng(0)
+
+    def rounds(*centres: float, calls: int = 400, jitter: float = 0.05) -> list[np.ndarray]:
+        return [centre * (1 + jitter * rng.standard_normal(calls)) for centre in centres]
+
+    medians, moved, steady = round_medians(rounds(1.0, 1.0, 1.0))
+    assert len(medians) == 3 and moved < FIGURE_PRECISION and steady
+    # a machine 30 % slower in the last round: flagged, with the move measured
+    medians, moved, steady = round_medians(rounds(1.0, 1.0, 1.3))
+    assert not steady and moved == pytest.approx(0.3, abs=0.02) and medians[2] > medians[0]
+    # a real but small move (5 %) is within the figures' stated precision: steady
+    assert round_medians(rounds(1.0, 1.05, 1.0, calls=20000))[2]
+    # 13 % apart by chance alone (6 calls a round, wide spread): not flagged
+    few = [np.array([0.7, 1.4, 0.9, 0.8, 1.2, 1.0]), np.array([1.05, 1.4, 0.6, 1.25, 1.1, 1.0])]
+    _, moved, steady = round_medians(few)
+    assert moved > FIGURE_PRECISION and steady
+    assert round_medians([np.array([1.0, 2.0])]) == ([1.5], 0.0, True)  # one round: nothing to compare
 
 
 def test_agreement_comes_from_a_valid_report_only(tmp_path):
@@ -87,6 +108,10 @@ def test_bench_silero_vad_reports_every_subject(int8):
         assert row["error"] is None, row
         assert row["calls"] >= 5 and 0 < row["p50_ms"] <= row["p90_ms"]
         assert row["throughput"] > 0 and row["size"] > 0 and row["speedup"] > 0 and row["threads"] == 1
+        assert len(row["round_p50_ms"]) == 3 and min(row["round_p50_ms"]) <= row["p50_ms"] <= max(
+            row["round_p50_ms"]
+        )
+        assert row["round_spread"] >= 0 and isinstance(row["steady"], bool)
     assert rows["source"]["speedup"] == pytest.approx(1.0)
     # IRs: p50 is OpenVINO's own request timer (as benchmark_app reports it); Python's per-call time
     # holds that and the call around it. Runtimes without a timer report Python's per-call time.
@@ -223,3 +248,36 @@ def test_bench_bad_input():
     assert result.returncode == 2 and "--runtimes" in result.stderr and "Traceback" not in result.stderr
     result = run_zoo("bench", "--name", "silero-vad", "-o", "/nonexistent-zoo-out", env=env())
     assert result.returncode == 2 and "nothing to benchmark" in result.stderr
+
+
+def test_the_table_names_unsteady_rows(capsys):
+    from dataclasses import asdict
+
+    from zoo.bench.subjects import Row
+    from zoo.cli.render import print_bench_table
+
+    common = {"size": 1000, "calls": 30, "p90_ms": 2.0, "mean_ms": 1.5, "throughput": 600.0}
+    rows = [
+        Row("m", "FP32", "openvino", "FP32", threads=2, p50_ms=1.5, round_p50_ms=[1.4, 1.5, 1.9],
+            round_spread=0.357, steady=False, **common),
+        Row("m", "INT8", "openvino", "INT8", threads=2, p50_ms=0.5, round_p50_ms=[0.5, 0.5, 0.51],
+            round_spread=0.02, steady=True, **common),
+    ]  # fmt: skip
+    result = {
+        "options": {
+            "batch": 1,
+            "threads": [1, 2],
+            "seconds": 1.0,
+            "rounds": 3,
+            "openvino_precision_hint": "f32",
+        },
+        "machine": {"cpu": "test CPU", "cores": 2},
+        "rows": [asdict(row) for row in rows],
+    }
+    print_bench_table(result)
+    footer = capsys.readouterr().out.splitlines()[-1]
+    assert footer.startswith("unsteady: m FP32 at 2 threads (36 %):") and "INT8" not in footer
+    for row in result["rows"]:
+        row["steady"] = True
+    print_bench_table(result)
+    assert "unsteady" not in capsys.readouterr().out

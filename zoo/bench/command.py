@@ -22,7 +22,7 @@ from zoo.bench.subjects import (
     source_runtime,
     source_weights,
 )
-from zoo.bench.timing import Timing, time_calls
+from zoo.bench.timing import Timing, round_medians, time_calls
 from zoo.errors import UsageError
 from zoo.vocab import ALL_IR_PRECISIONS, SUBJECTS
 
@@ -149,6 +149,8 @@ def bench_model(
         if inside[index]:  # the runtime's own figures, Python's beside them
             timing = Timing(np.concatenate(inside[index]), walls[index], batch)
         row.p50_ms, row.p90_ms, row.mean_ms = timing.p50 * 1e3, timing.p90 * 1e3, timing.mean * 1e3
+        medians, row.round_spread, row.steady = round_medians(inside[index] or parts)
+        row.round_p50_ms = [m * 1e3 for m in medians]
         row.throughput = timing.throughput
         if manifest.flops:
             row.gflops = manifest.flops * batch / timing.p50 / 1e9

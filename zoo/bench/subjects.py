@@ -49,6 +49,11 @@ class Row:
     agreement_metric: str | None = None
     inference_precision: str | None = None
     error: str | None = None
+    #: the median of each interleaved round, their largest relative difference, and whether that
+    #: difference is within sampling noise (False: the machine's speed changed during the run)
+    round_p50_ms: list[float] | None = None
+    round_spread: float | None = None
+    steady: bool | None = None
     #: with --profile: the slowest operations of an IR (op, type, kernel, ms per call, share)
     profile: list[dict[str, Any]] | None = None
 

@@ -100,3 +100,35 @@ def time_calls(
         tick(1.0)
     runtime = np.asarray(inside, dtype=np.float64) if inner is not None else None
     return Timing(np.asarray(latencies, dtype=np.float64), wall, batch, runtime)
+
+
+#: how many standard errors two round medians may differ by before the difference is not chance
+STEADY_SIGMAS = 4.0
+#: how close `zoo bench`'s figures are held to OpenVINO's benchmark_app on the same IR
+#: (bench/benchmark_app_check.py); also the largest difference between round medians a steady
+#: run may show, since a run whose own rounds move more cannot stand behind its figures to it
+FIGURE_PRECISION = 0.10
+
+
+def round_medians(rounds: list[np.ndarray]) -> tuple[list[float], float, bool]:
+    """(each round's median latency, their largest relative difference, whether the run was
+    steady): tells a change of the machine's speed during the run from chance.
+
+    Unsteady means the rounds differ by more than FIGURE_PRECISION and by more than sampling noise.
+    The median of n calls has a standard error of about 1.2533 s / sqrt(n) for a spread s of the
+    calls (exact for a normal distribution; s is taken robustly as the interquartile range of all
+    calls / 1.349, so a few slow outliers do not widen it). Two independent medians then differ by
+    sqrt(2) times that, and STEADY_SIGMAS of those (4: chance in about 1 pair in 15,000) is the
+    noise allowed, which matters for subjects with few calls.
+    """
+    medians = [float(np.median(r)) for r in rounds if r.size]
+    if len(medians) < 2:
+        return medians, 0.0, True
+    calls = np.concatenate(rounds)
+    q75, q25 = np.percentile(calls, [75, 25])
+    spread = (q75 - q25) / 1.349
+    smallest = min(r.size for r in rounds if r.size)
+    noise = STEADY_SIGMAS * np.sqrt(2.0) * 1.2533 * spread / np.sqrt(smallest)
+    moved = max(medians) - min(medians)
+    relative = moved / min(medians)
+    return medians, relative, bool(moved <= noise or relative <= FIGURE_PRECISION)

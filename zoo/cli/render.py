@@ -399,6 +399,27 @@ def print_bench_table(result: dict[str, Any]) -> None:
     if load.get("before") is not None:
         line += f"; load average {load['before']:.2f} before, {load['after']:.2f} after"
     sys.stdout.write(line + "\n")
+    from zoo.bench.timing import FIGURE_PRECISION
+
+    unsteady = [row for row in result["rows"] if row.get("steady") is False]
+    if unsteady:
+        moved = ", ".join(
+            f"{row['model']} {row['artifact']}"
+            + (
+                f" at {row['threads']} thread{'s' if row['threads'] > 1 else ''}"
+                if several and row["threads"]
+                else ""
+            )
+            + f" ({100 * row['round_spread']:.0f} %)"
+            for row in unsteady
+        )
+        sys.stdout.write(
+            f"unsteady: {moved}: the medians of these rows' rounds differ by more than "
+            f"{100 * FIGURE_PRECISION:.0f} % and more than chance: their speed changed during the run (the "
+            "machine's load or clock, or the subject itself), and a ratio with these rows carries that "
+            "change; run again on a quieter machine "
+            "(round_p50_ms in --json has each round).\n"
+        )
     for row in result["rows"]:
         if row.get("profile"):
             print_profile(row)
