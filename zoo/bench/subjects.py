@@ -49,8 +49,8 @@ class Row:
     agreement_metric: str | None = None
     inference_precision: str | None = None
     error: str | None = None
-    #: the median of each interleaved round, their largest relative difference, and whether that
-    #: difference is within sampling noise (False: the machine's speed changed during the run)
+    #: the median of each interleaved round, their largest relative difference, and whether the run
+    #: was steady (False: the rounds differ by more than the figures' precision and than chance)
     round_p50_ms: list[float] | None = None
     round_spread: float | None = None
     steady: bool | None = None

@@ -322,6 +322,8 @@ def print_evaluate_table(reports: list[dict[str, Any]]) -> None:
 def print_bench_table(result: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from zoo.bench.timing import FIGURE_PRECISION
+
     def num(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
@@ -399,8 +401,6 @@ def print_bench_table(result: dict[str, Any]) -> None:
     if load.get("before") is not None:
         line += f"; load average {load['before']:.2f} before, {load['after']:.2f} after"
     sys.stdout.write(line + "\n")
-    from zoo.bench.timing import FIGURE_PRECISION
-
     unsteady = [row for row in result["rows"] if row.get("steady") is False]
     if unsteady:
         moved = ", ".join(
