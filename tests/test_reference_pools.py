@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 
 from zoo.numerics import reference_pools
+from zoo.numerics.budget import U64
 from zoo.numerics.reference_pools import pool_ops
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
-
-U64 = 2.0**-53  # unit roundoff of float64
 
 
 def pool_model(op: str, shape: list[int], outputs: int = 1, **attributes: object) -> onnx.ModelProto:

@@ -14,6 +14,7 @@ from zoo.errors import ZooError
 from zoo.manifest import Manifest
 
 U32 = 2.0**-24  #: unit roundoff of float32 (half its machine epsilon)
+U64 = 2.0**-53  #: unit roundoff of float64
 U16 = 2.0**-11  #: unit roundoff of float16
 K = {"FP32": 4.0, "onnx": 4.0, "FP16": 4.0}
 FLOOR_SIGMAS = 4.0

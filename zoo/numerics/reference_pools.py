@@ -81,9 +81,11 @@ _KNOWN = {
 }
 
 
-def _covered(
-    x: np.ndarray, attributes: dict[str, Any]
-) -> tuple[list[int], list[int], list[int], list[int]] | None:
+#: (kernel, strides, dilations, pads) of a pooling window, each per spatial axis (pads: leading, then trailing)
+Window = tuple[list[int], list[int], list[int], list[int]]
+
+
+def _covered(x: np.ndarray, attributes: dict[str, Any]) -> Window | None:
     """(kernel, strides, dilations, pads) when these kernels compute a pool of *x* with these ONNX
     attributes, else None."""
     auto_pad, kernel_shape = attributes.get("auto_pad"), attributes.get("kernel_shape")
@@ -118,25 +120,29 @@ def pool_ops() -> list[type]:
     from onnx.reference.ops.op_average_pool import AveragePool_19
     from onnx.reference.ops.op_max_pool import MaxPool as OnnxMaxPool
 
-    def run(op: Any, base: Any, x: np.ndarray, attributes: dict[str, Any]) -> tuple[np.ndarray, ...]:
+    def run(
+        op: Any, base: Any, pool: Any, x: np.ndarray, attributes: dict[str, Any]
+    ) -> tuple[np.ndarray, ...]:
+        """``pool(x, (kernel, strides, dilations, pads), attributes)`` where covered, else *base*'s own."""
         covered = _covered(x, attributes)
         if covered is None or len(op.onnx_node.output) > 1:
             result: tuple[np.ndarray, ...] = base._run(op, x, **attributes)
             return result
-        if base is OnnxMaxPool:
-            return (max_pool(x, *covered),)
-        return (average_pool(x, *covered, bool(attributes.get("count_include_pad"))),)
+        return (pool(x, covered, attributes),)
+
+    def mean(x: np.ndarray, window: Window, attributes: dict[str, Any]) -> np.ndarray:
+        return average_pool(x, *window, bool(attributes.get("count_include_pad")))
 
     class AveragePool(AveragePool_19):
         op_domain = ""
 
         def _run(self, x: np.ndarray, **attributes: Any) -> tuple[np.ndarray, ...]:  # type: ignore[override]
-            return run(self, AveragePool_19, x, attributes)
+            return run(self, AveragePool_19, mean, x, attributes)
 
     class MaxPool(OnnxMaxPool):
         op_domain = ""
 
         def _run(self, x: np.ndarray, **attributes: Any) -> tuple[np.ndarray, ...]:  # type: ignore[override]
-            return run(self, OnnxMaxPool, x, attributes)
+            return run(self, OnnxMaxPool, lambda x, window, _: max_pool(x, *window), x, attributes)
 
     return [AveragePool, MaxPool]
